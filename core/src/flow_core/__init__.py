@@ -1,0 +1,43 @@
+"""Flow: data-science workflows as Python classes, on a laptop or on AWS.
+
+``from flow_core import FlowSpec, step`` is all a flow needs. Step and flow decorators that
+plugins contribute (``@batch``, ``@schedule``) are importable from here by name too; they are
+looked up only when first imported, so ``import flow_core`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .current import current
+from .errors import FlowError
+from .flowspec import FlowSpec, step
+
+__all__ = ["FlowSpec", "FlowError", "current", "step", "__version__"]
+
+
+def _submodules() -> set[str]:
+    import pkgutil
+
+    return {info.name for info in pkgutil.iter_modules(__path__)}
+
+
+def __getattr__(name: str) -> Any:
+    # Decorators registered through the plugin hooks (the core's own included).
+    if name.startswith("_") or name in _submodules():
+        # `from . import graph` asks here before importing the submodule itself.
+        raise AttributeError(name)
+    from .decorators import attach_flow_decorator, attach_step_decorator
+    from .plugins import get_registry
+
+    registry = get_registry()
+    if name in registry.step_decorators:
+        value = attach_step_decorator(registry.step_decorators[name])
+    elif name in registry.flow_decorators:
+        value = attach_flow_decorator(registry.flow_decorators[name])
+    else:
+        raise AttributeError(f"module 'flow_core' has no attribute '{name}'")
+    globals()[name] = value
+    return value

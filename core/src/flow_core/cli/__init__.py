@@ -1,0 +1,1 @@
+"""The command line: ``flow …`` and ``python myflow.py …``, built on click."""

@@ -1,0 +1,1 @@
+"""Compute backends: where a task's command line runs."""

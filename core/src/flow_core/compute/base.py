@@ -1,0 +1,133 @@
+"""The compute-backend interface and `TaskSpec`, the contract every compute honours.
+
+Every task, on any compute, is the same command line: ``flow step FILE STEP --run-id R
+--task-id T --input-paths P ...`` with the datastore and metadata settings in its
+environment. A compute backend only decides *where* that command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return dict(value)
+
+
+@attrs.frozen
+class TaskSpec:
+    """One task attempt to run."""
+
+    flow_file: str
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    #: Parent tasks as ``run_id/step/task_id``; a join has several.
+    input_paths: tuple[str, ...] = ()
+    split_index: int | None = None
+    retry_count: int = 0
+    max_user_code_retries: int = 0
+    #: Seconds the runtime waits before launching a retry.
+    retry_delay: float = 0.0
+    tags: tuple[str, ...] = ()
+    #: ``run --with`` decorator specs, passed on so the task attaches them too.
+    decospecs: tuple[str, ...] = ()
+    #: Settings and variables the task's process needs (datastore, metadata, user, ...).
+    environment: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    #: The compute backend that runs it (a ``@batch`` step overrides the run's default).
+    compute: str = "local"
+    #: Resource requests and backend options gathered from the step's decorators.
+    resources: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+    @property
+    def label(self) -> str:
+        """How the console names the task: ``run/step/task``."""
+        return f"{self.run_id}/{self.step_name}/{self.task_id}"
+
+    def command(self, python: str = sys.executable, flow_file: str | None = None) -> list[str]:
+        """The task command line. A remote backend passes the file's path inside its container."""
+        args = [
+            python, "-m", "flow_core", "step", flow_file or self.flow_file, self.step_name,
+            "--flow", self.flow_name,
+            "--run-id", self.run_id,
+            "--task-id", self.task_id,
+            "--input-paths", ",".join(self.input_paths),
+            "--retry-count", str(self.retry_count),
+            "--max-user-code-retries", str(self.max_user_code_retries),
+        ]
+        if self.split_index is not None:
+            args += ["--split-index", str(self.split_index)]
+        for tag in self.tags:
+            args += ["--tag", tag]
+        for decospec in self.decospecs:
+            args += ["--with", decospec]
+        return args
+
+
+class TaskEvents(Protocol):
+    """What a compute backend reports back while a task runs; callable from any thread."""
+
+    def output(self, spec: TaskSpec, stream: str, line: str) -> None:
+        """One line the task wrote to ``stream`` ("stdout" or "stderr"), without its newline."""
+
+    def finished(self, spec: TaskSpec, returncode: int, reason: str | None = None) -> None:
+        """The task's process ended; ``reason`` explains a failure the task could not report itself."""
+
+
+class TaskHandle(ABC):
+    """A launched task."""
+
+    @abstractmethod
+    def terminate(self) -> None:
+        """Stop the task now (Ctrl-C, a failed run). Must be safe to call more than once."""
+
+
+class ComputeBackend(ABC):
+    """Runs task command lines somewhere: local processes, AWS Batch jobs, ...
+
+    ``launch`` must return promptly; the backend reports each output line and the end of the
+    task through ``events``, from whatever thread it likes::
+
+        class InlineCompute(ComputeBackend):
+            name = "inline"
+
+            @classmethod
+            def from_settings(cls, settings):
+                return cls()
+
+            def launch(self, spec, events):
+                proc = subprocess.run(spec.command(), env={**os.environ, **spec.environment})
+                events.finished(spec, proc.returncode)
+                return NothingToStop()
+    """
+
+    #: The name ``--compute`` and ``METAFLOW_DEFAULT_COMPUTE`` select this backend by.
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: "Settings") -> "ComputeBackend":
+        """Build the backend from configuration."""
+
+    @abstractmethod
+    def launch(self, spec: TaskSpec, events: TaskEvents) -> TaskHandle:
+        """Start the task and return at once."""
+
+    def max_parallel(self) -> int | None:
+        """How many tasks this backend runs at once, if it imposes a limit."""
+        return None
+
+    def close(self) -> None:
+        """Release what the backend holds (threads, sessions) at the end of a run."""

@@ -1,0 +1,222 @@
+"""The content-addressed store: every value encoded, hashed and compressed once.
+
+A blob's key is the SHA-256 of its encoded bytes, so an equal value is stored once whatever
+run or flow wrote it, and a key that exists is never uploaded again. Stored layout::
+
+    data/<first two hex digits>/<64 hex digits>
+
+Each stored blob is a 16-byte header (magic, format, flags, encoding, payload size) and
+the payload, zstd-compressed unless that does not shrink it. A payload over `CHUNK_SIZE` is
+cut into chunks stored as blobs of their own, and the value's key then holds a manifest
+listing them, so a large artifact moves in parallel and in bounded memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable, Mapping, Sequence
+
+import msgpack
+import zstandard
+
+from ..errors import DataStoreError
+from ..metadata.base import ArtifactRecord
+from ..storage.base import StorageBackend
+from .encoding import MSGPACK, PICKLE, RAW, Encoded, Part, decode, encode
+
+DATA_PREFIX = "data"
+MAGIC = b"FLWB"
+FORMAT = 1
+HEADER = struct.Struct("<4sBBBxQ")  # magic, format, flags, encoding id, payload size
+FLAG_ZSTD, FLAG_MANIFEST = 1, 2
+ENCODING_IDS = {RAW: 0, MSGPACK: 1, PICKLE: 2}
+ENCODINGS = {v: k for k, v in ENCODING_IDS.items()}
+
+CHUNK_SIZE = 64 * 1024 * 1024
+THREADED_FROM = 4 * 1024 * 1024  # multi-threaded zstd above this size
+SAMPLE_FROM = 1024 * 1024  # probe compressibility on a sample above this size
+SAMPLE_SIZE = 128 * 1024
+LEVEL = 3
+CHUNKS_IN_FLIGHT = 4
+
+
+def blob_key(digest: str) -> str:
+    return f"{DATA_PREFIX}/{digest[:2]}/{digest}"
+
+
+def qualified_type(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _views(parts: Sequence[Part]) -> list[memoryview]:
+    return [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]
+
+
+def _digest(encoding: str, parts: Sequence[memoryview]) -> str:
+    sha = hashlib.sha256(bytes([ENCODING_IDS[encoding]]))
+    for part in parts:
+        sha.update(part)
+    return sha.hexdigest()
+
+
+def _slice(parts: list[memoryview], start: int, size: int) -> list[memoryview]:
+    """The views covering bytes [start, start+size) of the concatenated parts, without copying."""
+    out = []
+    offset = 0
+    for part in parts:
+        end = offset + part.nbytes
+        if end > start and offset < start + size:
+            out.append(part[max(0, start - offset): min(part.nbytes, start + size - offset)])
+        offset = end
+    return out
+
+
+class ContentAddressedStore:
+    def __init__(self, storage: StorageBackend):
+        self.storage = storage
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
+            self._pool_pid = os.getpid()
+        return self._pool
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _compress(self, parts: list[memoryview], size: int) -> tuple[int, list[Part]]:
+        """(flags, stored body parts): zstd when it shrinks the payload, else the parts as they are."""
+        if size == 0:
+            return 0, []
+        if size >= SAMPLE_FROM:
+            sample = b"".join(bytes(v) for v in _slice(parts, 0, SAMPLE_SIZE))
+            if len(zstandard.ZstdCompressor(level=LEVEL).compress(sample)) > 0.95 * len(sample):
+                return 0, list(parts)
+        threads = -1 if size >= THREADED_FROM else 0
+        compressor = zstandard.ZstdCompressor(level=LEVEL, threads=threads).compressobj(size=size)
+        chunks = [compressor.compress(part) for part in parts]
+        chunks.append(compressor.flush())
+        compressed = b"".join(chunks)
+        if len(compressed) >= size:
+            return 0, list(parts)
+        return FLAG_ZSTD, [compressed]
+
+    def _stored_blob(self, encoding: str, parts: list[memoryview], size: int, flags: int = 0) -> bytes:
+        zstd_flag, body = self._compress(parts, size) if not flags & FLAG_MANIFEST else (0, list(parts))
+        header = HEADER.pack(MAGIC, FORMAT, flags | zstd_flag, ENCODING_IDS[encoding], size)
+        return b"".join([header, *body])
+
+    def _save_encoded(self, encoded: Encoded) -> str:
+        parts = _views(encoded.parts)
+        size = sum(p.nbytes for p in parts)
+        digest = _digest(encoded.encoding, parts)
+        key = blob_key(digest)
+        if self.storage.exists(key):
+            return digest
+        if size <= CHUNK_SIZE:
+            self.storage.put(key, self._stored_blob(encoded.encoding, parts, size), overwrite=False)
+            return digest
+        chunk_digests = []
+        starts = list(range(0, size, CHUNK_SIZE))
+        for batch_start in range(0, len(starts), CHUNKS_IN_FLIGHT):
+            batch = starts[batch_start: batch_start + CHUNKS_IN_FLIGHT]
+            chunk_parts = [_slice(parts, start, min(CHUNK_SIZE, size - start)) for start in batch]
+            digests = [_digest(RAW, chunk) for chunk in chunk_parts]
+            missing = set(blob_key(d) for d in digests) - self.storage.exists_many(blob_key(d) for d in digests)
+            blobs = self._executor().map(
+                lambda item: (blob_key(item[0]), self._stored_blob(RAW, item[1], sum(v.nbytes for v in item[1]))),
+                [(d, c) for d, c in zip(digests, chunk_parts) if blob_key(d) in missing],
+            )
+            self.storage.put_many(list(blobs), overwrite=False)
+            chunk_digests.extend(digests)
+        manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
+        self.storage.put(key, self._stored_blob(encoded.encoding, [memoryview(manifest)], size, FLAG_MANIFEST),
+                         overwrite=False)
+        return digest
+
+    def save_values(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:
+        """Store each value; return its record (content key, type, encoded size, encoding)."""
+        records = {}
+        for name, value in values.items():
+            encoded = encode(value)
+            digest = self._save_encoded(encoded)
+            records[name] = ArtifactRecord(name=name, key=digest, type=qualified_type(value),
+                                           size=encoded.size, encoding=encoded.encoding)
+        return records
+
+    def save_blobs(self, blobs: Sequence[Part]) -> list[str]:
+        """Store raw bytes (logs, code packages); return their content keys."""
+        return [self._save_encoded(Encoded(RAW, (blob,))) for blob in blobs]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _payloads(self, digests: Sequence[str]) -> dict[str, tuple[str, bytearray | bytes]]:
+        unique = list(dict.fromkeys(digests))
+        stored = self.storage.get_many([blob_key(d) for d in unique])
+        out = {}
+        for digest in unique:
+            out[digest] = self._open(digest, stored[blob_key(digest)])
+        return out
+
+    def _open(self, digest: str, blob: bytes) -> tuple[str, bytearray | bytes]:
+        if len(blob) < HEADER.size:
+            raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
+        magic, fmt, flags, encoding_id, size = HEADER.unpack_from(blob)
+        if magic != MAGIC or fmt != FORMAT or encoding_id not in ENCODINGS:
+            raise DataStoreError(
+                f"the datastore object {blob_key(digest)} is not in a format this flow-core understands")
+        encoding = ENCODINGS[encoding_id]
+        body = memoryview(blob)[HEADER.size:]
+        if flags & FLAG_MANIFEST:
+            return encoding, self._join_chunks(digest, msgpack.unpackb(body), size)
+        if flags & FLAG_ZSTD:
+            out = bytearray(size)
+            try:
+                with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+                    filled = reader.readinto(out)
+                    while filled < size:
+                        more = reader.readinto(memoryview(out)[filled:])
+                        if not more:
+                            break
+                        filled += more
+            except zstandard.ZstdError as exc:
+                raise DataStoreError(f"the datastore object {blob_key(digest)} is corrupt ({exc})") from None
+            if filled != size:
+                raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
+            return encoding, out
+        if len(body) != size:
+            raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
+        return encoding, bytearray(body) if encoding == PICKLE else bytes(body)
+
+    def _join_chunks(self, digest: str, manifest: dict, size: int) -> bytearray:
+        out = bytearray(size)
+        chunks = manifest["chunks"]
+        chunk_size = manifest["chunk_size"]
+        for batch_start in range(0, len(chunks), CHUNKS_IN_FLIGHT):
+            batch = chunks[batch_start: batch_start + CHUNKS_IN_FLIGHT]
+            payloads = self._payloads(batch)
+            for index, chunk_digest in enumerate(batch, start=batch_start):
+                data = payloads[chunk_digest][1]
+                out[index * chunk_size: index * chunk_size + len(data)] = data
+        return out
+
+    def load_values(self, records: Mapping[str, ArtifactRecord]) -> dict[str, Any]:
+        payloads = self._payloads([record.key for record in records.values()])
+        values = {}
+        for name, record in records.items():
+            encoding, payload = payloads[record.key]
+            try:
+                values[name] = decode(encoding, payload)
+            except Exception as exc:
+                raise DataStoreError(f"artifact '{name}' cannot be loaded: {type(exc).__name__}: {exc}") from None
+        return values
+
+    def load_blobs(self, digests: Iterable[str]) -> list[bytes]:
+        digests = list(digests)
+        payloads = self._payloads(digests)
+        return [bytes(payloads[d][1]) for d in digests]

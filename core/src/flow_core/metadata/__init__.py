@@ -1,0 +1,1 @@
+"""Metadata backends: the record of every run, step, task, attempt and artifact."""

@@ -1,0 +1,364 @@
+"""The local runtime: walks a run's graph and hands each ready task to a compute backend.
+
+The runtime never runs user code. It allocates ids through the metadata backend, launches
+task command lines (locally by default, anywhere a compute plugin reaches), reads back a
+finished foreach step's number of splits from the datastore, and decides what runs next:
+the children of a step, one task per foreach item, a join once all its inputs are done.
+A resumed run clones the origin run's successful tasks instead of running them again.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import __version__
+from .compute.base import ComputeBackend, TaskHandle, TaskSpec
+from .console import Console
+from .datastore.task_store import FlowDataStore
+from .decorators import StepDecorator, step_decorators
+from .errors import FlowError, RunFailed
+from .foreach import Stack, child_stack, iteration_key
+from .graph import FOREACH, JOIN, START, FlowGraph
+from .metadata.base import MetadataBackend, RunRecord
+from .plugins import PluginRegistry
+from .resume import ResumePlan
+from .settings import Settings
+from .resume import PARAMETERS_STEP
+
+HEARTBEAT_SECONDS = 10.0
+DEFAULT_MAX_NUM_SPLITS = 100
+
+
+@attrs.frozen
+class _Output:
+    spec: TaskSpec
+    stream: str
+    line: str
+
+
+@attrs.frozen
+class _Finished:
+    spec: TaskSpec
+    returncode: int
+    reason: str | None
+
+
+class _EventQueue:
+    """Compute backends report here from their threads; the runtime's loop drains it."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+
+    def output(self, spec: TaskSpec, stream: str, line: str) -> None:
+        self.queue.put(_Output(spec, stream, line))
+
+    def finished(self, spec: TaskSpec, returncode: int, reason: str | None = None) -> None:
+        self.queue.put(_Finished(spec, returncode, reason))
+
+
+def system_tags(user: str, runtime: str = "local") -> list[str]:
+    return [
+        f"user:{user}",
+        f"runtime:{runtime}",
+        f"python_version:{platform.python_version()}",
+        f"flow_core_version:{__version__}",
+    ]
+
+
+@attrs.frozen
+class RunOptions:
+    compute: str | None = None
+    max_workers: int | None = None
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS
+    tags: tuple[str, ...] = ()
+    decospecs: tuple[str, ...] = ()
+    production_token: str | None = None
+    run_id_file: str | None = None
+
+
+class Runtime:
+    def __init__(
+        self,
+        flow_cls: type,
+        graph: FlowGraph,
+        flow_file: str,
+        settings: Settings,
+        registry: PluginRegistry,
+        console: Console,
+        options: RunOptions = RunOptions(),
+        parameters: dict[str, Any] | None = None,
+        resume: ResumePlan | None = None,
+    ):
+        self.flow_cls = flow_cls
+        self.flow_name = flow_cls.__name__
+        self.graph = graph
+        self.flow_file = os.path.abspath(flow_file)
+        self.settings = settings
+        self.registry = registry
+        self.console = console
+        self.options = options
+        self.parameters = parameters or {}
+        self.resume = resume
+        self.max_workers = options.max_workers or os.cpu_count() or 1
+        self.default_compute = options.compute or settings.backend_name("compute")
+        # Select every backend and check every decorator before anything runs.
+        self.registry.backend_class("compute", self.default_compute)
+        self.decorators: dict[str, list[StepDecorator]] = {}
+        for node in graph:
+            self.decorators[node.name] = step_decorators(flow_cls, node.name, options.decospecs,
+                                                         registry.step_decorators)
+            for decorator in self.decorators[node.name]:
+                decorator.step_init(flow_cls, graph, node.name)
+        storage = registry.create_backend("datastore", settings.backend_name("datastore"), settings)
+        self.datastore = FlowDataStore(storage)
+        self.metadata: MetadataBackend = registry.create_backend(
+            "metadata", settings.backend_name("metadata"), settings)
+        self._computes: dict[str, ComputeBackend] = {}
+        self._events = _EventQueue()
+        self._pending: deque[TaskSpec] = deque()
+        self._delayed: list[tuple[float, TaskSpec]] = []
+        self._running: dict[str, tuple[TaskSpec, TaskHandle]] = {}
+        self._slots_used = 0
+        self._stacks: dict[str, Stack] = {}
+        self._join_inputs: dict[tuple, dict[Any, str]] = {}
+        self._fresh: set[str] = set()  # tasks this run executed (not cloned)
+        self._failed: list[tuple[TaskSpec, str]] = []
+        self.counts = {"done": 0, "cloned": 0}
+
+    # -- the run --------------------------------------------------------------------------
+
+    def execute(self) -> RunRecord:
+        user = self.settings.user
+        tags = system_tags(user)
+        if self.options.production_token:
+            tags.append(f"production:{self.options.production_token}")
+        origin = self.resume.origin_run_id if self.resume else None
+        run = self.metadata.new_run(self.flow_name, user, self.options.tags, tags, origin_run_id=origin)
+        self.run = run
+        if self.options.run_id_file:
+            Path(self.options.run_id_file).write_text(run.run_id)
+        self.task_environment = self.settings.task_environment()
+        if self.options.production_token:
+            self.task_environment["METAFLOW_PRODUCTION_TOKEN"] = self.options.production_token
+        if origin:
+            self.task_environment["FLOW_ORIGIN_RUN_ID"] = origin
+        verb = f"Resuming {self.flow_name}/{origin}" if origin else "Workflow starting"
+        self.console.info(f"{verb} (run-id {run.run_id}), {self.flow_name} by {user}:")
+        started = time.time()
+        stop_heartbeat = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(stop_heartbeat,), daemon=True).start()
+        try:
+            parameters_path = self._store_parameters()
+            self._enqueue(START, [((parameters_path,), (), None)])
+            self._loop()
+        except KeyboardInterrupt:
+            self._terminate_all()
+            self.metadata.finish_run(self.flow_name, run.run_id, succeeded=False)
+            raise RunFailed(
+                f"run {run.pathspec} was interrupted; finished tasks are kept, and "
+                f"`resume --origin-run-id {run.run_id}` continues it"
+            ) from None
+        finally:
+            stop_heartbeat.set()
+            for compute in self._computes.values():
+                compute.close()
+        succeeded = not self._failed
+        self.metadata.finish_run(self.flow_name, run.run_id, succeeded)
+        if not succeeded:
+            spec, why = self._failed[0]
+            raise RunFailed(f"run {run.pathspec} failed: task {spec.pathspec} {why}")
+        cloned = f" ({self.counts['cloned']} reused from run {origin})" if origin else ""
+        self.console.info(f"Done! Run {run.pathspec} finished {self.counts['done']} tasks{cloned} "
+                          f"in {time.time() - started:.1f}s.")
+        return run
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.metadata.heartbeat_run(self.flow_name, self.run.run_id)
+            except FlowError:
+                pass  # a missed heartbeat is not worth failing the run for
+
+    def _store_parameters(self) -> str:
+        """Parameters become the artifacts of a `_parameters` task that `start` inherits."""
+        if self.resume:
+            origin_task = self.resume.parameters_task()
+            if origin_task is not None:
+                return self._clone(PARAMETERS_STEP, origin_task)
+        (task_id,) = self.metadata.new_tasks(self.flow_name, self.run.run_id, PARAMETERS_STEP, 1)
+        self.metadata.start_attempt(self.flow_name, self.run.run_id, PARAMETERS_STEP, task_id, 0)
+        store = self.datastore.task(self.flow_name, self.run.run_id, PARAMETERS_STEP, task_id, 0)
+        store.save_artifacts(self.parameters)
+        store.set_info("success", True)
+        store.commit()
+        self.metadata.finish_attempt(self.flow_name, self.run.run_id, PARAMETERS_STEP, task_id, 0, True,
+                                     list(store.artifact_records().values()))
+        return f"{self.run.run_id}/{PARAMETERS_STEP}/{task_id}"
+
+    def _loop(self) -> None:
+        while self._pending or self._running or self._delayed:
+            self._release_delayed()
+            while self._pending and not self._failed and self._has_slot(self._pending[0]):
+                self._launch(self._pending.popleft())
+            if self._failed and not self._running:
+                break
+            timeout = max(0.0, min(t for t, _ in self._delayed) - time.time()) if self._delayed else None
+            try:
+                event = self._events.queue.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            if isinstance(event, _Output):
+                self.console.task_output(event.spec.label, event.stream, event.line)
+            else:
+                self._on_finished(event)
+
+    def _release_delayed(self) -> None:
+        now = time.time()
+        for item in [d for d in self._delayed if d[0] <= now]:
+            self._delayed.remove(item)
+            self._pending.appendleft(item[1])
+
+    def _slots(self, spec: TaskSpec) -> int:
+        if spec.compute != "local":
+            return 1
+        return max(1, min(int(spec.resources.get("cpu") or 1), self.max_workers))
+
+    def _has_slot(self, spec: TaskSpec) -> bool:
+        return self._slots_used + self._slots(spec) <= self.max_workers or not self._running
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _enqueue(self, step_name: str, tasks: list[tuple[tuple[str, ...], Stack, int | None]]) -> None:
+        """Queue tasks of one step: (input paths, foreach stack, split index) each."""
+        to_run = []
+        for input_paths, stack, split_index in tasks:
+            origin = self._reusable(step_name, input_paths, stack)
+            if origin is not None:
+                path = self._clone(step_name, origin)
+                self._stacks[path.rsplit("/", 1)[1]] = stack
+                self.console.task_event(path, f"Reused {origin.pathspec}.")
+                self._on_success(step_name, path, stack)
+            else:
+                to_run.append((input_paths, stack, split_index))
+        if not to_run:
+            return
+        task_ids = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, len(to_run))
+        decorators = self.decorators[step_name]
+        for task_id, (input_paths, stack, split_index) in zip(task_ids, to_run):
+            spec = TaskSpec(
+                flow_file=self.flow_file, flow_name=self.flow_name, run_id=self.run.run_id,
+                step_name=step_name, task_id=task_id, input_paths=input_paths, split_index=split_index,
+                tags=self.options.tags, decospecs=self.options.decospecs,
+                environment=self.task_environment, compute=self.default_compute,
+            )
+            for decorator in decorators:
+                spec = decorator.runtime_task_spec(spec)
+            self._stacks[task_id] = stack
+            self._pending.append(spec)
+
+    def _reusable(self, step_name: str, input_paths: tuple[str, ...], stack: Stack):
+        if self.resume is None or any(path in self._fresh for path in input_paths):
+            return None
+        return self.resume.reusable_task(step_name, iteration_key(stack))
+
+    def _clone(self, step_name: str, origin) -> str:
+        (task_id,) = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, 1)
+        self.resume.clone_task(origin, self.run.run_id, task_id, self.datastore, self.metadata)
+        self.counts["cloned"] += 1
+        return f"{self.run.run_id}/{step_name}/{task_id}"
+
+    def _compute(self, name: str) -> ComputeBackend:
+        if name not in self._computes:
+            self._computes[name] = self.registry.create_backend("compute", name, self.settings)
+        return self._computes[name]
+
+    def _launch(self, spec: TaskSpec) -> None:
+        retry = f" (retry {spec.retry_count})" if spec.retry_count else ""
+        self.console.task_event(spec.label, f"Task is starting{retry}.")
+        handle = self._compute(spec.compute).launch(spec, self._events)
+        self._running[spec.task_id] = (spec, handle)
+        self._slots_used += self._slots(spec)
+
+    def _on_finished(self, event: _Finished) -> None:
+        spec = event.spec
+        if self._running.pop(spec.task_id, None) is not None:
+            self._slots_used -= self._slots(spec)
+        if event.returncode == 0:
+            self.console.task_event(spec.label, "Task finished successfully.")
+            path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
+            self._fresh.add(path)
+            self.counts["done"] += 1
+            if not self._failed:
+                self._on_success(spec.step_name, path, self._stacks[spec.task_id], spec)
+            return
+        why = event.reason or self._task_exception(spec) or f"exited with status {event.returncode}"
+        if spec.retry_count < spec.max_user_code_retries and not self._failed:
+            self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
+            retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
+            self._delayed.append((time.time() + spec.retry_delay, retry))
+            return
+        self.console.task_event(spec.label, f"Task failed: {why}", failed=True)
+        self._failed.append((spec, f"failed: {why}"))
+        self._terminate_all()
+
+    def _task_exception(self, spec: TaskSpec) -> str | None:
+        try:
+            store = self.datastore.open_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
+                                             spec.retry_count)
+        except FlowError:
+            return None
+        exception: Any = store.info.get("exception")
+        return f"raised {exception}" if exception else None
+
+    def _on_success(self, step_name: str, path: str, stack: Stack, spec: TaskSpec | None = None) -> None:
+        node = self.graph[step_name]
+        if node.type == FOREACH:
+            run_id, _, task_id = path.split("/")
+            store = self.datastore.open_task(self.flow_name, run_id, step_name, task_id)
+            num_splits = int(store.info["foreach_num_splits"])
+            if num_splits > self.options.max_num_splits:
+                self._failed.append((spec or _spec_for(self, step_name, task_id),
+                                     f"asked for a foreach of {num_splits} items, more than --max-num-splits "
+                                     f"{self.options.max_num_splits}; raise it if that many is intended"))
+                self._terminate_all()
+                return
+            child = self.graph[node.out_funcs[0]]
+            self._enqueue(child.name, [
+                ((path,), child_stack(stack, node, child, index, num_splits), index) for index in range(num_splits)
+            ])
+            return
+        for child_name in node.out_funcs:
+            child = self.graph[child_name]
+            new_stack = child_stack(stack, node, child, None, None)
+            if child.type != JOIN:
+                self._enqueue(child_name, [((path,), new_stack, None)])
+                continue
+            closes_foreach = len(new_stack) < len(stack)
+            key = (child_name, iteration_key(new_stack))
+            arrived = self._join_inputs.setdefault(key, {})
+            arrived[stack[-1].index if closes_foreach else step_name] = path
+            expected = stack[-1].num_splits if closes_foreach else len(child.in_funcs)
+            if len(arrived) == expected:
+                del self._join_inputs[key]
+                order = sorted(arrived) if closes_foreach else child.in_funcs
+                self._enqueue(child_name, [(tuple(arrived[k] for k in order), new_stack, None)])
+
+    def _terminate_all(self) -> None:
+        self._pending.clear()
+        self._delayed.clear()
+        for spec, handle in list(self._running.values()):
+            handle.terminate()
+
+
+def _spec_for(runtime: Runtime, step_name: str, task_id: str) -> TaskSpec:
+    return TaskSpec(flow_file=runtime.flow_file, flow_name=runtime.flow_name, run_id=runtime.run.run_id,
+                    step_name=step_name, task_id=task_id)

@@ -1,0 +1,1 @@
+"""Schedulers: where `flow deploy` puts a flow to run in production."""

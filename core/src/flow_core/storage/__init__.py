@@ -1,0 +1,1 @@
+"""Storage backends: move named blobs. The content-addressed store sits on top."""

@@ -1,0 +1,12 @@
+"""Hook implementations of flow-compute-batch."""
+
+from flow_core.plugin_api import Setting, hookimpl
+
+
+@hookimpl
+def flow_settings():
+    return [
+        Setting("METAFLOW_BATCH_JOB_QUEUE", None, "AWS Batch job queue steps are submitted to"),
+        Setting("METAFLOW_BATCH_CONTAINER_IMAGE", None, "container image Batch jobs run in"),
+        Setting("METAFLOW_ECS_S3_ACCESS_IAM_ROLE", None, "IAM role Batch jobs assume to reach S3"),
+    ]

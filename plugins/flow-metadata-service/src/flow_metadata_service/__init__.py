@@ -1,0 +1,3 @@
+"""Flow's metadata service on PostgreSQL, and its client."""
+
+__version__ = "0.1.0"

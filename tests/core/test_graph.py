@@ -1,0 +1,268 @@
+"""Graph validation: every mistake is reported before anything runs, with file and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from flow_core.errors import GraphError
+from flow_core.graph import FlowGraph
+from flow_core.loader import load_flow_class
+
+HEADER = "from flow_core import FlowSpec, step\n\n"
+
+
+def graph_of(write_flow, source: str, name: str = "g.py") -> FlowGraph:
+    path = write_flow(name, HEADER + source)
+    return FlowGraph(load_flow_class(path), str(path))
+
+
+def error_of(write_flow, source: str) -> GraphError:
+    with pytest.raises(GraphError) as err:
+        graph_of(write_flow, source)
+    return err.value
+
+
+def line_of(source: str, needle: str) -> int:
+    """1-based line of ``needle`` in the written file (the header comes first)."""
+    text = HEADER + source
+    return text[: text.index(needle)].count("\n") + 1
+
+
+LINEAR = """
+class Linear(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.middle)
+
+    @step
+    def middle(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_linear_graph(write_flow):
+    graph = graph_of(write_flow, LINEAR)
+    assert [n.name for n in graph] == ["start", "middle", "end"]
+    assert graph["start"].out_funcs == ["middle"]
+    assert graph["end"].in_funcs == ["middle"]
+
+
+def test_branch_and_foreach_graph(write_flow):
+    graph = graph_of(write_flow, """
+class Shapes(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2]
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.fan, foreach="items")
+
+    @step
+    def fan(self):
+        self.next(self.fan_join)
+
+    @step
+    def fan_join(self, inputs):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""")
+    assert graph["start"].type == "start" and graph["start"].matching_join == "join"
+    assert graph["b"].type == "foreach" and graph["b"].foreach_param == "items"
+    assert graph["fan"].split_parents == ["start", "b"]
+    assert graph["fan_join"].type == "join" and graph["fan_join"].split_parents == ["start"]
+
+
+def test_missing_end(write_flow):
+    source = """
+class NoEnd(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.start2)
+
+    @step
+    def start2(self):
+        self.next(self.start2b)
+
+    @step
+    def start2b(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "no 'end' step" in err.message
+    assert err.line == line_of(source, "class NoEnd")
+
+
+def test_next_to_a_non_step(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.helper)
+
+    def helper(self):
+        pass
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "points at 'helper', which is not a @step" in err.message
+    assert err.file.endswith("g.py") and err.line == line_of(source, "self.next(self.helper)")
+    assert err.message.startswith(f"{err.file}:{err.line}: ")
+
+
+def test_missing_next(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "does not call self.next" in err.message and err.line == line_of(source, "def start")
+
+
+def test_unreachable_step(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def orphan(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "'orphan' can never run" in err.message and err.line == line_of(source, "def orphan")
+
+
+def test_branch_never_joined(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def b(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "'end'" in err.message and "join" in err.message
+    assert err.line == line_of(source, "def end")
+
+
+def test_join_without_inputs_argument(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "def join(self, inputs)" in err.message and err.line == line_of(source, "def join")
+
+
+def test_inputs_without_a_split(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "joins no split" in err.message and err.line == line_of(source, "def join")
+
+
+def test_loop(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a)
+
+    @step
+    def a(self):
+        self.next(self.start)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "start" in err.message and err.line == line_of(source, "self.next(self.start)")
+
+
+def test_next_not_last_statement(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+        self.x = 1
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "must end with its self.next" in err.message and err.line == line_of(source, "def start")

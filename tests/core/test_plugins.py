@@ -1,0 +1,126 @@
+"""The plugin system: registration through hooks, selection by name, and its failures."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from flow_core.errors import BackendNotInstalled, PluginError
+from flow_core.plugins import load_plugins
+
+MEMORY_PLUGIN = """
+    from flow_core.plugin_api import Backend, hookimpl
+
+    @hookimpl
+    def flow_storage_backends():
+        return [Backend("memory", "flow_memory_store_impl:MemoryStorage")]
+"""
+
+MEMORY_IMPL = """
+    from flow_core.plugin_api import StorageBackend
+
+    class MemoryStorage(StorageBackend):
+        name = "memory"
+        @classmethod
+        def from_settings(cls, settings):
+            return cls()
+        def put_many(self, items, overwrite=True): pass
+        def get_many(self, keys): return {}
+        def exists_many(self, keys): return set()
+        def list(self, prefix=""): return iter(())
+        def describe(self): return "memory"
+"""
+
+
+def test_core_registers_four_local_backends(plugin_registry):
+    for kind in ("datastore", "compute", "metadata", "scheduler"):
+        entry = plugin_registry.backends(kind)["local"]
+        assert entry.plugin == "flow-core"
+        assert plugin_registry.backend_class(kind, "local").name == "local"
+
+
+def test_unknown_backend_names_it_the_installed_ones_and_a_package(plugin_registry):
+    with pytest.raises(BackendNotInstalled) as err:
+        plugin_registry.backend_class("datastore", "nosuch")
+    message = str(err.value)
+    assert "'nosuch'" in message and "installed: local" in message and "pip install" in message
+
+
+def test_known_remote_backend_points_at_its_package(plugin_registry):
+    with pytest.raises(BackendNotInstalled, match="pip install flow-compute-batch"):
+        plugin_registry.backend_class("compute", "batch")
+
+
+def test_entry_point_plugin_is_loaded_and_its_backend_imported_only_when_selected(install_plugin, site):
+    install_plugin("flow-memory-store", MEMORY_PLUGIN)
+    (site / "flow_memory_store_impl.py").write_text(MEMORY_IMPL.replace("\n    ", "\n"))
+    registry = load_plugins()
+    assert registry.backends("datastore")["memory"].plugin == "flow-memory-store"
+    assert "flow_memory_store_impl" not in sys.modules
+    assert registry.backend_class("datastore", "memory").__name__ == "MemoryStorage"
+    info = {p.name: p for p in registry.plugins()}["flow-memory-store"]
+    assert info.version == "9.9.9" and info.hooks == ("flow_storage_backends",)
+
+
+def test_two_plugins_claiming_one_backend_is_an_error_naming_both(install_plugin):
+    install_plugin("flow-dupe-local", """
+        from flow_core.plugin_api import Backend, hookimpl
+        @hookimpl
+        def flow_storage_backends():
+            return [Backend("local", "flow_core.storage.local:LocalStorage")]
+    """)
+    with pytest.raises(PluginError, match="flow-core and flow-dupe-local"):
+        load_plugins().backends("datastore")
+
+
+def test_broken_plugin_is_reported_by_name_and_the_rest_still_work(install_plugin):
+    install_plugin("flow-broken", "raise ImportError('no module named nowhere')\n")
+    with pytest.warns(UserWarning, match="flow-broken"):
+        registry = load_plugins()
+    assert "no module named nowhere" in registry.failures["flow-broken"]
+    assert registry.backend_class("datastore", "local").name == "local"
+
+
+def test_disable_and_load_plugins_settings(install_plugin, monkeypatch):
+    install_plugin("flow-memory-store", MEMORY_PLUGIN)
+    monkeypatch.setenv("METAFLOW_DISABLE_PLUGINS", "flow-memory-store")
+    assert "memory" not in load_plugins().backends("datastore")
+    monkeypatch.delenv("METAFLOW_DISABLE_PLUGINS")
+    monkeypatch.setenv("METAFLOW_LOAD_PLUGINS", "flow-memory-store")
+    registry = load_plugins()
+    assert "memory" in registry.backends("datastore")
+    assert {p.name for p in registry.plugins()} == {"flow-core", "flow-memory-store"}
+
+
+def test_misspelled_hook_fails_loudly(install_plugin):
+    install_plugin("flow-misspelled", """
+        from flow_core.plugin_api import hookimpl
+        @hookimpl
+        def flow_storage_backend():
+            return []
+    """)
+    with pytest.raises(PluginError, match="flow-misspelled.*flow_storage_backend"):
+        load_plugins()
+
+
+def test_descriptor_name_must_match_the_class(install_plugin):
+    install_plugin("flow-wrong-name", """
+        from flow_core.plugin_api import Backend, hookimpl
+        from flow_core.storage.local import LocalStorage
+        @hookimpl
+        def flow_storage_backends():
+            return [Backend("elsewhere", LocalStorage)]
+    """)
+    with pytest.raises(PluginError, match="registered as 'elsewhere'.*named 'local'"):
+        load_plugins().backend_class("datastore", "elsewhere")
+
+
+def test_flow_plugins_command_lists_backends_and_versions(flow_cli):
+    result = flow_cli("plugins")
+    assert result.returncode == 0, result.stderr
+    core = result.stdout.split("\n\n")[0]
+    assert "flow-core 0.1.0" in core
+    for kind in ("datastore", "compute", "metadata", "scheduler"):
+        assert f"{kind}:" in result.stdout
+    assert "flow-datastore-s3 0.1.0" in result.stdout
