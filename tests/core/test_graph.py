@@ -83,7 +83,7 @@ class Shapes(FlowSpec):
     def end(self):
         pass
 """)
-    assert graph["start"].type == "start" and graph["start"].matching_join == "join"
+    assert graph["start"].type == "split" and graph["start"].matching_join == "join"
     assert graph["b"].type == "foreach" and graph["b"].foreach_param == "items"
     assert graph["fan"].split_parents == ["start", "b"]
     assert graph["fan_join"].type == "join" and graph["fan_join"].split_parents == ["start"]

@@ -52,6 +52,10 @@ class FlowGraph:
         class_def = _find_class(flow_cls, self.file)
         self.class_line = class_def.lineno
         step_names = set(flow_cls.step_functions())
+        for required in (START, END):
+            if required not in step_names:
+                raise self.error(f"{self.name} has no '{required}' step; every flow starts at 'start' and ends at 'end'",
+                                 self.class_line)
         for item in class_def.body:
             if isinstance(item, ast.FunctionDef) and item.name in step_names:
                 self.nodes[item.name] = self._parse_step(item, step_names)
@@ -137,25 +141,27 @@ class FlowGraph:
                 node.type = JOIN
             else:
                 node.type = LINEAR
-        if START in self.nodes:
+        if START in self.nodes and self.nodes[START].type == LINEAR:  # a split start stays a split
             self.nodes[START].type = START
         if END in self.nodes and not self.nodes[END].takes_inputs:
             self.nodes[END].type = END
 
     def _validate(self) -> None:
-        for required in (START, END):
-            if required not in self.nodes:
-                raise self.error(f"{self.name} has no '{required}' step; every flow starts at 'start' and ends at 'end'",
-                                 self.class_line)
         if self.nodes[START].in_funcs:
             raise self.error("no step may go back to 'start'", self.nodes[self.nodes[START].in_funcs[0]].next_line)
         if self.nodes[START].takes_inputs:
             raise self.error("the 'start' step cannot take inputs", self.nodes[START].line)
-        self._check_cycles()
-        reached = self._assign_split_parents()
+        reachable, pending = {START}, [START]
+        while pending:
+            for target in self.nodes[pending.pop()].out_funcs:
+                if target not in reachable:
+                    reachable.add(target)
+                    pending.append(target)
         for node in self.nodes.values():
-            if node.name not in reached:
+            if node.name not in reachable:
                 raise self.error(f"step '{node.name}' can never run: no step's self.next leads to it", node.line)
+        self._check_cycles()
+        self._assign_split_parents()
         end = self.nodes[END]
         if end.split_parents:
             raise self.error(

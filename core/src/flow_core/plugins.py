@@ -175,13 +175,16 @@ def load_plugins(settings: Settings | None = None) -> PluginRegistry:
             failures[ep.name] = f"{type(exc).__name__}: {exc}"
             warnings.warn(f"Flow plugin {ep.name} failed to load and was skipped: {exc}", stacklevel=2)
             continue
-        pm.register(module, name=ep.name)
+        try:
+            pm.register(module, name=ep.name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {ep.name} has a malformed hook implementation: {exc}") from None
         versions[ep.name] = ep.dist.version if ep.dist else _version(ep.name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(
-            f"plugin {exc.plugin_name} implements a hook Flow does not define ({exc}); "
+            f"plugin {pm.get_name(exc.plugin)} implements a hook Flow does not define ({exc}); "
             "check the hook's spelling against flow_core.hookspecs"
         ) from None
     return PluginRegistry(pm, versions, failures)
@@ -217,5 +220,3 @@ def current_settings(overrides: dict[str, str | None] | None = None) -> Settings
     settings.declare(get_registry().settings())
     return settings
 
-
-__all__ = ["PluginRegistry", "PluginInfo", "RegisteredBackend", "load_plugins", "get_registry"]

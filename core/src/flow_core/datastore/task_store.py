@@ -1,0 +1,167 @@
+"""Per-task-attempt views of the datastore: what a task wrote, found by its pathspec.
+
+Each attempt ends by writing one small index (msgpack) that maps its artifact names to
+content keys, its log streams to blob keys, and carries a few facts about the attempt
+(success, foreach position, the exception). The index is the attempt's commit point: blobs
+written before it are invisible until it exists, so a task killed half-way leaves nothing a
+reader could mistake for a result. Layout under the storage root::
+
+    flows/<flow>/<run>/<step>/<task>/<attempt>.index
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import msgpack
+
+from ..errors import BlobNotFound, DataStoreError, NotFound
+from ..metadata.base import ArtifactRecord
+from ..storage.base import StorageBackend
+from .cas import ContentAddressedStore
+
+INDEX_PREFIX = "flows"
+INDEX_SUFFIX = ".index"
+INDEX_FORMAT = 1
+
+
+def task_prefix(flow_name: str, run_id: str, step_name: str, task_id: str) -> str:
+    return f"{INDEX_PREFIX}/{flow_name}/{run_id}/{step_name}/{task_id}/"
+
+
+def index_key(flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int) -> str:
+    return f"{task_prefix(flow_name, run_id, step_name, task_id)}{attempt}{INDEX_SUFFIX}"
+
+
+class TaskDataStore:
+    """One attempt of one task: writable until `commit`, then read-only.
+
+    Artifacts load lazily and once: a step that touches one artifact of a parent reads one
+    blob, however many the parent stored.
+    """
+
+    def __init__(self, cas: ContentAddressedStore, pathspec: str, attempt: int,
+                 index: Mapping[str, Any] | None = None):
+        self.cas = cas
+        self.pathspec = pathspec
+        self.attempt = attempt
+        index = index or {}
+        self._records: dict[str, ArtifactRecord] = {
+            name: ArtifactRecord(name, key, type_, size, encoding, attempt)
+            for name, (key, type_, size, encoding) in index.get("artifacts", {}).items()
+        }
+        self._logs: dict[str, str] = dict(index.get("logs", {}))
+        self.info: dict[str, Any] = dict(index.get("info", {}))
+        self._values: dict[str, Any] = {}
+        self.committed = index is not None and bool(index)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.committed:
+            raise DataStoreError(f"attempt {self.attempt} of {self.pathspec} is already committed")
+
+    def save_artifacts(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:
+        """Encode and store the values; they become part of this attempt's index."""
+        self._writable()
+        records = self.cas.save_values(values)
+        self.add_artifact_refs(records)
+        self._values.update(values)
+        return records
+
+    def add_artifact_refs(self, records: Mapping[str, ArtifactRecord] | Iterable[ArtifactRecord]) -> None:
+        """Point at artifacts already stored (a parent's, or a resumed run's) without copying."""
+        self._writable()
+        items = records.values() if isinstance(records, Mapping) else records
+        for record in items:
+            self._records[record.name] = ArtifactRecord(
+                record.name, record.key, record.type, record.size, record.encoding, self.attempt)
+
+    def save_log(self, stream: str, data: bytes) -> None:
+        self._writable()
+        self._logs[stream] = self.cas.save_blobs([data])[0]
+
+    def set_info(self, key: str, value: Any) -> None:
+        self._writable()
+        self.info[key] = value
+
+    def commit(self) -> None:
+        """Write the index: from here on readers see this attempt."""
+        self._writable()
+        index = {
+            "format": INDEX_FORMAT,
+            "artifacts": {r.name: [r.key, r.type, r.size, r.encoding] for r in self._records.values()},
+            "logs": self._logs,
+            "info": self.info,
+        }
+        flow, run, step, task = self.pathspec.split("/")
+        self.cas.storage.put(index_key(flow, run, step, task, self.attempt), msgpack.packb(index))
+        self.committed = True
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def artifact_records(self) -> dict[str, ArtifactRecord]:
+        return dict(self._records)
+
+    def names(self) -> list[str]:
+        return list(self._records)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._records
+
+    def load(self, name: str) -> Any:
+        return self.load_many([name])[name]
+
+    def load_many(self, names: Iterable[str]) -> dict[str, Any]:
+        names = list(names)
+        unknown = [n for n in names if n not in self._records]
+        if unknown:
+            raise NotFound(f"{self.pathspec} has no artifact '{unknown[0]}'")
+        missing = {n: self._records[n] for n in names if n not in self._values}
+        if missing:
+            self._values.update(self.cas.load_values(missing))
+        return {n: self._values[n] for n in names}
+
+    def log(self, stream: str) -> bytes:
+        """The attempt's captured output on ``stream`` ("stdout" or "stderr"); empty if none."""
+        key = self._logs.get(stream)
+        return self.cas.load_blobs([key])[0] if key else b""
+
+
+class FlowDataStore:
+    """Entry point to everything the datastore holds, for one storage backend."""
+
+    def __init__(self, storage: StorageBackend):
+        self.storage = storage
+        self.cas = ContentAddressedStore(storage)
+
+    def task(self, flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int) -> TaskDataStore:
+        """A new, writable attempt."""
+        return TaskDataStore(self.cas, f"{flow_name}/{run_id}/{step_name}/{task_id}", attempt)
+
+    def committed_attempts(self, flow_name: str, run_id: str, step_name: str, task_id: str) -> list[int]:
+        prefix = task_prefix(flow_name, run_id, step_name, task_id)
+        attempts = []
+        for key in self.storage.list(prefix):
+            name = key[len(prefix):]
+            if name.endswith(INDEX_SUFFIX) and name[: -len(INDEX_SUFFIX)].isdigit():
+                attempts.append(int(name[: -len(INDEX_SUFFIX)]))
+        return sorted(attempts)
+
+    def open_task(self, flow_name: str, run_id: str, step_name: str, task_id: str,
+                  attempt: int | None = None) -> TaskDataStore:
+        """A committed attempt (the latest when ``attempt`` is None), read-only."""
+        pathspec = f"{flow_name}/{run_id}/{step_name}/{task_id}"
+        if attempt is None:
+            attempts = self.committed_attempts(flow_name, run_id, step_name, task_id)
+            if not attempts:
+                raise NotFound(f"the datastore has no finished attempt of {pathspec}")
+            attempt = attempts[-1]
+        try:
+            blob = self.storage.get(index_key(flow_name, run_id, step_name, task_id, attempt))
+        except BlobNotFound:
+            raise NotFound(f"the datastore has no attempt {attempt} of {pathspec}") from None
+        index = msgpack.unpackb(blob)
+        if index.get("format") != INDEX_FORMAT:
+            raise DataStoreError(f"the index of {pathspec} is in a format this flow-core does not understand")
+        return TaskDataStore(self.cas, pathspec, attempt, index)

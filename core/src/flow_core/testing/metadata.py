@@ -1,0 +1,161 @@
+"""The tests every metadata backend must pass.
+
+Subclass `MetadataConformance` and provide a ``metadata_factory`` fixture: a callable that
+returns a new client of one fresh, shared store on each call (the tests open several, as
+several processes would). ``metadata`` is one such client.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import pytest
+
+from ..metadata.base import FAILED, RUNNING, SUCCEEDED, ArtifactRecord
+
+
+def _allocate_runs(factory, flow_name: str, count: int, out: list) -> None:
+    backend = factory()
+    out.extend(backend.new_run(flow_name, "tester").run_id for _ in range(count))
+
+
+def _allocate_in_process(factory, flow_name: str, count: int, queue) -> None:
+    backend = factory()
+    queue.put([backend.new_run(flow_name, "tester").run_id for _ in range(count)])
+
+
+class MetadataConformance:
+    """Behaviour of `flow_core.plugin_api.MetadataBackend` implementations."""
+
+    #: Set False for a backend whose factory cannot be pickled into another process.
+    test_across_processes = True
+
+    @pytest.fixture
+    def metadata_factory(self):
+        raise NotImplementedError("a MetadataConformance subclass must define a `metadata_factory` fixture")
+
+    @pytest.fixture
+    def metadata(self, metadata_factory):
+        return metadata_factory()
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def test_new_run_is_recorded_running_with_its_tags(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice", tags=["exp"], system_tags=["user:alice"])
+        assert run.status == RUNNING
+        stored = metadata.get_run("ConfFlow", run.run_id)
+        assert stored.user == "alice" and stored.status == RUNNING
+        assert stored.tags == {"exp"} and stored.system_tags == {"user:alice"}
+        assert stored.pathspec == f"ConfFlow/{run.run_id}"
+
+    def test_run_ids_are_distinct_and_listed_newest_first(self, metadata):
+        ids = [metadata.new_run("ConfFlow", "alice").run_id for _ in range(5)]
+        assert len(set(ids)) == 5
+        assert [r.run_id for r in metadata.list_runs("ConfFlow")] == list(reversed(ids))
+        assert [r.run_id for r in metadata.list_runs("ConfFlow", limit=2)] == list(reversed(ids))[:2]
+
+    def test_concurrent_clients_allocate_distinct_run_ids(self, metadata_factory):
+        found: list[str] = []
+        threads = [threading.Thread(target=_allocate_runs, args=(metadata_factory, "Race", 10, found))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(found) == 40 and len(set(found)) == 40
+
+    def test_concurrent_processes_allocate_distinct_run_ids(self, metadata_factory):
+        if not self.test_across_processes:
+            pytest.fail("test_across_processes is False: override this test with an equivalent one")
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        procs = [context.Process(target=_allocate_in_process, args=(metadata_factory, "ProcRace", 10, queue))
+                 for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        found = [run_id for _ in procs for run_id in queue.get(timeout=120)]
+        for proc in procs:
+            proc.join(timeout=60)
+        assert len(found) == 30 and len(set(found)) == 30
+
+    def test_finish_run_sets_status_and_time(self, metadata):
+        ok = metadata.new_run("ConfFlow", "alice")
+        bad = metadata.new_run("ConfFlow", "alice")
+        metadata.finish_run("ConfFlow", ok.run_id, True)
+        metadata.finish_run("ConfFlow", bad.run_id, False)
+        assert metadata.get_run("ConfFlow", ok.run_id).status == SUCCEEDED
+        assert metadata.get_run("ConfFlow", bad.run_id).status == FAILED
+        assert metadata.get_run("ConfFlow", ok.run_id).finished_at >= ok.created_at
+
+    def test_heartbeat_moves_forward(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        before = metadata.get_run("ConfFlow", run.run_id).heartbeat_at
+        metadata.heartbeat_run("ConfFlow", run.run_id)
+        assert metadata.get_run("ConfFlow", run.run_id).heartbeat_at >= before
+        assert not metadata.get_run("ConfFlow", run.run_id).crashed
+
+    def test_list_runs_filters_by_every_tag(self, metadata):
+        a = metadata.new_run("ConfFlow", "alice", tags=["x", "y"], system_tags=["user:alice"])
+        b = metadata.new_run("ConfFlow", "bob", tags=["x"], system_tags=["user:bob"])
+        assert {r.run_id for r in metadata.list_runs("ConfFlow", tags=["x"])} == {a.run_id, b.run_id}
+        assert [r.run_id for r in metadata.list_runs("ConfFlow", tags=["x", "y"])] == [a.run_id]
+        assert [r.run_id for r in metadata.list_runs("ConfFlow", tags=["user:bob"])] == [b.run_id]
+        assert metadata.list_runs("ConfFlow", tags=["nope"]) == []
+
+    def test_user_tags_can_be_added_and_removed_but_not_system_tags(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice", tags=["keep"], system_tags=["user:alice"])
+        metadata.add_run_tags("ConfFlow", run.run_id, ["new"])
+        metadata.remove_run_tags("ConfFlow", run.run_id, ["keep", "user:alice"])
+        stored = metadata.get_run("ConfFlow", run.run_id)
+        assert stored.tags == {"new"} and stored.system_tags == {"user:alice"}
+
+    def test_list_flows_and_unknown_lookups(self, metadata):
+        metadata.new_run("Beta", "alice")
+        metadata.new_run("Alpha", "alice")
+        names = [f.name for f in metadata.list_flows()]
+        assert names == sorted(names) and {"Alpha", "Beta"} <= set(names)
+        assert metadata.get_run("Alpha", "999999") is None
+        assert metadata.list_runs("NoSuchFlow") == []
+
+    def test_origin_run_id_is_kept(self, metadata):
+        first = metadata.new_run("ConfFlow", "alice")
+        resumed = metadata.new_run("ConfFlow", "alice", origin_run_id=first.run_id)
+        assert metadata.get_run("ConfFlow", resumed.run_id).origin_run_id == first.run_id
+
+    # -- steps, tasks, attempts ------------------------------------------------------------
+
+    def test_task_ids_are_unique_in_the_run_and_steps_are_listed_in_order(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        start = metadata.new_tasks("ConfFlow", run.run_id, "start")
+        fan = metadata.new_tasks("ConfFlow", run.run_id, "fan", count=3)
+        end = metadata.new_tasks("ConfFlow", run.run_id, "end")
+        ids = start + fan + end
+        assert len(ids) == 5 and len(set(ids)) == 5
+        assert [s.step_name for s in metadata.list_steps("ConfFlow", run.run_id)] == ["start", "fan", "end"]
+        assert [t.task_id for t in metadata.list_tasks("ConfFlow", run.run_id, "fan")] == fan
+        assert {t.step_name for t in metadata.list_tasks("ConfFlow", run.run_id)} == {"start", "fan", "end"}
+
+    def test_attempts_record_status_artifacts_and_fields(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        (task,) = metadata.new_tasks("ConfFlow", run.run_id, "start")
+        assert metadata.get_task("ConfFlow", run.run_id, "start", task).attempt == -1
+        metadata.start_attempt("ConfFlow", run.run_id, "start", task, 0, {"hostname": "h1"})
+        assert metadata.get_task("ConfFlow", run.run_id, "start", task).status == RUNNING
+        metadata.finish_attempt("ConfFlow", run.run_id, "start", task, 0, False, fields={"exit": "1"})
+        assert metadata.get_task("ConfFlow", run.run_id, "start", task).status == FAILED
+        metadata.start_attempt("ConfFlow", run.run_id, "start", task, 1, {"hostname": "h2"})
+        records = [ArtifactRecord("alpha", "k" * 64, "builtins.int", 3, "msgpack", 1),
+                   ArtifactRecord("beta", "j" * 64, "builtins.tuple", 9, "pickle", 1)]
+        metadata.finish_attempt("ConfFlow", run.run_id, "start", task, 1, True, records)
+        stored = metadata.get_task("ConfFlow", run.run_id, "start", task)
+        assert (stored.attempt, stored.status) == (1, SUCCEEDED) and stored.finished_at is not None
+        assert metadata.list_artifacts("ConfFlow", run.run_id, "start", task) == records
+        assert metadata.list_artifacts("ConfFlow", run.run_id, "start", task, attempt=0) == []
+        fields = [(f.field, f.value, f.attempt) for f in metadata.list_metadata("ConfFlow", run.run_id, "start", task)]
+        assert fields == [("hostname", "h1", 0), ("exit", "1", 0), ("hostname", "h2", 1)]
+
+    def test_unknown_task_is_none(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        assert metadata.get_task("ConfFlow", run.run_id, "start", "424242") is None
+        assert metadata.list_tasks("ConfFlow", run.run_id) == []
