@@ -14,8 +14,9 @@ __version__ = "0.1.0"
 from .current import current
 from .errors import FlowError
 from .flowspec import FlowSpec, step
+from .parameters import IncludeFile, JSONType, Parameter
 
-__all__ = ["FlowSpec", "FlowError", "current", "step", "__version__"]
+__all__ = ["FlowSpec", "FlowError", "IncludeFile", "JSONType", "Parameter", "current", "step", "__version__"]
 
 
 def _submodules() -> set[str]:

@@ -22,19 +22,20 @@ import attrs
 
 from . import __version__
 from .compute.base import ComputeBackend, TaskHandle, TaskSpec
-from .console import Console
+from .console import Console, StepProgress
 from .datastore.task_store import FlowDataStore
 from .decorators import StepDecorator, step_decorators
 from .errors import FlowError, RunFailed
 from .foreach import Stack, child_stack, iteration_key
 from .graph import FOREACH, JOIN, START, FlowGraph
+from .input_paths import pack_input_paths
 from .metadata.base import MetadataBackend, RunRecord
 from .plugins import PluginRegistry
-from .resume import ResumePlan
+from .resume import PARAMETERS_STEP, ResumePlan
 from .settings import Settings
-from .resume import PARAMETERS_STEP
 
 HEARTBEAT_SECONDS = 10.0
+STOP_GRACE_SECONDS = 10.0
 DEFAULT_MAX_NUM_SPLITS = 100
 
 
@@ -132,7 +133,9 @@ class Runtime:
         self._join_inputs: dict[tuple, dict[Any, str]] = {}
         self._fresh: set[str] = set()  # tasks this run executed (not cloned)
         self._failed: list[tuple[TaskSpec, str]] = []
+        self._stopping: set[str] = set()  # tasks the runtime itself terminated
         self.counts = {"done": 0, "cloned": 0}
+        self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
 
     # -- the run --------------------------------------------------------------------------
 
@@ -162,6 +165,7 @@ class Runtime:
             self._loop()
         except KeyboardInterrupt:
             self._terminate_all()
+            self._drain_stopped()
             self.metadata.finish_run(self.flow_name, run.run_id, succeeded=False)
             raise RunFailed(
                 f"run {run.pathspec} was interrupted; finished tasks are kept, and "
@@ -169,6 +173,7 @@ class Runtime:
             ) from None
         finally:
             stop_heartbeat.set()
+            self.console.end_progress()
             for compute in self._computes.values():
                 compute.close()
         succeeded = not self._failed
@@ -177,7 +182,7 @@ class Runtime:
             spec, why = self._failed[0]
             raise RunFailed(f"run {run.pathspec} failed: task {spec.pathspec} {why}")
         cloned = f" ({self.counts['cloned']} reused from run {origin})" if origin else ""
-        self.console.info(f"Done! Run {run.pathspec} finished {self.counts['done']} tasks{cloned} "
+        self.console.result(f"Done! Run {run.pathspec} finished {self.counts['done']} tasks{cloned} "
                           f"in {time.time() - started:.1f}s.")
         return run
 
@@ -246,6 +251,7 @@ class Runtime:
                 path = self._clone(step_name, origin)
                 self._stacks[path.rsplit("/", 1)[1]] = stack
                 self.console.task_event(path, f"Reused {origin.pathspec}.")
+                self._count(step_name, done=1)
                 self._on_success(step_name, path, stack)
             else:
                 to_run.append((input_paths, stack, split_index))
@@ -256,7 +262,8 @@ class Runtime:
         for task_id, (input_paths, stack, split_index) in zip(task_ids, to_run):
             spec = TaskSpec(
                 flow_file=self.flow_file, flow_name=self.flow_name, run_id=self.run.run_id,
-                step_name=step_name, task_id=task_id, input_paths=input_paths, split_index=split_index,
+                step_name=step_name, task_id=task_id, split_index=split_index,
+                input_paths=pack_input_paths(self.datastore.cas, input_paths),
                 tags=self.options.tags, decospecs=self.options.decospecs,
                 environment=self.task_environment, compute=self.default_compute,
             )
@@ -287,13 +294,25 @@ class Runtime:
         handle = self._compute(spec.compute).launch(spec, self._events)
         self._running[spec.task_id] = (spec, handle)
         self._slots_used += self._slots(spec)
+        self._count(spec.step_name, running=1)
+
+    def _count(self, step_name: str, done: int = 0, running: int = 0, failed: int = 0) -> None:
+        progress = self._progress.setdefault(step_name, StepProgress(step_name))
+        progress.done += done
+        progress.running += running
+        progress.failed += failed
+        self.console.progress(list(self._progress.values()))
 
     def _on_finished(self, event: _Finished) -> None:
         spec = event.spec
         if self._running.pop(spec.task_id, None) is not None:
             self._slots_used -= self._slots(spec)
+        if spec.task_id in self._stopping and event.returncode != 0:
+            self._on_stopped(spec)
+            return
         if event.returncode == 0:
             self.console.task_event(spec.label, "Task finished successfully.")
+            self._count(spec.step_name, done=1, running=-1)
             path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
             self._fresh.add(path)
             self.counts["done"] += 1
@@ -305,8 +324,10 @@ class Runtime:
             self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
             retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
             self._delayed.append((time.time() + spec.retry_delay, retry))
+            self._count(spec.step_name, running=-1)
             return
         self.console.task_event(spec.label, f"Task failed: {why}", failed=True)
+        self._count(spec.step_name, failed=1, running=-1)
         self._failed.append((spec, f"failed: {why}"))
         self._terminate_all()
 
@@ -356,7 +377,31 @@ class Runtime:
         self._pending.clear()
         self._delayed.clear()
         for spec, handle in list(self._running.values()):
+            self._stopping.add(spec.task_id)
             handle.terminate()
+
+    def _on_stopped(self, spec: TaskSpec) -> None:
+        """A task the runtime stopped: record the attempt as failed so nothing looks still running."""
+        self.console.task_event(spec.label, "Task stopped.", failed=True)
+        self._count(spec.step_name, running=-1)
+        try:
+            self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
+                                         spec.retry_count, False, fields={"stopped": "by the runtime"})
+        except FlowError:
+            pass  # the run is ending anyway; resume does not depend on this record
+
+    def _drain_stopped(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """After Ctrl-C: wait briefly for the stopped tasks to exit, so none outlives the run."""
+        deadline = time.monotonic() + grace
+        while self._running and time.monotonic() < deadline:
+            try:
+                event = self._events.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+                break
+            if isinstance(event, _Finished):
+                self._on_finished(event)
 
 
 def _spec_for(runtime: Runtime, step_name: str, task_id: str) -> TaskSpec:

@@ -24,6 +24,7 @@ from .errors import FlowError
 from .flowspec import ArtifactSource, FlowSpec, Inputs, InvalidTransition, Transition, foreach_input_name
 from .foreach import Stack, child_stack, stack_from_info, stack_to_info
 from .graph import END, FOREACH, JOIN, FlowGraph
+from .input_paths import unpack_input_paths
 from .loader import load_flow_class
 from .metadata.base import ArtifactRecord
 from .output_capture import OutputCapture
@@ -31,7 +32,7 @@ from .parameters import flow_parameters
 from .plugins import PluginRegistry
 from .settings import Settings
 
-from .resume import PARAMETERS_STEP
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @attrs.frozen
@@ -117,7 +118,7 @@ class TaskRunner:
     def run(self) -> int:
         """Run the attempt; return the process exit status (0 on success)."""
         args = self.args
-        parents = [self._open_parent(path) for path in args.input_paths if path]
+        parents = [self._open_parent(path) for path in unpack_input_paths(self.datastore.cas, args.input_paths)]
         self.metadata.start_attempt(
             self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count,
             {"hostname": socket.gethostname(), "pid": str(os.getpid()),
@@ -141,7 +142,7 @@ class TaskRunner:
                 if isinstance(exc, FlowError):
                     print(f"Error: {exc}", file=sys.stderr)
                 else:
-                    traceback.print_exc()
+                    print_user_traceback(exc)
         store.save_log("stdout", logs.stdout)
         store.save_log("stderr", logs.stderr)
         store.set_info("success", succeeded)
@@ -277,3 +278,12 @@ class TaskRunner:
 
 def run_task(args: TaskArguments, settings: Settings, registry: PluginRegistry) -> int:
     return TaskRunner(args, settings, registry).run()
+
+
+def print_user_traceback(exc: BaseException) -> None:
+    """Print the traceback from the first frame of the user's code: Flow's own frames above
+    it (the task runner, decorators) are noise to the person debugging their step."""
+    tb = exc.__traceback__
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
