@@ -53,7 +53,20 @@ class LocalRecords:
         (task,) = self.metadata.list_tasks(flow_name, run_id, step_name)
         return self.datastore.open_task(flow_name, run_id, step_name, task.task_id).load(name)
 
+    def artifacts(self, flow_name: str, run_id: str, step_name: str, name: str) -> list:
+        """The artifact of every task of a step, in task order."""
+        return [self.datastore.open_task(flow_name, run_id, step_name, t.task_id).load(name)
+                for t in self.metadata.list_tasks(flow_name, run_id, step_name)]
+
+    def run(self, flow_name: str, run_id: str):
+        return self.metadata.get_run(flow_name, run_id)
+
+    def task_store(self, flow_name: str, run_id: str, step_name: str):
+        (task,) = self.metadata.list_tasks(flow_name, run_id, step_name)
+        return self.datastore.open_task(flow_name, run_id, step_name, task.task_id)
+
 
 @pytest.fixture
 def records(flow_env) -> LocalRecords:
     return LocalRecords(flow_env.root)
+

@@ -8,15 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flow_core.testing import run_id_of
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 HELLO = EXAMPLES / "hello.py"
-
-
-def run_id_of(output: str) -> str:
-    match = re.search(r"Workflow starting \(run-id (\d+)\)", output)
-    assert match, output
-    return match.group(1)
 
 
 def test_hello_with_flow_run(flow_cli, records):

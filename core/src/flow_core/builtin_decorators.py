@@ -109,6 +109,9 @@ class resources(StepDecorator):
         merged = {**self.attributes, **{k: v for k, v in spec.resources.items() if v is not None}}
         return attrs.evolve(spec, resources=merged)
 
+    def task_metadata(self):
+        return {f"requested-{k}": str(v) for k, v in self.attributes.items() if v is not None}
+
 
 class environment(StepDecorator):
     """Set environment variables for the step's process: ``@environment(vars={"K": "v"})``."""

@@ -50,6 +50,10 @@ class StepDecorator(_Decorator):
         """Adjust a task before it is launched (retries, compute backend, resources)."""
         return spec
 
+    def task_metadata(self) -> dict[str, str]:
+        """Metadata fields to record with each attempt of the step (what it asked for)."""
+        return {}
+
     def task_pre_step(self, ctx: Any) -> None:
         """In the task process, before the step's code runs."""
 

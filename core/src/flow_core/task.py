@@ -123,7 +123,8 @@ class TaskRunner:
             self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count,
             {"hostname": socket.gethostname(), "pid": str(os.getpid()),
              "python-version": sys.version.split()[0], "attempt": str(args.retry_count),
-             **({"foreach-index": str(args.split_index)} if args.split_index is not None else {})},
+             **({"foreach-index": str(args.split_index)} if args.split_index is not None else {}),
+             **{k: v for decorator in self.decorators for k, v in decorator.task_metadata().items()}},
         )
         store = self.datastore.task(self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count)
         flow = self.flow_cls(use_cli=False)

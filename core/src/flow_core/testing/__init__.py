@@ -17,6 +17,7 @@ the ``flow`` command in a subprocess with that environment).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,21 @@ import pytest
 from .metadata import MetadataConformance
 from .storage import StorageConformance
 
-__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv"]
+__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv", "last_error", "run_id_of"]
+
+
+def run_id_of(output: str) -> str:
+    """The run id a ``run`` or ``resume`` announced in its output."""
+    match = re.search(r"(?:Workflow starting|Resuming \S+) \(run-id (\d+)\)", output)
+    assert match, f"no run id in the output:\n{output}"
+    return match.group(1)
+
+
+def last_error(result: subprocess.CompletedProcess) -> str:
+    """The one line a failed command ends with on standard error."""
+    lines = result.stderr.strip().splitlines()
+    assert lines, "the command printed nothing on standard error"
+    return lines[-1]
 
 
 class FlowEnv(dict):
