@@ -190,3 +190,18 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
     new_id = run_id_of(resumed.stdout)
     assert records.artifact("Sleepy", new_id, "end", "total") == 0 + 1 + 4
     assert resumed.stdout.count("Reused Sleepy/") == 2  # start and the one finished work task
+
+
+def test_dump_prints_artifacts_of_a_step_or_task(write_flow, flow_cli, python_flow, records):
+    path = write_flow("chatty.py", CHATTY + '\n    if __name__ == "__main__":\n        Chatty()\n')
+    run_id = run_id_of(flow_cli("run", str(path)).stdout)
+    (start,) = records.metadata.list_tasks("Chatty", run_id, "start")
+    one = python_flow(path, "dump", f"{run_id}/start/{start.task_id}", "--include", "items")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == "items: ['a', 'b']\n"
+    each = flow_cli("dump", str(path), f"Chatty/{run_id}/each", "--max-value-size", "3")
+    ids = [t.task_id for t in records.metadata.list_tasks("Chatty", run_id, "each")]
+    assert f"[{run_id}/each/{ids[0]}]" in each.stdout and f"[{run_id}/each/{ids[1]}]" in each.stdout
+    assert "items: ['a... (7 more characters)" in each.stdout
+    bad = flow_cli("dump", str(path), f"{run_id}/nosuch")
+    assert bad.returncode != 0 and last_error(bad) == f"Error: step Chatty/{run_id}/nosuch does not exist (no task of it ever started)"

@@ -25,7 +25,20 @@ def _submodules() -> set[str]:
     return {info.name for info in pkgutil.iter_modules(__path__)}
 
 
+#: The Client API, imported on first use so that ``import flow_core`` in a task stays light.
+_CLIENT_NAMES = {
+    "DataArtifact", "Flow", "Metaflow", "Run", "Step", "Task",
+    "default_namespace", "get_metadata", "get_namespace", "namespace",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        value = getattr(client, name)
+        globals()[name] = value
+        return value
     # Decorators registered through the plugin hooks (the core's own included).
     if name.startswith("_") or name in _submodules():
         # `from . import graph` asks here before importing the submodule itself.

@@ -13,7 +13,7 @@ from ..parameters import add_parameter_options
 from .state import CliState, apply_global_options, global_options, run_cleanly
 
 #: The verbs ``flow VERB FILE`` forwards to a flow's own command group.
-FLOW_VERBS = ("run", "resume", "show", "check", "logs", "step", "deploy", "trigger")
+FLOW_VERBS = ("run", "resume", "show", "check", "logs", "dump", "step", "deploy", "trigger")
 
 
 def make_flow_cli(flow_cls: type, flow_file: str) -> click.Group:
@@ -94,11 +94,20 @@ def make_flow_cli(flow_cls: type, flow_file: str) -> click.Group:
     @click.argument("pathspec")
     @click.option("--stderr", "stream", flag_value="stderr", help="Print standard error instead.")
     @click.option("--stdout", "stream", flag_value="stdout", default=True, help="Print standard output (default).")
-    @click.pass_obj
-    def logs(state: CliState, pathspec, stream):
-        from ..logs import print_logs
+    def logs(pathspec, stream):
+        from .inspect import print_logs
 
-        print_logs(state.settings(), state.registry(), flow_cls.__name__, pathspec, stream)
+        print_logs(flow_cls.__name__, pathspec, stream)
+
+    @flow_group.command(help="Print the artifacts of a run's tasks: RUN/STEP or RUN/STEP/TASK.")
+    @click.argument("pathspec")
+    @click.option("--include", default="", help="Only these artifacts (comma-separated names).")
+    @click.option("--max-value-size", default=1000, show_default=True,
+                  help="Shorten values longer than this many characters (0: never).")
+    def dump(pathspec, include, max_value_size):
+        from .inspect import dump_artifacts
+
+        dump_artifacts(flow_cls.__name__, pathspec, tuple(n for n in include.split(",") if n), max_value_size)
 
     @flow_group.command(help="Print the flow's steps and how they connect.")
     def show():

@@ -1,0 +1,57 @@
+"""``flow logs`` and ``flow dump``: reading a run back at the terminal, through the Client API."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterator
+
+import click
+
+from ..client import Run, Task, namespace
+from ..errors import FlowError
+
+def selected_tasks(flow_name: str, pathspec: str) -> list[Task]:
+    """Tasks under RUN, RUN/STEP or RUN/STEP/TASK (a leading ``Flow/`` is accepted too), in
+    every namespace: naming a run is explicit enough."""
+    parts = pathspec.strip("/").split("/")
+    if parts and parts[0] == flow_name:
+        parts = parts[1:]
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise FlowError(f"'{pathspec}' is not RUN, RUN/STEP or RUN/STEP/TASK")
+    namespace(None)
+    run = Run(f"{flow_name}/{parts[0]}")
+    if len(parts) == 1:
+        steps = list(reversed(list(run)))  # in the order they ran
+    else:
+        steps = [run[parts[1]]]
+    if len(parts) == 3:
+        return [steps[0][parts[2]]]
+    return [task for step in steps for task in step]
+
+
+def _headed(tasks: list[Task]) -> Iterator[Task]:
+    for task in tasks:
+        if len(tasks) > 1:
+            click.secho(f"[{task.pathspec.split('/', 1)[1]}]", bold=True)
+        yield task
+
+
+def print_logs(flow_name: str, pathspec: str, stream: str) -> None:
+    """Print the stored ``stream`` of each selected task, under a heading when there are several."""
+    for task in _headed(selected_tasks(flow_name, pathspec)):
+        text = task.stdout if stream == "stdout" else task.stderr
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def dump_artifacts(flow_name: str, pathspec: str, include: tuple[str, ...], max_value_size: int) -> None:
+    """Print each selected task's artifacts as ``name: value``, shortening long values."""
+    for task in _headed(selected_tasks(flow_name, pathspec)):
+        artifacts = [a for a in task if not include or a.id in include]
+        if not artifacts:
+            click.echo("(no artifacts)" if task.successful else f"(the task failed: {task.exception})")
+        for artifact in artifacts:
+            text = repr(artifact.data)
+            if max_value_size and len(text) > max_value_size:
+                text = text[:max_value_size] + f"... ({len(text) - max_value_size} more characters)"
+            click.echo(f"{artifact.id}: {text}")

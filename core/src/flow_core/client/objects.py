@@ -1,0 +1,563 @@
+"""The Client API objects: Metaflow, Flow, Run, Step, Task and DataArtifact.
+
+They mirror Metaflow's client so notebook code carries over with a changed import. Every
+object is a thin view over metadata records; artifact values are read from the datastore
+only when touched, and once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from ..datastore.task_store import TaskDataStore
+from ..errors import FlowError, NotFound
+from ..foreach import stack_from_info
+from ..metadata.base import RUNNING, SUCCEEDED, ArtifactRecord, MetadataField, RunRecord, TaskRecord
+from .namespace import backends, get_namespace
+
+HIDDEN_STEP_PREFIX = "_"  # _parameters: where the run's parameters live, not a user step
+
+
+class NamespaceMismatch(FlowError):
+    """The object exists, but not in the namespace in force."""
+
+
+class TaggingError(FlowError):
+    """A tag change the Client API refuses (empty tags, system tags)."""
+
+
+def _time(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value) if value is not None else None
+
+
+def _split(pathspec: str, parts: int, kind: str) -> list[str]:
+    pieces = pathspec.strip("/").split("/") if isinstance(pathspec, str) else []
+    if len(pieces) != parts or not all(pieces):
+        example = "/".join(["Flow", "run_id", "step", "task_id"][:parts])
+        raise NotFound(f"'{pathspec}' is not a {kind} pathspec; a {kind} is named {example}")
+    return pieces
+
+
+class ClientObject:
+    """What every object has: ``pathspec``, ``id``, ``parent``, iteration and ``obj["child"]``."""
+
+    _kind = "object"
+
+    pathspec: str
+
+    @property
+    def id(self) -> str:
+        return self.pathspec.rsplit("/", 1)[-1]
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, child_id: str) -> Any:
+        raise NotImplementedError
+
+    def __contains__(self, child_id: str) -> bool:
+        try:
+            self[child_id]
+        except (NotFound, KeyError):
+            return False
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.pathspec == self.pathspec  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.pathspec))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('{self.pathspec}')"
+
+
+class Metaflow(ClientObject):
+    """Every flow with a run in the current namespace: ``for flow in Metaflow(): …``."""
+
+    pathspec = ""
+
+    @property
+    def flows(self) -> list["Flow"]:
+        return list(self)
+
+    def __iter__(self) -> Iterator["Flow"]:
+        metadata = backends().metadata
+        ns = get_namespace()
+        for record in metadata.list_flows():
+            if ns is None or metadata.list_runs(record.name, tags=[ns], limit=1):
+                yield Flow(record.name, _created_at=record.created_at)
+
+    def __getitem__(self, name: str) -> "Flow":
+        return Flow(name)
+
+    def __repr__(self) -> str:
+        return "Metaflow()"
+
+
+class Flow(ClientObject):
+    """A flow by name; iterating gives its runs in the current namespace, newest first."""
+
+    _kind = "flow"
+
+    def __init__(self, pathspec: str, _created_at: float | None = None):
+        (self.pathspec,) = _split(pathspec, 1, "flow")
+        if _created_at is None:
+            found = [f for f in backends().metadata.list_flows() if f.name == self.pathspec]
+            if not found:
+                raise NotFound(f"flow '{self.pathspec}' does not exist in {backends().metadata.describe()}")
+            _created_at = found[0].created_at
+        self._created_at = _created_at
+
+    @property
+    def created_at(self) -> datetime:
+        return _time(self._created_at)  # type: ignore[return-value]
+
+    @property
+    def parent(self) -> None:
+        return None
+
+    def runs(self, *tags: str) -> Iterator["Run"]:
+        """Runs carrying every one of ``tags`` (and the namespace), newest first."""
+        ns = get_namespace()
+        wanted = [*tags, *([ns] if ns is not None else [])]
+        for record in backends().metadata.list_runs(self.pathspec, tags=wanted):
+            yield Run(record.pathspec, _record=record)
+
+    def __iter__(self) -> Iterator["Run"]:
+        return self.runs()
+
+    def __getitem__(self, run_id: str) -> "Run":
+        return Run(f"{self.pathspec}/{run_id}")
+
+    @property
+    def latest_run(self) -> "Run | None":
+        return next(self.runs(), None)
+
+    @property
+    def latest_successful_run(self) -> "Run | None":
+        return next((run for run in self.runs() if run.successful), None)
+
+
+def _check_namespace(pathspec: str, tags: Iterable[str]) -> None:
+    ns = get_namespace()
+    if ns is not None and ns not in set(tags):
+        raise NamespaceMismatch(
+            f"{pathspec} is not in the namespace '{ns}'; call namespace(None) to see every run, "
+            f"or namespace('<tag>') for the one it belongs to")
+
+
+class Run(ClientObject):
+    """One run; ``run["train"]`` is a step, ``run.data`` the artifacts of its ``end`` task."""
+
+    _kind = "run"
+
+    def __init__(self, pathspec: str, _record: RunRecord | None = None, _namespace_check: bool = True):
+        flow_name, run_id = _split(pathspec, 2, "run")
+        self.pathspec = f"{flow_name}/{run_id}"
+        record = _record or backends().metadata.get_run(flow_name, run_id)
+        if record is None:
+            raise NotFound(f"run {self.pathspec} does not exist in {backends().metadata.describe()}")
+        if _namespace_check:
+            _check_namespace(self.pathspec, record.tags | record.system_tags)
+        self._record = record
+
+    def _refresh(self) -> None:
+        self._record = backends().metadata.get_run(self._record.flow_name, self._record.run_id) or self._record
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def parent(self) -> Flow:
+        return Flow(self._record.flow_name)
+
+    @property
+    def created_at(self) -> datetime:
+        return _time(self._record.created_at)  # type: ignore[return-value]
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._record.finished_at)
+
+    @property
+    def finished(self) -> bool:
+        """The run got to the end of its ``end`` step (Metaflow's meaning: a failed run is not finished)."""
+        return self._record.status == SUCCEEDED
+
+    @property
+    def successful(self) -> bool:
+        return self._record.status == SUCCEEDED
+
+    @property
+    def status(self) -> str:
+        """``running``, ``succeeded``, ``failed``, or ``crashed`` (running, but its runtime went silent)."""
+        return "crashed" if self._record.crashed else self._record.status
+
+    @property
+    def user(self) -> str:
+        return self._record.user
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return frozenset(self._record.tags)
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return frozenset(self._record.system_tags)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.user_tags | self.system_tags
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The run this one resumed, if any."""
+        origin = self._record.origin_run_id
+        return f"{self._record.flow_name}/{origin}" if origin else None
+
+    @property
+    def end_task(self) -> "Task | None":
+        try:
+            return self["end"].task
+        except NotFound:
+            return None
+
+    @property
+    def data(self) -> "TaskData | None":
+        """The artifacts of the ``end`` task (None until it ran)."""
+        end = self.end_task
+        return end.data if end is not None else None
+
+    # -- children -----------------------------------------------------------------------------
+
+    def steps(self) -> Iterator["Step"]:
+        """The run's steps, the most recently started first (Metaflow's order)."""
+        records = backends().metadata.list_steps(self._record.flow_name, self._record.run_id)
+        for record in reversed(records):
+            if not record.step_name.startswith(HIDDEN_STEP_PREFIX):
+                yield Step(record.pathspec, _run=self)
+
+    def __iter__(self) -> Iterator["Step"]:
+        return self.steps()
+
+    def __getitem__(self, step_name: str) -> "Step":
+        return Step(f"{self.pathspec}/{step_name}", _run=self)
+
+    # -- tags -------------------------------------------------------------------------------
+
+    def add_tag(self, tag: str) -> None:
+        self.add_tags([tag])
+
+    def add_tags(self, tags: Iterable[str]) -> None:
+        tags = _valid_tags(tags)
+        backends().metadata.add_run_tags(self._record.flow_name, self._record.run_id, tags)
+        self._refresh()
+
+    def remove_tag(self, tag: str) -> None:
+        self.remove_tags([tag])
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        tags = _valid_tags(tags)
+        system = [t for t in tags if t in self._record.system_tags]
+        if system:
+            raise TaggingError(f"'{system[0]}' is a system tag of {self.pathspec}; system tags cannot be removed")
+        backends().metadata.remove_run_tags(self._record.flow_name, self._record.run_id, tags)
+        self._refresh()
+
+    def replace_tag(self, old: str, new: str) -> None:
+        self.replace_tags([old], [new])
+
+    def replace_tags(self, old: Iterable[str], new: Iterable[str]) -> None:
+        self.remove_tags(old)
+        self.add_tags(new)
+
+
+def _valid_tags(tags: Iterable[str]) -> list[str]:
+    tags = list(tags)
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise TaggingError(f"{tag!r} is not a tag; tags are non-empty strings")
+    return tags
+
+
+class Step(ClientObject):
+    """The tasks of one step of a run (one, or one per foreach item)."""
+
+    _kind = "step"
+
+    def __init__(self, pathspec: str, _run: Run | None = None):
+        flow_name, run_id, step_name = _split(pathspec, 3, "step")
+        self.pathspec = f"{flow_name}/{run_id}/{step_name}"
+        self._run = _run or Run(f"{flow_name}/{run_id}")
+        self._tasks = [t for t in backends().metadata.list_tasks(flow_name, run_id, step_name)]
+        if not self._tasks or step_name.startswith(HIDDEN_STEP_PREFIX):
+            raise NotFound(f"step {self.pathspec} does not exist (no task of it ever started)")
+
+    @property
+    def parent(self) -> Run:
+        return self._run
+
+    @property
+    def created_at(self) -> datetime:
+        return _time(min(t.created_at for t in self._tasks))  # type: ignore[return-value]
+
+    @property
+    def finished_at(self) -> datetime | None:
+        ends = [t.finished_at for t in self._tasks]
+        return _time(max(ends)) if all(e is not None for e in ends) else None
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self._run.tags
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return self._run.user_tags
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return self._run.system_tags
+
+    @property
+    def task(self) -> "Task":
+        """A task of the step: the only one, or for a foreach, the first."""
+        return Task(self._tasks[0].pathspec, _record=self._tasks[0], _step=self)
+
+    def tasks(self) -> Iterator["Task"]:
+        for record in self._tasks:
+            yield Task(record.pathspec, _record=record, _step=self)
+
+    def __iter__(self) -> Iterator["Task"]:
+        return self.tasks()
+
+    def __getitem__(self, task_id: str) -> "Task":
+        for record in self._tasks:
+            if record.task_id == str(task_id):
+                return Task(record.pathspec, _record=record, _step=self)
+        raise NotFound(f"task {self.pathspec}/{task_id} does not exist")
+
+
+class Task(ClientObject):
+    """One task: its artifacts (``task.data.x``, ``task["x"]``), output, metadata and outcome."""
+
+    _kind = "task"
+
+    def __init__(self, pathspec: str, _record: TaskRecord | None = None, _step: Step | None = None):
+        flow_name, run_id, step_name, task_id = _split(pathspec, 4, "task")
+        self.pathspec = f"{flow_name}/{run_id}/{step_name}/{task_id}"
+        if _record is None:
+            if _step is None:
+                Run(f"{flow_name}/{run_id}")  # the namespace check, and a clear error for a bad run
+            _record = backends().metadata.get_task(flow_name, run_id, step_name, task_id)
+            if _record is None:
+                raise NotFound(f"task {self.pathspec} does not exist")
+        self._record = _record
+        self._step = _step
+        self._store: TaskDataStore | None = None
+        self._fields: list[MetadataField] | None = None
+
+    # -- outcome ------------------------------------------------------------------------------
+
+    @property
+    def parent(self) -> Step:
+        return self._step or Step(self.pathspec.rsplit("/", 1)[0])
+
+    @property
+    def created_at(self) -> datetime:
+        return _time(self._record.created_at)  # type: ignore[return-value]
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._record.finished_at)
+
+    @property
+    def finished(self) -> bool:
+        return self._record.status != RUNNING
+
+    @property
+    def successful(self) -> bool:
+        return self._record.status == SUCCEEDED
+
+    @property
+    def current_attempt(self) -> int:
+        return max(self._record.attempt, 0)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.parent.tags
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return self.parent.user_tags
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return self.parent.system_tags
+
+    # -- the datastore side -------------------------------------------------------------------
+
+    def _datastore(self) -> TaskDataStore | None:
+        """The latest committed attempt (None while the first attempt still runs)."""
+        if self._store is None:
+            r = self._record
+            try:
+                self._store = backends().datastore.open_task(r.flow_name, r.run_id, r.step_name, r.task_id)
+            except NotFound:
+                return None
+        return self._store
+
+    def _artifact_records(self) -> dict[str, ArtifactRecord]:
+        if not self.successful:
+            return {}
+        store = self._datastore()
+        records = store.artifact_records() if store is not None else {}
+        return {name: record for name, record in records.items() if not name.startswith("_")}
+
+    @property
+    def data(self) -> "TaskData":
+        """Artifact values by attribute: ``task.data.model``."""
+        return TaskData(self)
+
+    @property
+    def artifacts(self) -> "TaskArtifacts":
+        """`DataArtifact` objects by attribute: ``task.artifacts.model.sha``."""
+        return TaskArtifacts(self)
+
+    def __iter__(self) -> Iterator["DataArtifact"]:
+        for name, record in sorted(self._artifact_records().items()):
+            yield DataArtifact(self, record)
+
+    def __getitem__(self, name: str) -> "DataArtifact":
+        records = self._artifact_records()
+        if name not in records:
+            raise KeyError(f"task {self.pathspec} has no artifact '{name}'")
+        return DataArtifact(self, records[name])
+
+    def _load(self, name: str) -> Any:
+        store = self._datastore()
+        assert store is not None
+        return store.load(name)
+
+    def _log(self, stream: str) -> str:
+        store = self._datastore()
+        return store.log(stream).decode("utf-8", "replace") if store is not None else ""
+
+    @property
+    def stdout(self) -> str:
+        return self._log("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._log("stderr")
+
+    @property
+    def exception(self) -> str | None:
+        """What the step raised, as ``Type: message`` (None if it did not fail)."""
+        store = self._datastore()
+        return store.info.get("exception") if store is not None else None
+
+    @property
+    def index(self) -> int | None:
+        """The task's position in its innermost foreach (None outside any foreach)."""
+        store = self._datastore()
+        stack = stack_from_info(store.info.get("foreach_stack")) if store is not None else ()
+        return stack[-1].index if stack else None
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """For a task a resumed run reused: the task it was cloned from."""
+        return self.metadata_dict.get("origin-pathspec")
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> list[MetadataField]:
+        if self._fields is None:
+            r = self._record
+            self._fields = backends().metadata.list_metadata(r.flow_name, r.run_id, r.step_name, r.task_id)
+        return list(self._fields)
+
+    @property
+    def metadata_dict(self) -> dict[str, str]:
+        """Each metadata field's latest value."""
+        return {field.field: field.value for field in self.metadata}
+
+
+class DataArtifact(ClientObject):
+    """One artifact of one task; ``.data`` loads the value (once)."""
+
+    _kind = "artifact"
+
+    def __init__(self, task: Task, record: ArtifactRecord):
+        self.pathspec = f"{task.pathspec}/{record.name}"
+        self._task = task
+        self._record = record
+
+    @property
+    def data(self) -> Any:
+        return self._task._load(self._record.name)
+
+    @property
+    def sha(self) -> str:
+        """The content key: equal values have equal keys, across tasks, runs and flows."""
+        return self._record.key
+
+    @property
+    def type(self) -> str:
+        return self._record.type
+
+    @property
+    def size(self) -> int:
+        return self._record.size
+
+    @property
+    def parent(self) -> Task:
+        return self._task
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self._task.finished_at
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return self._task.finished_at
+
+
+class TaskData:
+    """``task.data.name`` is the artifact's value; ``"name" in task.data`` asks if it exists."""
+
+    def __init__(self, task: Task):
+        self._task = task
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self._task[name].data
+        except KeyError:
+            raise AttributeError(f"task {self._task.pathspec} has no artifact '{name}'") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._task._artifact_records()
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._task._artifact_records())
+
+    def __repr__(self) -> str:
+        return f"<data of {self._task.pathspec}: {', '.join(dir(self))}>"
+
+
+class TaskArtifacts(TaskData):
+    """``task.artifacts.name`` is the `DataArtifact`; iterating gives them all."""
+
+    def __getattr__(self, name: str) -> DataArtifact:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self._task[name]
+        except KeyError:
+            raise AttributeError(f"task {self._task.pathspec} has no artifact '{name}'") from None
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return iter(self._task)
