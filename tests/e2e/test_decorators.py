@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from flow_core.testing import last_error, run_id_of
 
 DECORATED = """
@@ -42,8 +44,9 @@ DECORATED = """
 """
 
 
-def test_retry_catch_timeout_and_environment(write_flow, flow_cli, records):
-    result = flow_cli("run", str(write_flow("decorated.py", DECORATED)))
+@pytest.mark.parametrize("compute", ["local", "subprocess"])
+def test_retry_catch_timeout_and_environment(write_flow, flow_cli, records, compute):
+    result = flow_cli("run", str(write_flow("decorated.py", DECORATED)), "--compute", compute)
     assert result.returncode == 0, result.stderr
     run_id = run_id_of(result.stdout)
     assert records.artifact("Decorated", run_id, "start", "greeting") == "bonjour"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from flow_core.testing import last_error, run_id_of
 
 PIPELINE = """
@@ -104,7 +106,9 @@ def test_resume_errors_are_one_line(write_flow, flow_cli):
     assert last_error(bad_run) == "Error: run Pipeline/777 does not exist; check --origin-run-id"
 
 
-def test_kill_9_of_the_runtime_mid_foreach_resumes_to_the_undisturbed_result(write_flow, flow_cli, records, flow_env):
+@pytest.mark.parametrize("compute", ["local", "subprocess"])
+def test_kill_9_of_the_runtime_mid_foreach_resumes_to_the_undisturbed_result(write_flow, flow_cli, records, flow_env,
+                                                                             compute):
     path = write_flow("pipeline.py", PIPELINE)
     undisturbed = flow_cli("run", str(path))
     assert undisturbed.returncode == 0, undisturbed.stderr
@@ -112,7 +116,8 @@ def test_kill_9_of_the_runtime_mid_foreach_resumes_to_the_undisturbed_result(wri
 
     run_id_file = flow_env.root.parent / "run-id"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flow_core", "run", str(path), "--max-workers", "1", "--run-id-file", str(run_id_file)],
+        [sys.executable, "-m", "flow_core", "run", str(path), "--max-workers", "1", "--run-id-file", str(run_id_file),
+         "--compute", compute],
         env={**os.environ, **flow_env, "SLOW": "1.5"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # kill once some, not all, square tasks are done

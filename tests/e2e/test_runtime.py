@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from flow_core.testing import last_error, run_id_of
 
 CHATTY = """
@@ -129,7 +131,16 @@ def test_quiet_prints_only_the_result(write_flow, flow_cli):
     assert result.stdout.startswith("Done! Run Chatty/")
 
 
-def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_env, records):
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("compute", ["local", "subprocess"])
+def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_env, records, compute):
     path = write_flow("sleepy.py", """
         import os, time
         from flow_core import FlowSpec, step
@@ -157,7 +168,8 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
                 pass
     """)
     env = {**os.environ, **flow_env}
-    proc = subprocess.Popen([sys.executable, "-m", "flow_core", "run", str(path), "--max-workers", "3"],
+    proc = subprocess.Popen([sys.executable, "-m", "flow_core", "run", str(path), "--max-workers", "3",
+                             "--compute", compute],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
@@ -179,9 +191,9 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
     assert f"run Sleepy/{run_id} was interrupted" in err.strip().splitlines()[-1]
     tasks = records.metadata.list_tasks("Sleepy", run_id, "work")
     assert sorted(t.status for t in tasks) == ["failed", "failed", "succeeded"]  # nothing left "running"
-    time.sleep(0.5)
-    leftovers = subprocess.run(["pgrep", "-f", f"--run-id {run_id} "], capture_output=True, text=True)
-    assert leftovers.stdout == ""
+    pids = [int(f.value) for t in tasks
+            for f in records.metadata.list_metadata("Sleepy", run_id, "work", t.task_id) if f.field == "pid"]
+    assert len(pids) == 3 and not [pid for pid in pids if _alive(pid)]
     assert records.run("Sleepy", run_id).status == "failed"
 
     resumed = subprocess.run([sys.executable, "-m", "flow_core", "resume", str(path), "--origin-run-id", run_id],

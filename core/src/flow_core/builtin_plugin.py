@@ -14,7 +14,12 @@ def flow_storage_backends():
 
 @hookimpl
 def flow_compute_backends():
-    return [Backend("local", "flow_core.compute.local:LocalCompute", "a process per task on this machine")]
+    return [
+        Backend("local", "flow_core.compute.local:LocalCompute",
+                "a process per task on this machine, forked from a warm process"),
+        Backend("subprocess", "flow_core.compute.process:SubprocessCompute",
+                "a new interpreter per task running the task command line, as remote compute does"),
+    ]
 
 
 @hookimpl

@@ -1,57 +1,18 @@
 """Capturing a task's output while it still reaches the console.
 
 The capture is at the file-descriptor level, so output from C extensions and from
-subprocesses the step starts is kept too, not only what Python's ``print`` writes.
+subprocesses the step starts is kept too, not only what Python's ``print`` writes. One
+thread copies both streams (a task is short-lived; a thread each would double the cost).
 """
 
 from __future__ import annotations
 
 import os
+import selectors
 import sys
 import threading
 
-
-class _Tee:
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.chunks: list[bytes] = []
-
-    def start(self) -> None:
-        _flush_python_streams()
-        self.saved = os.dup(self.fd)
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, self.fd)
-        os.close(write_end)
-        self.read_end = read_end
-        self.thread = threading.Thread(target=self._pump, daemon=True)
-        self.thread.start()
-
-    def _pump(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.read_end, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.chunks.append(chunk)
-            view = memoryview(chunk)
-            while view:
-                written = os.write(self.saved, view)
-                view = view[written:]
-
-    def stop(self) -> bytes:
-        _flush_python_streams()
-        os.dup2(self.saved, self.fd)
-        # A background process the step left running may hold the pipe open: don't wait forever.
-        self.thread.join(timeout=2.0)
-        if self.thread.is_alive():
-            os.close(self.read_end)
-            self.thread.join(timeout=1.0)
-        else:
-            os.close(self.read_end)
-        os.close(self.saved)
-        return b"".join(self.chunks)
+STREAMS = {"stdout": 1, "stderr": 2}
 
 
 def _flush_python_streams() -> None:
@@ -70,11 +31,58 @@ class OutputCapture:
         self.stderr = b""
 
     def __enter__(self) -> "OutputCapture":
-        self._tees = {"stdout": _Tee(1), "stderr": _Tee(2)}
-        for tee in self._tees.values():
-            tee.start()
+        _flush_python_streams()
+        self._saved: dict[str, int] = {}
+        self._reads: dict[int, str] = {}
+        self._chunks: dict[str, list[bytes]] = {name: [] for name in STREAMS}
+        for name, fd in STREAMS.items():
+            self._saved[name] = os.dup(fd)
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            self._reads[read_end] = name
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
         return self
 
+    def _pump(self) -> None:
+        try:
+            self._copy_until_closed()
+        except (OSError, ValueError):  # __exit__ gave up waiting and closed the pipes
+            pass
+
+    def _copy_until_closed(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            for read_end in self._reads:
+                selector.register(read_end, selectors.EVENT_READ)
+            open_ends = len(self._reads)
+            while open_ends:
+                for key, _ in selector.select():
+                    try:
+                        chunk = os.read(key.fd, 65536)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        selector.unregister(key.fd)
+                        open_ends -= 1
+                        continue
+                    name = self._reads[key.fd]
+                    self._chunks[name].append(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(self._saved[name], view):]
+
     def __exit__(self, *exc_info: object) -> None:
-        self.stdout = self._tees["stdout"].stop()
-        self.stderr = self._tees["stderr"].stop()
+        _flush_python_streams()
+        for name, fd in STREAMS.items():
+            os.dup2(self._saved[name], fd)  # closes our pipe's last write end: the pump sees EOF
+        # A background process the step left running may hold a pipe open: don't wait forever.
+        self._thread.join(timeout=2.0)
+        for read_end in self._reads:
+            os.close(read_end)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        for saved in self._saved.values():
+            os.close(saved)
+        self.stdout = b"".join(self._chunks["stdout"])
+        self.stderr = b"".join(self._chunks["stderr"])

@@ -97,6 +97,17 @@ class Settings:
         for setting in settings:
             self._declared.setdefault(setting.name, setting)
 
+    def with_environ(self, environ: Mapping[str, str]) -> "Settings":
+        """The same settings seen through another environment (a forked task's), without
+        reading the profile file again unless the environment moves it."""
+        copy = object.__new__(Settings)
+        copy._environ = dict(environ)
+        copy._overrides = dict(self._overrides)
+        copy._profile_path = profile_path(copy._environ)
+        copy._profile = self._profile if copy._profile_path == self._profile_path else _read_profile(copy._profile_path)
+        copy._declared = dict(self._declared)
+        return copy
+
     def with_overrides(self, overrides: Mapping[str, str | None]) -> "Settings":
         merged = dict(self._overrides)
         merged.update({k: v for k, v in overrides.items() if v is not None})

@@ -94,19 +94,23 @@ class TaskContext:
 
 
 class TaskRunner:
-    def __init__(self, args: TaskArguments, settings: Settings, registry: PluginRegistry):
+    def __init__(self, args: TaskArguments, settings: Settings, registry: PluginRegistry,
+                 flow_cls: type[FlowSpec] | None = None, graph: FlowGraph | None = None,
+                 metadata: Any = None):
+        """A task forked from a warm process passes ``flow_cls`` and ``graph`` pre-loaded, and a
+        `MetadataRelay` as ``metadata``."""
         self.args = args
         self.settings = settings
-        self.flow_cls = load_flow_class(args.flow_file, args.flow_name)
+        self.flow_cls = flow_cls or load_flow_class(args.flow_file, args.flow_name)
         self.flow_name = self.flow_cls.__name__
-        self.graph = FlowGraph(self.flow_cls, str(args.flow_file))
+        self.graph = graph or FlowGraph(self.flow_cls, str(args.flow_file))
         if args.step_name not in self.graph:
             raise FlowError(f"{self.flow_name} has no step named '{args.step_name}'")
         self.node = self.graph[args.step_name]
         self.decorators: list[StepDecorator] = step_decorators(
             self.flow_cls, args.step_name, args.decospecs, registry.step_decorators)
         storage = registry.create_backend("datastore", settings.backend_name("datastore"), settings)
-        self.metadata = registry.create_backend("metadata", settings.backend_name("metadata"), settings)
+        self.metadata = metadata or registry.create_backend("metadata", settings.backend_name("metadata"), settings)
         self.datastore = FlowDataStore(storage)
 
     def _open_parent(self, path: str) -> Parent:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import attrs
 
@@ -132,6 +133,13 @@ class MetadataBackend(ABC):
         """Where the records live, for messages (``local@/home/me/.flow``, ``service@https://…``)."""
 
     # -- write side ---------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside the block into as few round trips as the backend can
+        (one transaction, one request): the local runtime records many short tasks this way.
+        The default makes each write as it comes, which is always correct."""
+        yield
 
     @abstractmethod
     def new_run(

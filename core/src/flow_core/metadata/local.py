@@ -165,7 +165,20 @@ class LocalMetadata(MetadataBackend):
         conn.execute("COMMIT")
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._write() as db:
+            self._local.batch = db
+            try:
+                yield
+            finally:
+                self._local.batch = None
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        batch = getattr(self._local, "batch", None)
+        if batch is not None and self._local.pid == os.getpid():  # inside batch(): join its transaction
+            yield batch
+            return
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
