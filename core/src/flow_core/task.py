@@ -113,16 +113,16 @@ class TaskRunner:
         self.metadata = metadata or registry.create_backend("metadata", settings.backend_name("metadata"), settings)
         self.datastore = FlowDataStore(storage)
 
-    def _open_parent(self, path: str) -> Parent:
-        run_id, step_name, task_id = path.split("/")
-        return Parent(step_name, self.datastore.open_task(self.flow_name, run_id, step_name, task_id))
+    def _open_parents(self, paths: tuple[str, ...]) -> list[Parent]:
+        stores = self.datastore.open_tasks(self.flow_name, paths)
+        return [Parent(path.split("/")[1], store) for path, store in zip(paths, stores)]
 
     # -- the attempt ------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run the attempt; return the process exit status (0 on success)."""
         args = self.args
-        parents = [self._open_parent(path) for path in unpack_input_paths(self.datastore.cas, args.input_paths)]
+        parents = self._open_parents(unpack_input_paths(self.datastore.cas, args.input_paths))
         self.metadata.start_attempt(
             self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count,
             {"hostname": socket.gethostname(), "pid": str(os.getpid()),

@@ -1,6 +1,6 @@
 """The content-addressed store: every value encoded, hashed and compressed once.
 
-A blob's key is the SHA-256 of its encoded bytes, so an equal value is stored once whatever
+A blob's key is the SHA-256 of its encoded bytes (and encoding), so an equal value is stored once whatever
 run or flow wrote it, and a key that exists is never uploaded again. Stored layout::
 
     data/<first two hex digits>/<64 hex digits>
@@ -8,7 +8,8 @@ run or flow wrote it, and a key that exists is never uploaded again. Stored layo
 Each stored blob is a 16-byte header (magic, format, flags, encoding, payload size) and
 the payload, zstd-compressed unless that does not shrink it. A payload over `CHUNK_SIZE` is
 cut into chunks stored as blobs of their own, and the value's key then holds a manifest
-listing them, so a large artifact moves in parallel and in bounded memory.
+listing them, so a large artifact moves in parallel and in bounded memory. (The key of a
+chunked value is the SHA-256 of its chunks' digests.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ FLAG_ZSTD, FLAG_MANIFEST = 1, 2
 ENCODING_IDS = {RAW: 0, MSGPACK: 1, PICKLE: 2}
 ENCODINGS = {v: k for k, v in ENCODING_IDS.items()}
 
-CHUNK_SIZE = 64 * 1024 * 1024
+CHUNK_SIZE = 16 * 1024 * 1024
+COMPRESS_FROM = 512  # smaller payloads are stored as they are: zstd would barely shrink them
 THREADED_FROM = 4 * 1024 * 1024  # multi-threaded zstd above this size
 SAMPLE_FROM = 1024 * 1024  # probe compressibility on a sample above this size
 SAMPLE_SIZE = 128 * 1024
@@ -89,15 +91,16 @@ class ContentAddressedStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _compress(self, parts: list[memoryview], size: int) -> tuple[int, list[Part]]:
+    def _compress(self, parts: list[memoryview], size: int, threads: int | None = None) -> tuple[int, list[Part]]:
         """(flags, stored body parts): zstd when it shrinks the payload, else the parts as they are."""
-        if size == 0:
-            return 0, []
+        if size < COMPRESS_FROM:
+            return 0, list(parts)
         if size >= SAMPLE_FROM:
             sample = b"".join(bytes(v) for v in _slice(parts, 0, SAMPLE_SIZE))
             if len(zstandard.ZstdCompressor(level=LEVEL).compress(sample)) > 0.95 * len(sample):
                 return 0, list(parts)
-        threads = -1 if size >= THREADED_FROM else 0
+        if threads is None:
+            threads = -1 if size >= THREADED_FROM else 0
         compressor = zstandard.ZstdCompressor(level=LEVEL, threads=threads).compressobj(size=size)
         chunks = [compressor.compress(part) for part in parts]
         chunks.append(compressor.flush())
@@ -106,36 +109,51 @@ class ContentAddressedStore:
             return 0, list(parts)
         return FLAG_ZSTD, [compressed]
 
-    def _stored_blob(self, encoding: str, parts: list[memoryview], size: int, flags: int = 0) -> bytes:
-        zstd_flag, body = self._compress(parts, size) if not flags & FLAG_MANIFEST else (0, list(parts))
+    def _stored_blob(self, encoding: str, parts: list[memoryview], size: int, flags: int = 0,
+                     threads: int | None = None) -> bytes:
+        zstd_flag, body = self._compress(parts, size, threads) if not flags & FLAG_MANIFEST else (0, list(parts))
         header = HEADER.pack(MAGIC, FORMAT, flags | zstd_flag, ENCODING_IDS[encoding], size)
         return b"".join([header, *body])
 
     def _save_encoded(self, encoded: Encoded) -> str:
         parts = _views(encoded.parts)
         size = sum(p.nbytes for p in parts)
+        if size > CHUNK_SIZE:
+            return self._save_chunked(encoded.encoding, parts, size)
         digest = _digest(encoded.encoding, parts)
+        key = blob_key(digest)
+        if not self.storage.exists(key):
+            self.storage.put(key, self._stored_blob(encoded.encoding, parts, size), overwrite=False)
+        return digest
+
+    def _save_chunked(self, encoding: str, parts: list[memoryview], size: int) -> str:
+        """A large payload: chunks hashed, compressed and stored in parallel, a few at a time,
+        then a manifest under the value's key. The key hashes the chunks' digests (a Merkle
+        root), so the payload is read once, by several threads at once."""
+        starts = range(0, size, CHUNK_SIZE)
+        chunk_digests = list(self._executor().map(
+            lambda start: _digest(RAW, _slice(parts, start, min(CHUNK_SIZE, size - start))), starts))
+        sha = hashlib.sha256(b"chunks" + bytes([ENCODING_IDS[encoding]]))
+        for chunk_digest in chunk_digests:
+            sha.update(bytes.fromhex(chunk_digest))
+        digest = sha.hexdigest()
         key = blob_key(digest)
         if self.storage.exists(key):
             return digest
-        if size <= CHUNK_SIZE:
-            self.storage.put(key, self._stored_blob(encoded.encoding, parts, size), overwrite=False)
-            return digest
-        chunk_digests = []
-        starts = list(range(0, size, CHUNK_SIZE))
-        for batch_start in range(0, len(starts), CHUNKS_IN_FLIGHT):
-            batch = starts[batch_start: batch_start + CHUNKS_IN_FLIGHT]
-            chunk_parts = [_slice(parts, start, min(CHUNK_SIZE, size - start)) for start in batch]
-            digests = [_digest(RAW, chunk) for chunk in chunk_parts]
-            missing = set(blob_key(d) for d in digests) - self.storage.exists_many(blob_key(d) for d in digests)
-            blobs = self._executor().map(
-                lambda item: (blob_key(item[0]), self._stored_blob(RAW, item[1], sum(v.nbytes for v in item[1]))),
-                [(d, c) for d, c in zip(digests, chunk_parts) if blob_key(d) in missing],
-            )
-            self.storage.put_many(list(blobs), overwrite=False)
-            chunk_digests.extend(digests)
+        chunk_keys = {blob_key(d) for d in chunk_digests}
+        missing = chunk_keys - self.storage.exists_many(chunk_keys)
+
+        def store(item: tuple[int, str]) -> None:
+            start, chunk_digest = item
+            chunk = _slice(parts, start, min(CHUNK_SIZE, size - start))
+            blob = self._stored_blob(RAW, chunk, sum(v.nbytes for v in chunk), threads=0)
+            self.storage.put(blob_key(chunk_digest), blob, overwrite=False)
+
+        todo = [(start, d) for start, d in zip(starts, chunk_digests) if blob_key(d) in missing]
+        for batch in range(0, len(todo), CHUNKS_IN_FLIGHT):  # bounded memory: a few chunks at a time
+            list(self._executor().map(store, todo[batch: batch + CHUNKS_IN_FLIGHT]))
         manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
-        self.storage.put(key, self._stored_blob(encoded.encoding, [memoryview(manifest)], size, FLAG_MANIFEST),
+        self.storage.put(key, self._stored_blob(encoding, [memoryview(manifest)], size, FLAG_MANIFEST),
                          overwrite=False)
         return digest
 
@@ -155,15 +173,17 @@ class ContentAddressedStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _payloads(self, digests: Sequence[str]) -> dict[str, tuple[str, bytearray | bytes]]:
+    def _payloads(self, digests: Sequence[str], copy: bool = True) -> dict[str, tuple[str, Part]]:
         unique = list(dict.fromkeys(digests))
         stored = self.storage.get_many([blob_key(d) for d in unique])
         out = {}
         for digest in unique:
-            out[digest] = self._open(digest, stored[blob_key(digest)])
+            out[digest] = self._open(digest, stored[blob_key(digest)], copy)
         return out
 
-    def _open(self, digest: str, blob: bytes) -> tuple[str, bytearray | bytes]:
+    def _open(self, digest: str, blob: bytes, copy: bool = True) -> tuple[str, Part]:
+        """(encoding, payload). A pickle payload is writable (arrays load writable); with
+        ``copy=False`` an uncompressed payload may be a view of the stored blob."""
         if len(blob) < HEADER.size:
             raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
         magic, fmt, flags, encoding_id, size = HEADER.unpack_from(blob)
@@ -191,6 +211,8 @@ class ContentAddressedStore:
             return encoding, out
         if len(body) != size:
             raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
+        if not copy:
+            return encoding, body
         return encoding, bytearray(body) if encoding == PICKLE else bytes(body)
 
     def _join_chunks(self, digest: str, manifest: dict, size: int) -> bytearray:
@@ -199,7 +221,7 @@ class ContentAddressedStore:
         chunk_size = manifest["chunk_size"]
         for batch_start in range(0, len(chunks), CHUNKS_IN_FLIGHT):
             batch = chunks[batch_start: batch_start + CHUNKS_IN_FLIGHT]
-            payloads = self._payloads(batch)
+            payloads = self._payloads(batch, copy=False)
             for index, chunk_digest in enumerate(batch, start=batch_start):
                 data = payloads[chunk_digest][1]
                 out[index * chunk_size: index * chunk_size + len(data)] = data

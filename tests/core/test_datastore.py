@@ -1,0 +1,102 @@
+"""The content-addressed store's fast paths: tiny, huge, incompressible and array values."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from flow_core.datastore import cas as cas_module
+from flow_core.datastore.cas import HEADER, ContentAddressedStore, blob_key
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.errors import DataStoreError
+from flow_core.storage.local import LocalStorage
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalStorage(tmp_path / "root")
+
+
+@pytest.fixture
+def cas(storage):
+    return ContentAddressedStore(storage)
+
+
+def _stored_sizes(storage) -> dict[str, int]:
+    return {key: len(storage.get(key)) for key in storage.list("data/")}
+
+
+def _flags(storage, digest: str) -> int:
+    return HEADER.unpack_from(storage.get(blob_key(digest)))[2]
+
+
+def test_tiny_values_are_stored_uncompressed_and_round_trip(cas, storage):
+    records = cas.save_values({"n": 7, "t": (1,), "s": "x"})
+    assert all(_flags(storage, r.key) & cas_module.FLAG_ZSTD == 0 for r in records.values())
+    assert ContentAddressedStore(storage).load_values(records) == {"n": 7, "t": (1,), "s": "x"}
+
+
+def test_compressible_large_value_is_chunked_compressed_and_exact(cas, storage):
+    value = b"abcd" * (10 * MiB)  # 40 MiB: three chunks, each compresses well
+    records = cas.save_values({"big": value})
+    sizes = _stored_sizes(storage)
+    assert len(sizes) == 1 + 3  # the manifest and its chunks
+    assert sum(sizes.values()) < MiB
+    assert _flags(storage, records["big"].key) & cas_module.FLAG_MANIFEST
+    assert ContentAddressedStore(storage).load_values(records)["big"] == value
+
+
+def test_incompressible_data_is_stored_raw_at_its_own_size(cas, storage):
+    value = os.urandom(20 * MiB)
+    records = cas.save_values({"noise": value})
+    total = sum(_stored_sizes(storage).values())
+    assert 20 * MiB < total < 20 * MiB + 4096  # no compression overhead, just headers and manifest
+    assert ContentAddressedStore(storage).load_values(records)["noise"] == value
+
+
+def test_numpy_arrays_round_trip_writable_with_dtype_and_shape(cas, storage):
+    array = np.random.default_rng(1).random((1024, 4096))  # 32 MiB of float64
+    strided = array[::2, ::3]  # not contiguous: pickled in-band by numpy
+    records = cas.save_values({"array": array, "strided": strided, "ints": np.arange(10, dtype=np.int16)})
+    loaded = ContentAddressedStore(storage).load_values(records)
+    assert np.array_equal(loaded["array"], array) and loaded["array"].dtype == np.float64
+    assert loaded["array"].shape == (1024, 4096) and loaded["array"].flags.writeable
+    assert np.array_equal(loaded["strided"], strided)
+    assert loaded["ints"].dtype == np.int16 and loaded["ints"].tolist() == list(range(10))
+    loaded["array"][0, 0] = -1.0  # writable, and not shared with anything stored
+    assert ContentAddressedStore(storage).load_values(records)["array"][0, 0] == array[0, 0]
+
+
+def test_equal_values_store_nothing_new_and_big_values_share_equal_chunks(cas, storage):
+    first = cas.save_values({"a": b"\x01" * (40 * MiB)})
+    before = set(storage.list("data/"))
+    again = cas.save_values({"b": b"\x01" * (40 * MiB)})
+    assert again["b"].key == first["a"].key and set(storage.list("data/")) == before
+    changed = cas.save_values({"c": b"\x01" * (40 * MiB - 1) + b"\x02"})  # only the last chunk differs
+    assert changed["c"].key != first["a"].key
+    assert len(set(storage.list("data/")) - before) == 2  # its manifest and one new chunk
+
+
+def test_a_corrupt_or_truncated_blob_is_a_clear_error(cas, storage, tmp_path):
+    records = cas.save_values({"x": list(range(10_000))})
+    path = tmp_path / "root" / blob_key(records["x"].key)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(DataStoreError, match="truncated|corrupt"):
+        ContentAddressedStore(storage).load_values(records)
+
+
+def test_open_tasks_reads_many_parents_in_bulk_and_picks_latest_attempts(storage):
+    datastore = FlowDataStore(storage)
+    for task in range(100):
+        for attempt in range(2 if task % 10 == 0 else 1):
+            store = datastore.task("Bulk", "1", "each", str(task), attempt)
+            store.save_artifacts({"value": task * 10 + attempt})
+            store.commit()
+    paths = [f"1/each/{task}" for task in range(100)]
+    stores = datastore.open_tasks("Bulk", paths)
+    assert [s.load("value") for s in stores] == [t * 10 + (1 if t % 10 == 0 else 0) for t in range(100)]
+    assert [s.attempt for s in datastore.open_tasks("Bulk", ["1/each/20", "1/each/21"])] == [1, 0]
