@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import enum
 import os
 
 import numpy as np
@@ -100,3 +102,30 @@ def test_open_tasks_reads_many_parents_in_bulk_and_picks_latest_attempts(storage
     stores = datastore.open_tasks("Bulk", paths)
     assert [s.load("value") for s in stores] == [t * 10 + (1 if t % 10 == 0 else 0) for t in range(100)]
     assert [s.attempt for s in datastore.open_tasks("Bulk", ["1/each/20", "1/each/21"])] == [1, 0]
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Name(str):
+    pass
+
+
+def test_only_exact_plain_types_take_msgpack_and_everything_comes_back_as_it_was(cas, storage):
+    values = {
+        "plain": {"a": [1, 2.5, None, True, b"x"], 3: "int key"},
+        "ordered": collections.OrderedDict(b=1, a=2),
+        "enum": Color.RED,
+        "str_subclass": Name("alice"),
+        "nested_tuple": {"k": [(1, 2)]},
+        "huge_in_list": [2 ** 64],
+        "negative_edge": -(2 ** 63),
+    }
+    records = cas.save_values(values)
+    assert records["plain"].encoding == "msgpack" and records["negative_edge"].encoding == "msgpack"
+    assert all(records[n].encoding == "pickle" for n in ("ordered", "enum", "str_subclass", "nested_tuple", "huge_in_list"))
+    loaded = ContentAddressedStore(storage).load_values(records)
+    assert loaded == values
+    assert all(type(loaded[name]) is type(value) for name, value in values.items())
+    assert type(loaded["nested_tuple"]["k"][0]) is tuple

@@ -1,7 +1,8 @@
 """Turning a value into bytes and back, exactly.
 
-Plain data -- None, bool, int in 64-bit range, float, str, bytes, and lists and str-keyed
-dicts of those -- is msgpack: compact, fast, readable from any language. Anything else (a
+Plain data -- None, bool, int in 64-bit range, float, str, bytes, and lists and dicts of
+those (exactly those types, not subclasses) -- is msgpack: compact, fast, readable from
+any language. Anything else (a
 tuple, a set, a numpy array, your own class) is pickle protocol 5 with out-of-band buffers,
 so a large array's memory is handed over as it is instead of being copied into the pickle.
 """
@@ -19,7 +20,6 @@ MSGPACK, PICKLE, RAW = "msgpack", "pickle", "raw"
 
 Part = Union[bytes, bytearray, memoryview]
 
-_INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 64 - 1
 _PICKLE_MAGIC = b"FP5\x00"
 
 
@@ -34,27 +34,21 @@ class Encoded:
         return sum(memoryview(p).nbytes for p in self.parts)
 
 
-def is_plain(value: Any) -> bool:
-    """True when msgpack gives the value back exactly, type for type."""
-    kind = type(value)
-    if value is None or kind is str or kind is bool or kind is float or kind is bytes:
-        return True
-    if kind is int:
-        return _INT_MIN <= value <= _INT_MAX
-    if kind is list:
-        return all(is_plain(item) for item in value)
-    if kind is dict:
-        return all(type(key) is str and is_plain(item) for key, item in value.items())
-    return False
+class _NotPlain(Exception):
+    pass
+
+
+def _refuse(value: Any) -> Any:
+    raise _NotPlain
 
 
 def encode(value: Any) -> Encoded:
+    # msgpack in strict mode refuses anything it would not give back type for type (a
+    # tuple, a set, a subclass, an int beyond 64 bits): one pass decides and encodes.
     try:
-        plain = is_plain(value)
-    except RecursionError:
-        plain = False
-    if plain:
-        return Encoded(MSGPACK, (msgpack.packb(value, use_bin_type=True),))
+        return Encoded(MSGPACK, (msgpack.packb(value, use_bin_type=True, strict_types=True, default=_refuse),))
+    except (_NotPlain, OverflowError, ValueError, TypeError):
+        pass
     buffers: list[pickle.PickleBuffer] = []
     body = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     views = [buffer.raw() for buffer in buffers]

@@ -1,0 +1,260 @@
+"""Run the same workloads on Flow and on Metaflow, side by side, and print the ratios.
+
+    uv run python benchmarks/run.py                  # everything (about half an hour)
+    uv run python benchmarks/run.py --quick          # skip the slowest Metaflow workloads
+    uv run python benchmarks/run.py -k foreach -r 3  # some workloads, three rounds each
+
+Metaflow is installed from PyPI into its own virtualenv (benchmarks/.venv-metaflow) on the
+first run. Every workload runs on both frameworks alternately, in fresh folders, and the
+table shows medians and Metaflow's time divided by Flow's. The table is also written to
+benchmarks/results/latest.md with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import attrs
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = HERE / "workloads"
+METAFLOW_VENV = HERE / ".venv-metaflow"
+RESULTS = HERE / "results" / "latest.md"
+METAFLOW_REQUIREMENTS = ["metaflow", "numpy"]
+
+MiB = 1024 * 1024
+
+
+@attrs.frozen
+class Framework:
+    name: str
+    module: str  # what `from X import FlowSpec` imports
+    python: str
+    run_prefix: tuple[str, ...]  # options before `run` (Metaflow: --no-pylint)
+
+    def environment(self, folder: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
+        env.update(USERNAME="bench", USER="bench", METAFLOW_USER="bench", HOME=str(folder / "home"),
+                   METAFLOW_HOME=str(folder / "home" / ".metaflowconfig"))
+        return env
+
+
+def metaflow_python() -> str:
+    python = METAFLOW_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"Installing {', '.join(METAFLOW_REQUIREMENTS)} from PyPI into {METAFLOW_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(METAFLOW_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *METAFLOW_REQUIREMENTS], check=True)
+    return str(python)
+
+
+def compile_flow_bytecode() -> None:
+    """pip compiled Metaflow's modules when it installed them; uv does not, and this machine
+    may forbid writing bytecode (PYTHONDONTWRITEBYTECODE). Compile Flow's side too, so both
+    start from bytecode."""
+    folders = [HERE.parent / "core" / "src", *HERE.parent.glob("plugins/*/src"), Path(sysconfig.get_paths()["purelib"])]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, folders)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def frameworks() -> list[Framework]:
+    return [
+        Framework("Flow", "flow_core", sys.executable, ()),
+        Framework("Metaflow", "metaflow", metaflow_python(), ("--no-pylint",)),
+    ]
+
+
+def version_of(framework: Framework) -> str:
+    code = f"import {framework.module} as m; print(getattr(m, '__version__', '?'))"
+    return subprocess.run([framework.python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+# -- running one measurement ------------------------------------------------------------------
+
+
+def write_workload(framework: Framework, name: str, folder: Path) -> Path:
+    source = (WORKLOADS / name).read_text().replace("FRAMEWORK", framework.module)
+    path = folder / name
+    path.write_text(source)
+    return path
+
+
+def run_command(framework: Framework, folder: Path, args: list[str], extra_env: dict[str, str]) -> tuple[float, str]:
+    env = {**framework.environment(folder), **extra_env}
+    started = time.perf_counter()
+    result = subprocess.run([framework.python, *args], cwd=folder, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{framework.name}: {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return elapsed, result.stdout
+
+
+def reported(output: str, label: str = "BENCH_SECONDS") -> float:
+    for line in output.splitlines():
+        if label in line:
+            return float(line.rsplit(label, 1)[1].split()[0])
+    raise RuntimeError(f"the workload did not print {label}:\n{output[-2000:]}")
+
+
+def fresh_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="flow-bench-"))
+    (folder / "home").mkdir()
+    return folder
+
+
+def flow_run(file: str, *run_args: str, env: dict[str, str] | None = None) -> Callable[[Framework], float]:
+    """Wall time of ``python FILE run ARGS`` in a fresh folder."""
+
+    def measure(framework: Framework) -> float:
+        folder = fresh_folder()
+        try:
+            path = write_workload(framework, file, folder)
+            seconds, _ = run_command(framework, folder, [str(path), *framework.run_prefix, "run", *run_args],
+                                     env or {})
+            return seconds
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return measure
+
+
+def artifact_round_trip(kind: str, size: int) -> Callable[[Framework], float]:
+    """Save + load time of one artifact: the in-flow measurement minus the same for a tiny value."""
+
+    def measure(framework: Framework) -> float:
+        folder = fresh_folder()
+        try:
+            path = write_workload(framework, "artifact.py", folder)
+            args = [str(path), *framework.run_prefix, "run"]
+            _, big = run_command(framework, folder, args, {"BENCH_KIND": kind, "BENCH_SIZE": str(size)})
+            _, tiny = run_command(framework, folder, args, {"BENCH_KIND": kind, "BENCH_SIZE": "8"})
+            return max(0.0, reported(big) - reported(tiny))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return measure
+
+
+def list_runs(count: int) -> Callable[[Framework], float]:
+    """Client API: list every run of a flow that has ``count`` of them."""
+
+    def measure(framework: Framework) -> float:
+        folder = fresh_folder()
+        try:
+            env = framework.environment(folder)
+            if framework.module == "flow_core":
+                subprocess.run([framework.python, str(WORKLOADS / "seed_flow_runs.py"), "HelloBench", str(count)],
+                               cwd=folder, env=env, check=True)
+            else:
+                hello = write_workload(framework, "hello.py", folder)
+                run_command(framework, folder, [str(hello), *framework.run_prefix, "run"], {})
+                subprocess.run([framework.python, str(WORKLOADS / "seed_metaflow_runs.py"), str(folder), "HelloBench",
+                                str(count)], check=True)
+            lister = write_workload(framework, "list_runs.py", folder)
+            _, output = run_command(framework, folder, [str(lister), "HelloBench"], {})
+            listed = int(reported(output, "BENCH_COUNT"))
+            if listed != count:
+                raise RuntimeError(f"{framework.name} listed {listed} runs, not {count}")
+            return reported(output)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return measure
+
+
+def import_time(framework: Framework) -> float:
+    """``import <framework>`` in a fresh interpreter, less the interpreter's own start."""
+    folder = fresh_folder()
+    try:
+        with_import, _ = run_command(framework, folder, ["-c", f"import {framework.module}"], {})
+        bare, _ = run_command(framework, folder, ["-c", "pass"], {})
+        return max(0.0, with_import - bare)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@attrs.frozen
+class Workload:
+    name: str
+    measure: Callable[[Framework], float]
+    slow: bool = False  # left out by --quick (Metaflow takes minutes)
+
+
+WORKLOAD_LIST = [
+    Workload("import", import_time),
+    Workload("hello (2 steps)", flow_run("hello.py")),
+    Workload("linear, 10 steps", flow_run("linear.py")),
+    Workload("foreach 100", flow_run("foreach.py", "--max-num-splits", "100000", env={"BENCH_WIDTH": "100"})),
+    Workload("foreach 100, 2 workers",
+             flow_run("foreach.py", "--max-num-splits", "100000", "--max-workers", "2", env={"BENCH_WIDTH": "100"})),
+    Workload("foreach 1000", flow_run("foreach.py", "--max-num-splits", "100000", env={"BENCH_WIDTH": "1000"}),
+             slow=True),
+    Workload("foreach 1000, 2 workers",
+             flow_run("foreach.py", "--max-num-splits", "100000", "--max-workers", "2", env={"BENCH_WIDTH": "1000"}),
+             slow=True),
+    Workload("128 MiB array save+load", artifact_round_trip("array", 128 * MiB)),
+    Workload("1 GiB array save+load", artifact_round_trip("array", 1024 * MiB), slow=True),
+    Workload("1e6-entry dict save+load", artifact_round_trip("dict", 1_000_000)),
+    Workload("Client: list 1,000 runs", list_runs(1000)),
+]
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-r", "--rounds", type=int, default=3, help="rounds per workload (slow ones run once)")
+    parser.add_argument("-k", "--only", default="", help="run the workloads whose name contains this")
+    parser.add_argument("--quick", action="store_true", help="skip the workloads Metaflow needs minutes for")
+    options = parser.parse_args()
+
+    both = frameworks()
+    compile_flow_bytecode()
+    versions = {f.name: version_of(f) for f in both}
+    chosen = [w for w in WORKLOAD_LIST if options.only in w.name and not (options.quick and w.slow)]
+    rows = []
+    for workload in chosen:
+        times: dict[str, list[float]] = {f.name: [] for f in both}
+        for _ in range(1 if workload.slow else options.rounds):
+            for framework in both:  # alternate, so drift in the machine hits both alike
+                times[framework.name].append(workload.measure(framework))
+        flow, metaflow = (statistics.median(times[f.name]) for f in both)
+        ratio = metaflow / flow if flow > 0 else float("inf")
+        rows.append((workload.name, fmt(flow), fmt(metaflow), f"{ratio:.1f}x"))
+        print(f"{workload.name:<28} Flow {fmt(flow):>9}   Metaflow {fmt(metaflow):>9}   {ratio:6.1f}x faster",
+              flush=True)
+
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    table = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine}; flow-core {versions['Flow']}, "
+        f"Metaflow {versions['Metaflow']} (local datastore, metadata and compute on both).",
+        "",
+        "| workload | Flow | Metaflow | Metaflow / Flow |",
+        "|---|---:|---:|---:|",
+        *[f"| {name} | {flow} | {metaflow} | {ratio} |" for name, flow, metaflow, ratio in rows],
+    ]
+    print("\n" + "\n".join(table))
+    if not options.only and not options.quick:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text("\n".join(table) + "\n")
+        print(f"\nWritten to {RESULTS.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()
