@@ -36,13 +36,3 @@ def install_plugin(site):
     return install
 
 
-@pytest.fixture
-def write_flow(tmp_path):
-    """``write_flow("name.py", source)`` writes a flow file and returns its path."""
-
-    def write(name: str, source: str) -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(source).lstrip())
-        return path
-
-    return write

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,6 @@ from flow_core.storage.local import LocalStorage
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-
-
-@pytest.fixture
-def write_flow(tmp_path):
-    def write(name: str, source: str) -> Path:
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(source).lstrip())
-        return path
-
-    return write
 
 
 @pytest.fixture

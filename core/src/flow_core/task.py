@@ -96,9 +96,9 @@ class TaskContext:
 class TaskRunner:
     def __init__(self, args: TaskArguments, settings: Settings, registry: PluginRegistry,
                  flow_cls: type[FlowSpec] | None = None, graph: FlowGraph | None = None,
-                 metadata: Any = None):
-        """A task forked from a warm process passes ``flow_cls`` and ``graph`` pre-loaded, and a
-        `MetadataRelay` as ``metadata``."""
+                 metadata: Any = None, storage: Any = None):
+        """A task forked from a warm process passes ``flow_cls``, ``graph`` and a warmed-up
+        ``storage`` backend pre-loaded, and a `MetadataRelay` as ``metadata``."""
         self.args = args
         self.settings = settings
         self.flow_cls = flow_cls or load_flow_class(args.flow_file, args.flow_name)
@@ -109,7 +109,7 @@ class TaskRunner:
         self.node = self.graph[args.step_name]
         self.decorators: list[StepDecorator] = step_decorators(
             self.flow_cls, args.step_name, args.decospecs, registry.step_decorators)
-        storage = registry.create_backend("datastore", settings.backend_name("datastore"), settings)
+        storage = storage or registry.create_backend("datastore", settings.backend_name("datastore"), settings)
         self.metadata = metadata or registry.create_backend("metadata", settings.backend_name("metadata"), settings)
         self.datastore = FlowDataStore(storage)
 

@@ -68,6 +68,8 @@ class ForkServer:
         for kind in ("datastore", "metadata"):
             self.registry.backend_class(kind, settings.backend_name(kind))
         self.registry.step_decorators  # imports the decorator modules of every plugin
+        self.storage = self.registry.create_backend("datastore", settings.backend_name("datastore"), settings)
+        self.storage.warm_up()
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
@@ -158,7 +160,7 @@ class ForkServer:
         args = TaskArguments(**{k: tuple(v) if isinstance(v, list) else v for k, v in task.items()})
         try:
             runner = TaskRunner(args, self.settings.with_environ(os.environ), self.registry, self.flow_cls,
-                                self.graph, metadata=MetadataRelay(metadata_fd))
+                                self.graph, metadata=MetadataRelay(metadata_fd), storage=self.storage)
             return runner.run()
         except FlowError as exc:
             print(f"Error: {exc}", file=sys.stderr)

@@ -92,6 +92,11 @@ class StorageBackend(ABC):
     def describe(self) -> str:
         """Where the blobs live, for messages (``/home/me/.flow``, ``s3://bucket/prefix``)."""
 
+    def warm_up(self) -> None:
+        """Do slow, one-time setup (loading an SDK's models, say) in the local fork server,
+        so every task forked from it starts ready. Must not open a connection: the object is
+        then used only by the forked tasks, never again by the process that warmed it."""
+
     # Conveniences built on the batched calls; backends rarely need to override them.
 
     def put(self, key: str, blob: Blob, overwrite: bool = True) -> None:

@@ -10,8 +10,8 @@ Backend authors subclass the conformance suites::
             return MemoryStorage()
 
 and get, as fixtures: ``flow_env`` (an isolated local root, profile folder and user for
-the test), ``plugin_registry`` (a freshly loaded plugin manager) and ``flow_cli`` (runs
-the ``flow`` command in a subprocess with that environment).
+the test), ``plugin_registry`` (a freshly loaded plugin manager), ``write_flow`` (writes a
+flow file) and ``flow_cli`` (runs the ``flow`` command in a subprocess with that environment).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -28,7 +29,19 @@ import pytest
 from .metadata import MetadataConformance
 from .storage import StorageConformance
 
-__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv", "last_error", "run_id_of"]
+__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv", "assert_blob_intact", "last_error", "run_id_of"]
+
+
+def assert_blob_intact(key: str, blob: bytes) -> None:
+    """Check that a stored datastore object (``data/<2 hex>/<digest>``) is whole: its content
+    hashes to its name. A manifest of chunks is checked through its chunks' own objects."""
+    from ..datastore.cas import FLAG_MANIFEST, HEADER, ContentAddressedStore, _digest
+
+    digest = key.rsplit("/", 1)[-1]
+    if HEADER.unpack_from(blob)[2] & FLAG_MANIFEST:
+        return
+    encoding, payload = ContentAddressedStore(None)._open(digest, blob)  # type: ignore[arg-type]
+    assert _digest(encoding, [memoryview(payload)]) == digest, f"{key} does not hash to its name"
 
 
 def run_id_of(output: str) -> str:
@@ -78,6 +91,18 @@ def plugin_registry(flow_env: FlowEnv):
     from ..plugins import load_plugins
 
     return load_plugins()
+
+
+@pytest.fixture
+def write_flow(tmp_path: Path) -> Callable[[str, str], Path]:
+    """``write_flow("name.py", source)`` writes a flow file (dedented) and returns its path."""
+
+    def write(name: str, source: str) -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source).lstrip())
+        return path
+
+    return write
 
 
 @pytest.fixture

@@ -1,6 +1,12 @@
 """Hook implementations of flow-datastore-s3."""
 
-from flow_core.plugin_api import Setting, hookimpl
+from flow_core.plugin_api import Backend, Setting, hookimpl
+
+
+@hookimpl
+def flow_storage_backends():
+    # The class is imported only when a run selects "s3": boto3 is slow to import.
+    return [Backend("s3", "flow_datastore_s3.storage:S3Storage", "artifacts and logs in an S3 bucket")]
 
 
 @hookimpl
