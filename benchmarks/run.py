@@ -13,6 +13,7 @@ benchmarks/results/latest.md with the machine and the date.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import shutil
@@ -129,7 +130,24 @@ def flow_run(file: str, *run_args: str, env: dict[str, str] | None = None) -> Ca
     return measure
 
 
-def artifact_round_trip(kind: str, size: int) -> Callable[[Framework], float]:
+_s3_server = None
+
+
+def s3_environment(framework: Framework) -> dict[str, str]:
+    """Both frameworks' S3 datastore on one SeaweedFS server, started on first use."""
+    global _s3_server
+    if _s3_server is None:
+        from flow_datastore_s3.seaweedfs import SeaweedS3
+
+        _s3_server = SeaweedS3(Path(tempfile.mkdtemp(prefix="flow-bench-s3-"))).start()
+        atexit.register(_s3_server.stop)
+        _s3_server.create_bucket("bench")
+    return {"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_S3_ENDPOINT_URL": _s3_server.endpoint_url,
+            "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://bench/{framework.module}-{time.time_ns()}",
+            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def artifact_round_trip(kind: str, size: int, s3: bool = False) -> Callable[[Framework], float]:
     """Save + load time of one artifact: the in-flow measurement minus the same for a tiny value."""
 
     def measure(framework: Framework) -> float:
@@ -137,8 +155,9 @@ def artifact_round_trip(kind: str, size: int) -> Callable[[Framework], float]:
         try:
             path = write_workload(framework, "artifact.py", folder)
             args = [str(path), *framework.run_prefix, "run"]
-            _, big = run_command(framework, folder, args, {"BENCH_KIND": kind, "BENCH_SIZE": str(size)})
-            _, tiny = run_command(framework, folder, args, {"BENCH_KIND": kind, "BENCH_SIZE": "8"})
+            where = s3_environment(framework) if s3 else {}
+            _, big = run_command(framework, folder, args, {**where, "BENCH_KIND": kind, "BENCH_SIZE": str(size)})
+            _, tiny = run_command(framework, folder, args, {**where, "BENCH_KIND": kind, "BENCH_SIZE": "8"})
             return max(0.0, reported(big) - reported(tiny))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -206,6 +225,7 @@ WORKLOAD_LIST = [
     Workload("128 MiB array save+load", artifact_round_trip("array", 128 * MiB)),
     Workload("1 GiB array save+load", artifact_round_trip("array", 1024 * MiB), slow=True),
     Workload("1e6-entry dict save+load", artifact_round_trip("dict", 1_000_000)),
+    Workload("128 MiB array save+load, S3 (SeaweedFS)", artifact_round_trip("array", 128 * MiB, s3=True)),
     Workload("Client: list 1,000 runs", list_runs(1000)),
 ]
 

@@ -281,7 +281,26 @@ def _valid_tags(tags: Iterable[str]) -> list[str]:
     return tags
 
 
-class Step(ClientObject):
+class _RunTags:
+    """Steps and tasks carry the tags of their run, as in Metaflow."""
+
+    def _tagged_run(self) -> "Run":
+        raise NotImplementedError
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self._tagged_run().tags
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return self._tagged_run().user_tags
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return self._tagged_run().system_tags
+
+
+class Step(_RunTags, ClientObject):
     """The tasks of one step of a run (one, or one per foreach item)."""
 
     _kind = "step"
@@ -298,6 +317,9 @@ class Step(ClientObject):
     def parent(self) -> Run:
         return self._run
 
+    def _tagged_run(self) -> Run:
+        return self._run
+
     @property
     def created_at(self) -> datetime:
         return _time(min(t.created_at for t in self._tasks))  # type: ignore[return-value]
@@ -306,18 +328,6 @@ class Step(ClientObject):
     def finished_at(self) -> datetime | None:
         ends = [t.finished_at for t in self._tasks]
         return _time(max(ends)) if all(e is not None for e in ends) else None
-
-    @property
-    def tags(self) -> frozenset[str]:
-        return self._run.tags
-
-    @property
-    def user_tags(self) -> frozenset[str]:
-        return self._run.user_tags
-
-    @property
-    def system_tags(self) -> frozenset[str]:
-        return self._run.system_tags
 
     @property
     def task(self) -> "Task":
@@ -338,7 +348,7 @@ class Step(ClientObject):
         raise NotFound(f"task {self.pathspec}/{task_id} does not exist")
 
 
-class Task(ClientObject):
+class Task(_RunTags, ClientObject):
     """One task: its artifacts (``task.data.x``, ``task["x"]``), output, metadata and outcome."""
 
     _kind = "task"
@@ -363,6 +373,9 @@ class Task(ClientObject):
     def parent(self) -> Step:
         return self._step or Step(self.pathspec.rsplit("/", 1)[0])
 
+    def _tagged_run(self) -> Run:
+        return self.parent.parent
+
     @property
     def created_at(self) -> datetime:
         return _time(self._record.created_at)  # type: ignore[return-value]
@@ -382,18 +395,6 @@ class Task(ClientObject):
     @property
     def current_attempt(self) -> int:
         return max(self._record.attempt, 0)
-
-    @property
-    def tags(self) -> frozenset[str]:
-        return self.parent.tags
-
-    @property
-    def user_tags(self) -> frozenset[str]:
-        return self.parent.user_tags
-
-    @property
-    def system_tags(self) -> frozenset[str]:
-        return self.parent.system_tags
 
     # -- the datastore side -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ Run and task ids are integers counted per flow and per run, as Metaflow's servic
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -137,11 +138,15 @@ class LocalMetadata(MetadataBackend):
             return conn
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._ensure_schema(conn)
-        except sqlite3.Error as exc:
+            # Switching a new database to WAL needs an exclusive lock and SQLite does not wait
+            # for it (no busy handler), so concurrent first opens take turns on a lock file.
+            with open(self.root / (DATABASE_NAME + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._ensure_schema(conn)
+        except (sqlite3.Error, OSError) as exc:
             raise MetadataError(f"cannot open the local metadata database {self.path}: {exc}") from None
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
