@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
 METAFLOW_VENV = HERE / ".venv-metaflow"
 RESULTS = HERE / "results" / "latest.md"
-METAFLOW_REQUIREMENTS = ["metaflow", "numpy"]
+METAFLOW_REQUIREMENTS = ["metaflow", "numpy", "boto3"]
 
 MiB = 1024 * 1024
 
@@ -53,10 +53,14 @@ class Framework:
 
 def metaflow_python() -> str:
     python = METAFLOW_VENV / "bin" / "python"
-    if not python.exists():
+    marker = METAFLOW_VENV / "flow-bench-requirements.txt"
+    wanted = "\n".join(METAFLOW_REQUIREMENTS)
+    if not marker.exists() or marker.read_text() != wanted:
         print(f"Installing {', '.join(METAFLOW_REQUIREMENTS)} from PyPI into {METAFLOW_VENV} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(METAFLOW_VENV)], check=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(METAFLOW_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *METAFLOW_REQUIREMENTS], check=True)
+        marker.write_text(wanted)
     return str(python)
 
 
