@@ -232,7 +232,7 @@ class ContentAddressedStore:
 
         def load(item: tuple[int, str]) -> None:
             index, chunk_digest = item
-            blob = self.storage.get(blob_key(chunk_digest))
+            blob = self.storage.get_buffer(blob_key(chunk_digest))
             self._open(chunk_digest, blob, into=view[index * chunk_size: min(size, (index + 1) * chunk_size)])
 
         list(self._executor().map(load, enumerate(manifest["chunks"])))

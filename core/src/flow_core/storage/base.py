@@ -105,5 +105,11 @@ class StorageBackend(ABC):
     def get(self, key: str) -> bytes:
         return self.get_many([key])[key]
 
+    def get_buffer(self, key: str) -> "bytes | memoryview":
+        """One blob as a read-only buffer, for a reader that only looks at it once (a chunk
+        decompressed into place). A backend that can hand out its bytes without a copy, as
+        the local one maps the file, overrides this; the default is `get`."""
+        return self.get(key)
+
     def exists(self, key: str) -> bool:
         return key in self.exists_many([key])

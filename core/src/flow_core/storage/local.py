@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import tempfile
@@ -16,6 +17,7 @@ from .base import Blob, StorageBackend
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 _TEMP_PREFIX = ".tmp-"
 _PARALLEL_FROM = 4  # batches smaller than this are done inline
+_MAP_FROM = 1024 * 1024  # get_buffer maps files this large instead of reading them
 
 
 def check_key(key: str) -> str:
@@ -78,6 +80,18 @@ class LocalStorage(StorageBackend):
         path = self._path(key)
         try:
             return key, path.read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise DataStoreError(f"cannot read {path}: {exc.strerror}") from None
+
+    def get_buffer(self, key: str) -> "bytes | memoryview":
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < _MAP_FROM:
+                    return handle.read()
+                return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         except OSError as exc:

@@ -28,6 +28,14 @@ class StorageConformance:
         storage.put_many([("a/one", b"1"), ("a/two", bytearray(b"22")), ("b", memoryview(b"333"))])
         assert dict(storage.get_many(["a/one", "a/two", "b"])) == {"a/one": b"1", "a/two": b"22", "b": b"333"}
 
+    def test_get_buffer_gives_the_same_bytes_small_and_large(self, storage):
+        large = os.urandom(3 * 1024 * 1024)
+        storage.put_many([("buf/small", b"tiny"), ("buf/large", large)])
+        assert bytes(storage.get_buffer("buf/small")) == b"tiny"
+        assert bytes(storage.get_buffer("buf/large")) == large
+        with pytest.raises(BlobNotFound):
+            storage.get_buffer("buf/absent")
+
     def test_empty_blob_round_trips(self, storage):
         storage.put("empty", b"")
         assert storage.get("empty") == b""
