@@ -110,13 +110,13 @@ class ContentAddressedStore:
         pieces.append(compressor.flush())
         if sum(len(piece) for piece in pieces) >= size:
             return 0, list(parts)
-        return FLAG_ZSTD, pieces  # joined once, with the header, by _stored_blob
+        return FLAG_ZSTD, pieces
 
-    def _stored_blob(self, encoding: str, parts: list[memoryview], size: int, flags: int = 0,
-                     threads: int | None = None) -> bytes:
+    def _stored_pieces(self, encoding: str, parts: list[memoryview], size: int, flags: int = 0,
+                       threads: int | None = None) -> list[Part]:
+        """The stored object as pieces to write one after another: the header, then the body."""
         zstd_flag, body = self._compress(parts, size, threads) if not flags & FLAG_MANIFEST else (0, list(parts))
-        header = HEADER.pack(MAGIC, FORMAT, flags | zstd_flag, ENCODING_IDS[encoding], size)
-        return b"".join([header, *body])
+        return [HEADER.pack(MAGIC, FORMAT, flags | zstd_flag, ENCODING_IDS[encoding], size), *body]
 
     def _save_encoded(self, encoded: Encoded) -> str:
         parts = _views(encoded.parts)
@@ -126,7 +126,7 @@ class ContentAddressedStore:
         digest = _digest(encoded.encoding, parts)
         key = blob_key(digest)
         if not self.storage.exists(key):
-            self.storage.put(key, self._stored_blob(encoded.encoding, parts, size), overwrite=False)
+            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size), overwrite=False)
         return digest
 
     def _save_chunked(self, encoding: str, parts: list[memoryview], size: int) -> str:
@@ -149,15 +149,15 @@ class ContentAddressedStore:
         def store(item: tuple[int, str]) -> None:
             start, chunk_digest = item
             chunk = _slice(parts, start, min(CHUNK_SIZE, size - start))
-            blob = self._stored_blob(RAW, chunk, sum(v.nbytes for v in chunk), threads=0)
-            self.storage.put(blob_key(chunk_digest), blob, overwrite=False)
+            pieces = self._stored_pieces(RAW, chunk, sum(v.nbytes for v in chunk), threads=0)
+            self.storage.put_pieces(blob_key(chunk_digest), pieces, overwrite=False)
 
         todo = [(start, d) for start, d in zip(starts, chunk_digests) if blob_key(d) in missing]
         for batch in range(0, len(todo), CHUNKS_IN_FLIGHT):  # bounded memory: a few chunks at a time
             list(self._executor().map(store, todo[batch: batch + CHUNKS_IN_FLIGHT]))
         manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
-        self.storage.put(key, self._stored_blob(encoding, [memoryview(manifest)], size, FLAG_MANIFEST),
-                         overwrite=False)
+        pieces = self._stored_pieces(encoding, [memoryview(manifest)], size, FLAG_MANIFEST)
+        self.storage.put_pieces(key, pieces, overwrite=False)
         return digest
 
     def save_values(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:

@@ -8,7 +8,7 @@ so a run stored on S3 holds exactly the objects a local run holds.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Mapping, Union
+from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Mapping, Sequence, Union
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -101,6 +101,12 @@ class StorageBackend(ABC):
 
     def put(self, key: str, blob: Blob, overwrite: bool = True) -> None:
         self.put_many([(key, blob)], overwrite=overwrite)
+
+    def put_pieces(self, key: str, pieces: Sequence[Blob], overwrite: bool = True) -> None:
+        """Store the concatenation of ``pieces`` under one key (a header and a compressed
+        body). A backend that can write them one after another, as the local one does, saves
+        joining a large blob in memory first; the default joins them."""
+        self.put(key, b"".join(pieces), overwrite=overwrite)
 
     def get(self, key: str) -> bytes:
         return self.get_many([key])[key]

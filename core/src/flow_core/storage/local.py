@@ -8,7 +8,7 @@ import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from ..errors import BlobNotFound, DataStoreError
 from ..settings import Settings
@@ -55,8 +55,12 @@ class LocalStorage(StorageBackend):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _put(self, item: tuple[str, Blob, bool]) -> None:
+    def put_pieces(self, key: str, pieces: Sequence[Blob], overwrite: bool = True) -> None:
+        self._put((key, pieces, overwrite))
+
+    def _put(self, item: tuple[str, "Blob | Sequence[Blob]", bool]) -> None:
         key, blob, overwrite = item
+        pieces = blob if isinstance(blob, (list, tuple)) else (blob,)
         path = self._path(key)
         if not overwrite and path.exists():
             return
@@ -65,7 +69,7 @@ class LocalStorage(StorageBackend):
             fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(blob)
+                    handle.writelines(pieces)
                 os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)

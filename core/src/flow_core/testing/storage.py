@@ -36,6 +36,13 @@ class StorageConformance:
         with pytest.raises(BlobNotFound):
             storage.get_buffer("buf/absent")
 
+    def test_put_pieces_stores_their_concatenation(self, storage):
+        large = os.urandom(2 * 1024 * 1024)
+        storage.put_pieces("pieces/one", [b"head", memoryview(large), bytearray(b"tail")])
+        assert storage.get("pieces/one") == b"head" + large + b"tail"
+        storage.put_pieces("pieces/one", [b"other"], overwrite=False)
+        assert storage.get("pieces/one")[:4] == b"head"
+
     def test_empty_blob_round_trips(self, storage):
         storage.put("empty", b"")
         assert storage.get("empty") == b""
