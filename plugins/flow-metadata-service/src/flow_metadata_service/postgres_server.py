@@ -1,0 +1,121 @@
+"""A throwaway PostgreSQL server for tests and benchmarks.
+
+The binaries come from the `pgserver` wheel (PostgreSQL built for manylinux, in this package's
+dev group) or, failing that, from the machine's own PostgreSQL. The server listens on a free
+port of 127.0.0.1 only, trusts local connections, and keeps everything in one folder.
+PostgreSQL refuses to run as root, so as root it runs as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+UNPRIVILEGED_USER = "nobody"
+
+
+def postgres_bin_dir() -> Path:
+    """The folder holding `initdb` and `postgres`."""
+    candidates = []
+    if os.environ.get("FLOW_POSTGRES_BIN"):
+        candidates.append(Path(os.environ["FLOW_POSTGRES_BIN"]))
+    spec = importlib.util.find_spec("pgserver")  # found, not imported: importing it has side effects
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / "pginstall" / "bin" for p in spec.submodule_search_locations]
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).parent)
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "postgres").exists():
+            return folder
+    raise RuntimeError("no PostgreSQL server binaries found: install pgserver (it is in this package's "
+                       "dev group) or set FLOW_POSTGRES_BIN to a folder holding initdb and postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresServer:
+    """``with PostgresServer(folder) as pg: pg.url`` -- initialised, started, and stopped after."""
+
+    def __init__(self, folder: Path, port: int | None = None):
+        self.folder = Path(folder)
+        self.data = self.folder / "data"
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self._user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run_as(self) -> dict:
+        if self._user is None:
+            return {}
+        entry = pwd.getpwnam(self._user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def _own(self, path: Path) -> None:
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def start(self, timeout: float = 60.0) -> "PostgresServer":
+        bin_dir = postgres_bin_dir()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o755)
+        self._own(self.folder)
+        env = {"PATH": os.environ.get("PATH", ""), "LANG": "C", "LC_ALL": "C"}
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                            "-E", "UTF8", "--no-sync"], check=True, capture_output=True, env=env,
+                           cwd=self.folder, **self._run_as())
+        log = open(self.folder / "postgres.log", "ab")
+        self._own(self.folder / "postgres.log")
+        self.process = subprocess.Popen(
+            [str(bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+             "-k", str(self.folder), "-c", "max_connections=200", "-c", "fsync=on"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.folder,
+            **self._run_as())
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL exited at start; see {self.folder / 'postgres.log'}")
+            probe = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                                   capture_output=True, env=env)
+            if probe.returncode == 0:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"PostgreSQL did not answer on 127.0.0.1:{self.port} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # "smart" shutdown would wait for clients; SIGTERM is "fast"
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> "PostgresServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

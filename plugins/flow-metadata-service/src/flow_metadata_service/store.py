@@ -1,0 +1,535 @@
+"""Every query the service makes, on an asyncpg connection pool.
+
+Rows come back as the JSON objects of metaflow-service's API (`flow_id`, `run_number`,
+`ts_epoch` in milliseconds, ...), so the HTTP layer only routes and validates. Steps, tasks
+and artifacts carry their run's tags, as upstream's do: Metaflow's client filters by
+namespace on its own, on whatever tags a listing returns.
+
+A run or task is named in a path either by the number the service allocated or by the
+string id a client chose (``argo-…``, ``sfn-…``); `RunKey` and `TaskKey` hold either.
+Numbers are 64-bit; a number past that range names nothing (404), never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+import asyncpg
+
+from .errors import ServiceError
+
+MAX_BIGINT = 2**63 - 1
+HEARTBEAT_INTERVAL = 10  # seconds: what the service tells clients to wait between heartbeats
+CRASH_AFTER = 60  # seconds without a heartbeat before a running run is taken to have crashed
+
+
+class NotFound(ServiceError):
+    """The object a request names does not exist (HTTP 404)."""
+
+
+class Conflict(ServiceError):
+    """The object to create exists already (HTTP 409)."""
+
+
+class Invalid(ServiceError):
+    """The request is well-formed JSON but asks for something impossible (HTTP 400/422)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def parse_id(value: str, what: str) -> tuple[str, Any]:
+    """('number', int) for an allocated id, ('name', str) for a client-chosen one."""
+    if value.isdigit():
+        number = int(value)
+        if number > MAX_BIGINT:
+            raise NotFound(f"{what} {value} does not exist")
+        return "number", number
+    return "name", value
+
+
+def _tags(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def _exposed(number: int, name: str | None) -> Any:
+    return name if name is not None else number
+
+
+RUN_STATUS = f"""
+    CASE WHEN r.status = 'running'
+              AND coalesce(r.last_heartbeat_ts, r.ts_epoch / 1000) < extract(epoch FROM now()) - {CRASH_AFTER}
+         THEN CASE WHEN r.has_failure THEN 'failed' ELSE 'crashed' END
+         ELSE r.status END"""
+
+RUN_COLUMNS = f"""r.flow_id, r.run_number, r.run_id, r.user_name, r.ts_epoch, r.last_heartbeat_ts, r.tags,
+    r.system_tags, r.status AS recorded_status, {RUN_STATUS} AS status, r.finished_at, r.origin_run_id"""
+
+TASK_COLUMNS = """t.flow_id, t.run_number, r.run_id, t.step_name, t.task_id, t.task_name, t.user_name, t.ts_epoch,
+    t.last_heartbeat_ts, r.tags, r.system_tags, t.attempt, t.status, t.finished_at"""
+
+ARTIFACT_COLUMNS = """a.flow_id, a.run_number, r.run_id, a.step_name, a.task_id, t.task_name, a.attempt_id, a.name,
+    a.location, a.ds_type, a.sha, a.type, a.content_type, a.size, a.user_name, a.ts_epoch, r.tags, r.system_tags"""
+
+
+def flow_json(row: asyncpg.Record) -> dict:
+    return {"flow_id": row["flow_id"], "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
+            "tags": _tags(row["tags"]), "system_tags": _tags(row["system_tags"])}
+
+
+def run_json(row: asyncpg.Record) -> dict:
+    return {"flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
+            "run_id": row["run_id"], "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
+            "last_heartbeat_ts": row["last_heartbeat_ts"], "tags": _tags(row["tags"]),
+            "system_tags": _tags(row["system_tags"]), "status": row["status"],
+            "recorded_status": row["recorded_status"], "finished_at": row["finished_at"],
+            "origin_run_id": row["origin_run_id"]}
+
+
+def step_json(row: asyncpg.Record) -> dict:
+    return {"flow_id": row["flow_id"], "run_number": str(_exposed(row["run_number"], row["run_id"])),
+            "step_name": row["step_name"], "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
+            "tags": _tags(row["tags"]), "system_tags": _tags(row["system_tags"])}
+
+
+def task_json(row: asyncpg.Record) -> dict:
+    return {"flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
+            "step_name": row["step_name"], "task_id": _exposed(row["task_id"], row["task_name"]),
+            "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
+            "last_heartbeat_ts": row["last_heartbeat_ts"], "tags": _tags(row["tags"]),
+            "system_tags": _tags(row["system_tags"]), "attempt": row["attempt"], "status": row["status"],
+            "finished_at": row["finished_at"]}
+
+
+def metadata_json(row: asyncpg.Record) -> dict:
+    return {"id": row["id"], "flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
+            "step_name": row["step_name"], "task_id": _exposed(row["task_id"], row["task_name"]),
+            "field_name": row["field_name"], "value": row["value"], "type": row["type"],
+            "user_name": row["user_name"], "ts_epoch": row["ts_epoch"], "tags": _tags(row["tags"]),
+            "system_tags": _tags(row["system_tags"])}
+
+
+def artifact_json(row: asyncpg.Record) -> dict:
+    return {"flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
+            "step_name": row["step_name"], "task_id": _exposed(row["task_id"], row["task_name"]),
+            "attempt_id": row["attempt_id"], "name": row["name"], "location": row["location"],
+            "ds_type": row["ds_type"], "sha": row["sha"], "type": row["type"],
+            "content_type": row["content_type"], "size": row["size"], "user_name": row["user_name"],
+            "ts_epoch": row["ts_epoch"], "tags": _tags(row["tags"]), "system_tags": _tags(row["system_tags"])}
+
+
+class Page:
+    """``?_limit=N&_cursor=C``: at most N rows after cursor C (the last row's sort key)."""
+
+    def __init__(self, limit: int | None = None, cursor: Any = None):
+        self.limit = limit
+        self.cursor = cursor
+
+    def sql(self, key: str, args: list, descending: bool = False, then: str = "") -> tuple[str, str]:
+        """(extra WHERE condition, ORDER BY ... LIMIT ...) for a listing sorted on ``key``."""
+        where = ""
+        if self.cursor is not None:
+            args.append(self.cursor)
+            where = f" AND {key} {'<' if descending else '>'} ${len(args)}"
+        tail = f" ORDER BY {key}{' DESC' if descending else ''}{', ' + then if then else ''}"
+        if self.limit is not None:
+            args.append(self.limit + 1)  # one more tells whether there is a next page
+            tail += f" LIMIT ${len(args)}"
+        return where, tail
+
+    def cut(self, rows: list, key: str) -> tuple[list, Any]:
+        """(this page's rows, the cursor of the next page or None)."""
+        if self.limit is None or len(rows) <= self.limit:
+            return rows, None
+        rows = rows[: self.limit]
+        return rows, rows[-1][key]
+
+
+class MetadataStore:
+    """The service's tables behind one connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    # -- resolving path ids ------------------------------------------------------------------
+
+    async def _run_number(self, conn, flow_id: str, run: str) -> int:
+        kind, value = parse_id(run, "run")
+        column = "run_number" if kind == "number" else "run_id"
+        number = await conn.fetchval(f"SELECT run_number FROM runs WHERE flow_id = $1 AND {column} = $2",
+                                     flow_id, value)
+        if number is None:
+            raise NotFound(f"run {flow_id}/{run} does not exist")
+        return number
+
+    async def _task_id(self, conn, flow_id: str, run_number: int, step: str, task: str, pathspec: str) -> int:
+        kind, value = parse_id(task, "task")
+        column = "task_id" if kind == "number" else "task_name"
+        task_id = await conn.fetchval(
+            f"SELECT task_id FROM tasks WHERE flow_id = $1 AND run_number = $2 AND step_name = $3 AND {column} = $4",
+            flow_id, run_number, step, value)
+        if task_id is None:
+            raise NotFound(f"task {pathspec} does not exist")
+        return task_id
+
+    # -- flows ---------------------------------------------------------------------------------
+
+    async def create_flow(self, flow_id: str, user_name: str | None, tags: list, system_tags: list) -> dict:
+        row = await self.pool.fetchrow(
+            "INSERT INTO flows VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING *",
+            flow_id, user_name, now_ms(), json.dumps(tags), json.dumps(system_tags))
+        if row is None:
+            raise Conflict(f"flow {flow_id} exists already")
+        return flow_json(row)
+
+    async def get_flow(self, flow_id: str) -> dict:
+        row = await self.pool.fetchrow("SELECT * FROM flows WHERE flow_id = $1", flow_id)
+        if row is None:
+            raise NotFound(f"flow {flow_id} does not exist")
+        return flow_json(row)
+
+    async def list_flows(self, page: Page) -> tuple[list[dict], Any]:
+        args: list = []
+        where, tail = page.sql("flow_id", args)
+        rows = await self.pool.fetch(f"SELECT * FROM flows WHERE true{where}{tail}", *args)
+        rows, cursor = page.cut(rows, "flow_id")
+        return [flow_json(r) for r in rows], cursor
+
+    async def delete_flow(self, flow_id: str) -> None:
+        if await self.pool.fetchval("DELETE FROM flows WHERE flow_id = $1 RETURNING 1", flow_id) is None:
+            raise NotFound(f"flow {flow_id} does not exist")
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    async def create_run(self, flow_id: str, user_name: str | None, tags: list, system_tags: list,
+                         run_id: str | None = None, origin_run_id: str | None = None) -> dict:
+        now = now_ms()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO flows VALUES ($1, $2, $3, '[]', '[]') ON CONFLICT DO NOTHING",
+                               flow_id, user_name, now)
+            row = await conn.fetchrow(
+                "INSERT INTO runs (flow_id, run_id, user_name, ts_epoch, last_heartbeat_ts, tags, system_tags,"
+                " origin_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING *",
+                flow_id, run_id, user_name, now, now // 1000, json.dumps(tags), json.dumps(system_tags),
+                origin_run_id)
+        if row is None:
+            raise Conflict(f"run {flow_id}/{run_id} exists already")
+        return await self.get_run(flow_id, str(row["run_number"]))
+
+    async def get_run(self, flow_id: str, run: str) -> dict:
+        kind, value = parse_id(run, "run")
+        column = "run_number" if kind == "number" else "run_id"
+        row = await self.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.flow_id = $1 AND r.{column} = $2",
+                                       flow_id, value)
+        if row is None:
+            raise NotFound(f"run {flow_id}/{run} does not exist")
+        return run_json(row)
+
+    async def list_runs(self, flow_id: str, page: Page, tags: Sequence[str] = (), status: str | None = None
+                        ) -> tuple[list[dict], Any]:
+        args: list = [flow_id]
+        where = ""
+        for tag in tags:  # user or system tag; the GIN indexes answer `@>`
+            args.append(json.dumps([tag]))
+            where += f" AND (r.tags @> ${len(args)}::jsonb OR r.system_tags @> ${len(args)}::jsonb)"
+        if status is not None:
+            args.append(status)
+            where += f" AND {RUN_STATUS} = ${len(args)}"
+        more, tail = page.sql("r.run_number", args, descending=True)
+        rows = await self.pool.fetch(f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.flow_id = $1{where}{more}{tail}",
+                                     *args)
+        if not rows and not await self.pool.fetchval("SELECT 1 FROM flows WHERE flow_id = $1", flow_id):
+            raise NotFound(f"flow {flow_id} does not exist")
+        rows, cursor = page.cut(rows, "run_number")
+        return [run_json(r) for r in rows], cursor
+
+    async def finish_run(self, flow_id: str, run: str, status: str) -> dict:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            await conn.execute("UPDATE runs SET status = $3, finished_at = $4 WHERE flow_id = $1 AND run_number = $2",
+                               flow_id, number, status, now_ms())
+        return await self.get_run(flow_id, str(number))
+
+    async def heartbeat_run(self, flow_id: str, run: str) -> None:
+        kind, value = parse_id(run, "run")
+        column = "run_number" if kind == "number" else "run_id"
+        done = await self.pool.fetchval(
+            f"UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND {column} = $2 RETURNING 1",
+            flow_id, value, int(time.time()))
+        if done is None:
+            raise NotFound(f"run {flow_id}/{run} does not exist")
+
+    async def mutate_tags(self, flow_id: str, run: str, add: list[str], remove: list[str]) -> dict:
+        async with self.pool.acquire() as conn, conn.transaction():
+            number = await self._run_number(conn, flow_id, run)
+            row = await conn.fetchrow("SELECT tags, system_tags FROM runs WHERE flow_id = $1 AND run_number = $2"
+                                      " FOR UPDATE", flow_id, number)
+            tags, system_tags = _tags(row["tags"]), set(_tags(row["system_tags"]))
+            if set(remove) & system_tags:
+                raise Invalid(f"cannot remove system tags {sorted(set(remove) & system_tags)}", status=422)
+            new = [t for t in tags if t not in set(remove)]
+            new += [t for t in dict.fromkeys(add) if t not in system_tags and t not in new]
+            if new != tags:
+                await conn.execute("UPDATE runs SET tags = $3 WHERE flow_id = $1 AND run_number = $2",
+                                   flow_id, number, json.dumps(new))
+        return {"tags": new, "system_tags": sorted(system_tags)}
+
+    async def delete_run(self, flow_id: str, run: str) -> None:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            await conn.execute("DELETE FROM runs WHERE flow_id = $1 AND run_number = $2", flow_id, number)
+
+    # -- steps and tasks ---------------------------------------------------------------------------
+
+    async def create_step(self, flow_id: str, run: str, step: str, user_name: str | None) -> dict:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            created = await conn.fetchval("INSERT INTO steps VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+                                          " RETURNING 1", flow_id, number, step, user_name, now_ms())
+        if created is None:
+            raise Conflict(f"step {flow_id}/{run}/{step} exists already")
+        return await self.get_step(flow_id, run, step)
+
+    async def get_step(self, flow_id: str, run: str, step: str) -> dict:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            row = await conn.fetchrow(
+                "SELECT s.*, r.run_id, r.tags, r.system_tags FROM steps s JOIN runs r USING (flow_id, run_number)"
+                " WHERE s.flow_id = $1 AND s.run_number = $2 AND s.step_name = $3", flow_id, number, step)
+        if row is None:
+            raise NotFound(f"step {flow_id}/{run}/{step} does not exist")
+        return step_json(row)
+
+    async def list_steps(self, flow_id: str, run: str, page: Page) -> tuple[list[dict], Any]:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            args: list = [flow_id, number]
+            where, tail = page.sql("s.ts_epoch", args, then="s.step_name")
+            rows = await conn.fetch(
+                "SELECT s.*, r.run_id, r.tags, r.system_tags FROM steps s JOIN runs r USING (flow_id, run_number)"
+                f" WHERE s.flow_id = $1 AND s.run_number = $2{where}{tail}", *args)
+        rows, cursor = page.cut(rows, "ts_epoch")
+        return [step_json(r) for r in rows], cursor
+
+    async def create_tasks(self, flow_id: str, run: str, step: str, user_name: str | None,
+                           names: Sequence[str | None]) -> list[dict]:
+        """Tasks of a step (the step registered if new), one per name; None: a number is allocated."""
+        now = now_ms()
+        async with self.pool.acquire() as conn, conn.transaction():
+            number = await self._run_number(conn, flow_id, run)
+            await conn.execute("INSERT INTO steps VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                               flow_id, number, step, user_name, now)
+            rows = await conn.fetch(
+                "INSERT INTO tasks (flow_id, run_number, step_name, task_name, user_name, ts_epoch,"
+                " last_heartbeat_ts) SELECT $1, $2, $3, name, $4, $5, $6 FROM unnest($7::text[]) AS name"
+                " ON CONFLICT DO NOTHING RETURNING task_id",
+                flow_id, number, step, user_name, now, now // 1000, list(names))
+            if len(rows) != len(names):
+                raise Conflict(f"a task of {flow_id}/{run}/{step} named {names} exists already")
+            await conn.execute("UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND run_number = $2",
+                               flow_id, number, now // 1000)
+            ids = [r["task_id"] for r in rows]
+            found = await conn.fetch(
+                f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
+                " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.step_name = $3 AND t.task_id = ANY($4::bigint[])"
+                " ORDER BY t.task_id", flow_id, number, step, ids)
+        return [task_json(r) for r in found]
+
+    async def get_task(self, flow_id: str, run: str, step: str, task: str) -> dict:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+            row = await conn.fetchrow(
+                f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
+                " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.step_name = $3 AND t.task_id = $4",
+                flow_id, number, step, task_id)
+        return task_json(row)
+
+    async def list_tasks(self, flow_id: str, run: str, step: str | None, page: Page) -> tuple[list[dict], Any]:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            args: list = [flow_id, number]
+            where = ""
+            if step is not None:
+                args.append(step)
+                where = " AND t.step_name = $3"
+                if not await conn.fetchval("SELECT 1 FROM steps WHERE flow_id = $1 AND run_number = $2"
+                                           " AND step_name = $3", *args):
+                    raise NotFound(f"step {flow_id}/{run}/{step} does not exist")
+            more, tail = page.sql("t.task_id", args)
+            rows = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
+                                    f" WHERE t.flow_id = $1 AND t.run_number = $2{where}{more}{tail}", *args)
+        rows, cursor = page.cut(rows, "task_id")
+        return [task_json(r) for r in rows], cursor
+
+    async def filtered_tasks(self, flow_id: str, run: str, step: str, field: str | None, pattern: str | None
+                             ) -> list[str]:
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            args: list = [flow_id, number, step]
+            where = ""
+            if field:
+                args.append(field)
+                where += f" AND m.field_name = ${len(args)}"
+            if pattern:
+                args.append(pattern)
+                where += f" AND m.value ~ ${len(args)}"
+            try:
+                rows = await conn.fetch(
+                    "SELECT DISTINCT t.task_id, t.task_name, r.run_id FROM metadata m"
+                    " JOIN tasks t USING (flow_id, run_number, step_name, task_id) JOIN runs r USING (flow_id, run_number)"
+                    f" WHERE m.flow_id = $1 AND m.run_number = $2 AND m.step_name = $3{where} ORDER BY t.task_id", *args)
+            except asyncpg.InvalidRegularExpressionError as exc:
+                raise Invalid(f"the pattern is not a valid regular expression: {exc}") from None
+        return [f"{flow_id}/{_exposed(number, r['run_id'])}/{step}/{_exposed(r['task_id'], r['task_name'])}"
+                for r in rows]
+
+    async def heartbeat_task(self, flow_id: str, run: str, step: str, task: str) -> None:
+        now = int(time.time())
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+            await conn.execute("UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND run_number = $2",
+                               flow_id, number, now)
+            await conn.execute("UPDATE tasks SET last_heartbeat_ts = $4 WHERE flow_id = $1 AND run_number = $2"
+                               " AND task_id = $3", flow_id, number, task_id, now)
+
+    # -- metadata and artifacts --------------------------------------------------------------------
+
+    async def _task_of(self, conn, flow_id: str, run: str, step: str, task: str) -> tuple[int, int]:
+        number = await self._run_number(conn, flow_id, run)
+        return number, await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+
+    async def add_metadata(self, flow_id: str, run: str, step: str, task: str, fields: Sequence[dict]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            number, task_id = await self._task_of(conn, flow_id, run, step, task)
+            await self._insert_metadata(conn, flow_id, number, step, task_id, fields, now_ms())
+        return len(fields)
+
+    async def _insert_metadata(self, conn, flow_id: str, number: int, step: str, task_id: int,
+                               fields: Sequence[dict], now: int) -> None:
+        """Insert the fields in one statement, and fold what they say into the task's state:
+        ``attempt`` starts an attempt, ``attempt_ok`` ends one (Metaflow's clients send both)."""
+        await conn.executemany(
+            "INSERT INTO metadata (flow_id, run_number, step_name, task_id, field_name, value, type, user_name,"
+            " ts_epoch, tags, system_tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            [(flow_id, number, step, task_id, f["field_name"], f["value"], f["type"], f.get("user_name"), now,
+              json.dumps(f.get("tags") or []), json.dumps(f.get("system_tags") or [])) for f in fields])
+        for f in fields:
+            attempt = _attempt_of(f)
+            if f["field_name"] == "attempt" and f["value"].isdigit():
+                await conn.execute(
+                    "UPDATE tasks SET attempt = greatest(attempt, $4), status = 'running', finished_at = NULL"
+                    " WHERE flow_id = $1 AND run_number = $2 AND task_id = $3",
+                    flow_id, number, task_id, int(f["value"]))
+            elif f["field_name"] == "attempt_ok" and attempt is not None:
+                ok = f["value"] == "True"
+                await conn.execute(
+                    "UPDATE tasks SET attempt = greatest(attempt, $4), status = $5, finished_at = $6"
+                    " WHERE flow_id = $1 AND run_number = $2 AND task_id = $3",
+                    flow_id, number, task_id, attempt, "succeeded" if ok else "failed", now)
+                if not ok:
+                    await conn.execute("UPDATE runs SET has_failure = true WHERE flow_id = $1 AND run_number = $2",
+                                       flow_id, number)
+                elif step == "end":  # a Metaflow run is over when its end step succeeds
+                    await conn.execute(
+                        "UPDATE runs SET status = 'succeeded', finished_at = $3"
+                        " WHERE flow_id = $1 AND run_number = $2 AND status = 'running'", flow_id, number, now)
+
+    async def record_attempts(self, flow_id: str, run: str, events: Sequence[dict]) -> int:
+        """Many tasks' attempt events (their fields and artifacts) in one transaction: how Flow's
+        runtime records a batch of short tasks with one request."""
+        now = now_ms()
+        async with self.pool.acquire() as conn, conn.transaction():
+            number = await self._run_number(conn, flow_id, run)
+            for event in events:
+                step, task = event["step_name"], event["task_id"]
+                task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+                if event["artifacts"]:
+                    await self._insert_artifacts(conn, flow_id, number, step, task_id, event["artifacts"], now)
+                await self._insert_metadata(conn, flow_id, number, step, task_id, event["metadata"], now)
+        return len(events)
+
+    async def list_metadata(self, flow_id: str, run: str, step: str | None = None, task: str | None = None,
+                            page: Page | None = None) -> tuple[list[dict], Any]:
+        page = page or Page()
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            args: list = [flow_id, number]
+            where = ""
+            if task is not None:
+                task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+                args += [step, task_id]
+                where = " AND m.step_name = $3 AND m.task_id = $4"
+            more, tail = page.sql("m.id", args)
+            rows = await conn.fetch(
+                "SELECT m.*, t.task_name, r.run_id FROM metadata m JOIN tasks t USING (flow_id, run_number, step_name,"
+                " task_id) JOIN runs r USING (flow_id, run_number)"
+                f" WHERE m.flow_id = $1 AND m.run_number = $2{where}{more}{tail}", *args)
+        rows, cursor = page.cut(rows, "id")
+        return [metadata_json(r) for r in rows], cursor
+
+    async def add_artifacts(self, flow_id: str, run: str, step: str, task: str, artifacts: Sequence[dict]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            number, task_id = await self._task_of(conn, flow_id, run, step, task)
+            await self._insert_artifacts(conn, flow_id, number, step, task_id, artifacts, now_ms())
+        return len(artifacts)
+
+    async def _insert_artifacts(self, conn, flow_id: str, number: int, step: str, task_id: int,
+                                artifacts: Sequence[dict], now: int) -> None:
+        await conn.executemany(
+            "INSERT INTO artifacts VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            " ON CONFLICT DO NOTHING",
+            [(flow_id, number, step, task_id, a["attempt_id"], a["name"], a["location"], a["ds_type"], a["sha"],
+              a["type"], a["content_type"], a.get("size"), a.get("user_name"), now,
+              json.dumps(a.get("tags") or []), json.dumps(a.get("system_tags") or [])) for a in artifacts])
+
+    async def list_artifacts(self, flow_id: str, run: str, step: str | None = None, task: str | None = None,
+                             attempt: int | None = None, name: str | None = None) -> list[dict]:
+        """Artifacts of a run, a step or a task: of one attempt, or of each task's latest one."""
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            args: list = [flow_id, number]
+            where = ""
+            if step is not None:
+                args.append(step)
+                where += " AND a.step_name = $3"
+            if task is not None:
+                task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+                args.append(task_id)
+                where += " AND a.task_id = $4"
+            if attempt is not None:
+                args.append(attempt)
+                where += f" AND a.attempt_id = ${len(args)}"
+            else:  # each task's latest attempt that stored artifacts
+                where += (" AND a.attempt_id = (SELECT max(l.attempt_id) FROM artifacts l WHERE l.flow_id = a.flow_id"
+                          " AND l.run_number = a.run_number AND l.step_name = a.step_name AND l.task_id = a.task_id)")
+            if name is not None:
+                args.append(name)
+                where += f" AND a.name = ${len(args)}"
+            rows = await conn.fetch(
+                f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a JOIN tasks t USING (flow_id, run_number, step_name,"
+                " task_id) JOIN runs r ON r.flow_id = a.flow_id AND r.run_number = a.run_number"
+                f" WHERE a.flow_id = $1 AND a.run_number = $2{where} ORDER BY a.step_name, a.task_id, a.name", *args)
+        return [artifact_json(r) for r in rows]
+
+
+def _attempt_of(field: dict) -> int | None:
+    for tag in field.get("tags") or ():
+        if isinstance(tag, str) and tag.startswith("attempt_id:") and tag[len("attempt_id:"):].isdigit():
+            return int(tag[len("attempt_id:"):])
+    return None
+
+
+async def connect_pool(database_url: str, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size,
+                                     command_timeout=30, max_inactive_connection_lifetime=300)

@@ -1,0 +1,244 @@
+"""The HTTP API itself: shapes Metaflow's client depends on, errors, pages, deletes, auth."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from flow_metadata_service.service_process import ServiceProcess
+
+
+def call(base: str, method: str, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def api(service, clean_database):
+    def request(method: str, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
+        status, response_headers, payload = call(service.url, method, path, body, raw, headers)
+        decoded = json.loads(payload) if payload and response_headers.get("content-type", "").startswith(
+            "application/json") else payload
+        return status, decoded, response_headers
+    return request
+
+
+def new_task(api, flow: str = "ApiFlow") -> tuple[int, int]:
+    status, run, _ = api("POST", f"/flows/{flow}/run", {"user_name": "alice", "system_tags": ["user:alice"]})
+    assert status == 200
+    status, task, _ = api("POST", f"/flows/{flow}/runs/{run['run_number']}/steps/start/task", {"user_name": "alice"})
+    assert status == 200
+    return run["run_number"], task["task_id"]
+
+
+def test_ping_reports_a_version_metaflow_accepts(api):
+    status, body, headers = api("GET", "/ping")
+    assert status == 200 and body == b"pong"
+    assert headers["metadata_service_version"] == "2.5.0"
+
+
+def test_missing_objects_are_404_with_a_message_even_for_huge_numbers(api):
+    run, task = new_task(api)
+    for path in ["/flows/Nope", "/flows/Nope/runs", "/flows/ApiFlow/runs/99999999999999999999999",
+                 "/flows/ApiFlow/runs/argo-unknown", "/flows/ApiFlow/runs/1721143286111471/steps",
+                 f"/flows/ApiFlow/runs/{run}/steps/nope", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/123456789",
+                 f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/artifacts/nope"]:
+        status, body, _ = api("GET", path)
+        assert status == 404, path
+        assert "does not exist" in body["message"]
+
+
+def test_bad_bodies_are_400_and_never_5xx(api):
+    run, task = new_task(api)
+    metadata = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/metadata"
+    artifact = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/artifact"
+    cases = [
+        ("POST", "/flows/ApiFlow/run", None, b"{not json"),
+        ("POST", "/flows/ApiFlow/run", ["a list"], None),
+        ("POST", "/flows/ApiFlow/run", {"tags": "not-a-list"}, None),
+        ("POST", "/flows/ApiFlow/run", {"run_number": "12"}, None),
+        ("POST", metadata, {"not": "a list"}, None),
+        ("POST", metadata, [1, 2], None),
+        ("POST", metadata, [{"value": "no field name"}], None),
+        ("POST", metadata, [{"field_name": "x", "value": "nul\u0000byte", "type": "t"}], None),
+        ("POST", artifact, [{"name": "x"}], None),
+        ("POST", artifact, [{"name": "x", "location": "l", "ds_type": "d", "sha": "s", "attempt_id": -1}], None),
+        ("PATCH", f"/flows/ApiFlow/runs/{run}/tag/mutate", {"tags_to_add": "x"}, None),
+        ("GET", "/flows/ApiFlow/runs?_limit=0", None, None),
+        ("GET", "/flows/ApiFlow/runs?status=sleeping", None, None),
+        ("GET", f"/flows/ApiFlow/runs/{run}/steps/start/filtered_tasks?metadata_field_name=x&pattern=(", None, None),
+    ]
+    for method, path, body, raw in cases:
+        status, answer, _ = api(method, path, body, raw)
+        assert status == 400, (method, path, body, raw, status, answer)
+        assert answer["message"]
+
+
+def test_metadata_values_may_be_json_and_attempt_fields_move_the_task(api):
+    run, task = new_task(api)
+    base = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}"
+    assert api("POST", base + "/metadata", [
+        {"field_name": "attempt", "value": "0", "type": "attempt", "tags": ["attempt_id:0"]},
+        {"field_name": "foreach-stack", "value": ["items=2"], "type": "foreach-stack", "tags": ["attempt_id:0"]},
+    ])[1] == {"metadata_created": 2}
+    status, rows, _ = api("GET", base + "/metadata")
+    assert [(r["field_name"], r["value"], r["tags"]) for r in rows] == [
+        ("attempt", "0", ["attempt_id:0"]), ("foreach-stack", '["items=2"]', ["attempt_id:0"])]
+    api("POST", base + "/metadata", [{"field_name": "attempt_ok", "value": "False", "type": "internal_attempt_status",
+                                      "tags": ["attempt_id:0"]}])
+    assert api("GET", base)[1]["status"] == "failed"
+
+
+def test_heartbeats_answer_200_with_the_doubly_encoded_wait(api):
+    run, task = new_task(api)
+    for path in [f"/flows/ApiFlow/runs/{run}/heartbeat", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/heartbeat"]:
+        for _ in range(2):  # twice in a row: never a 404 for a live object
+            status, body, _ = api("POST", path, raw=b"{}")
+            assert status == 200 and json.loads(body) == {"wait_time_in_seconds": 10}
+    assert api("POST", "/flows/ApiFlow/runs/424242/heartbeat", raw=b"{}")[0] == 404
+
+
+def test_tag_mutation_keeps_system_tags_and_refuses_to_remove_them(api):
+    run, _ = new_task(api)
+    path = f"/flows/ApiFlow/runs/{run}/tag/mutate"
+    status, body, _ = api("PATCH", path, {"tags_to_add": ["a", "b", "user:alice"], "tags_to_remove": []})
+    assert status == 200 and body["tags"] == ["a", "b"]
+    assert api("PATCH", path, {"tags_to_add": [], "tags_to_remove": ["user:alice"]})[0] == 422
+    assert api("PATCH", path, {"tags_to_add": ["c"], "tags_to_remove": ["a"]})[1]["tags"] == ["b", "c"]
+
+
+def test_listings_page_with_a_cursor_newest_first(api):
+    numbers = [api("POST", "/flows/Paged/run", {"user_name": "alice"})[1]["run_number"] for _ in range(5)]
+    seen, cursor = [], None
+    while True:
+        status, rows, headers = api("GET", "/flows/Paged/runs?_limit=2" + (f"&_cursor={cursor}" if cursor else ""))
+        assert status == 200 and len(rows) <= 2
+        seen += [r["run_number"] for r in rows]
+        cursor = headers.get("x-next-cursor")
+        if cursor is None:
+            break
+    assert seen == list(reversed(numbers))
+    assert [r["run_number"] for r in api("GET", "/flows/Paged/runs")[1]] == list(reversed(numbers))
+
+
+def test_client_chosen_ids_are_names_and_numbers_stay_numbers(api):
+    status, run, _ = api("POST", "/flows/ApiFlow/run", {"run_number": "sfn-abc", "user_name": "alice"})
+    assert status == 200 and run["run_number"] == "sfn-abc"
+    assert api("POST", "/flows/ApiFlow/run", {"run_number": "sfn-abc"})[0] == 409
+    status, task, _ = api("POST", "/flows/ApiFlow/runs/sfn-abc/steps/start/task", {"task_id": "t-1"})
+    assert status == 200 and task["task_id"] == "t-1"
+    assert api("GET", "/flows/ApiFlow/runs/sfn-abc/steps/start/tasks/t-1")[1]["run_number"] == "sfn-abc"
+
+
+def test_deleting_a_run_and_a_flow(api, service, database_url):
+    run, task = new_task(api)
+    other, _ = new_task(api)
+    assert api("DELETE", f"/flows/ApiFlow/runs/{run}")[0] == 200
+    assert api("GET", f"/flows/ApiFlow/runs/{run}")[0] == 404
+    assert api("GET", f"/flows/ApiFlow/runs/{other}")[0] == 200
+    cli = subprocess.run([sys.executable, "-m", "flow_core", "metadata-service", "delete-run", f"ApiFlow/{other}",
+                          "--database-url", database_url], capture_output=True, text=True)
+    assert cli.returncode == 0 and cli.stdout.strip() == f"Deleted ApiFlow/{other}."
+    assert api("GET", "/flows/ApiFlow/runs")[1] == []
+    assert api("DELETE", "/flows/ApiFlow")[0] == 200
+    assert api("GET", "/flows/ApiFlow")[0] == 404
+
+
+def test_openapi_describes_every_route(api):
+    from flow_metadata_service.api import ROUTES
+
+    status, document, _ = api("GET", "/openapi.json")
+    assert status == 200 and document["openapi"].startswith("3.")
+    described = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    assert {(m, p) for m, p, _ in ROUTES} <= described
+
+
+def test_health_says_the_schema_version(api):
+    assert api("GET", "/health")[:2] == (200, {"status": "ok", "schema_version": 1})
+
+
+def test_auth_on_refuses_requests_without_the_key(database_url, tmp_path):
+    with ServiceProcess(database_url, tmp_path / "auth.log", auth_key="s3cret") as secured:
+        status, _, body = call(secured.url, "GET", "/flows")
+        assert status == 401 and "METAFLOW_SERVICE_AUTH_KEY" in json.loads(body)["message"]
+        assert call(secured.url, "GET", "/flows", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert call(secured.url, "GET", "/flows", headers={"Authorization": "Bearer s3cret"})[0] == 200
+        assert call(secured.url, "GET", "/flows", headers={"x-api-key": "s3cret"})[0] == 200
+        assert call(secured.url, "GET", "/health")[0] == 200
+
+        from flow_metadata_service.client import ServiceMetadata
+        from flow_metadata_service.errors import ServiceError
+
+        with pytest.raises(ServiceError, match="refused the credentials; set METAFLOW_SERVICE_AUTH_KEY"):
+            ServiceMetadata(secured.url, "wrong").list_flows()
+        assert isinstance(ServiceMetadata(secured.url, "s3cret").list_flows(), list)
+
+
+def test_the_service_refuses_an_unmigrated_database(postgres, sql):
+    sql("CREATE DATABASE unmigrated")
+    url = postgres.url.rsplit("/", 1)[0] + "/unmigrated"
+    result = subprocess.run([sys.executable, "-m", "flow_core", "metadata-service", "serve", "--database-url", url,
+                             "--port", "0"], capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: the database schema is at version 0 and this service needs 1; "
+        "run `flow metadata-service migrate --database-url …` first")
+
+
+def test_run_status_tells_running_succeeded_failed_and_crashed_apart(api, sql):
+    running, _ = new_task(api)
+    crashed, _ = new_task(api)
+    failed, failed_task = new_task(api)
+    finished, _ = new_task(api)
+    api("POST", f"/flows/ApiFlow/runs/{failed}/steps/start/tasks/{failed_task}/metadata",
+        [{"field_name": "attempt_ok", "value": "False", "type": "internal_attempt_status", "tags": ["attempt_id:0"]}])
+    api("POST", f"/flows/ApiFlow/runs/{finished}/finish", {"status": "succeeded"})
+    # Two runtimes went silent two minutes ago; one had a failed attempt.
+    sql(f"UPDATE runs SET last_heartbeat_ts = extract(epoch FROM now())::bigint - 120 "
+        f"WHERE run_number IN ({crashed}, {failed})")
+    api("POST", f"/flows/ApiFlow/runs/{running}/heartbeat", raw=b"{}")
+    statuses = {r["run_number"]: r["status"] for r in api("GET", "/flows/ApiFlow/runs")[1]}
+    assert statuses == {running: "running", crashed: "crashed", failed: "failed", finished: "succeeded"}
+    assert [r["run_number"] for r in api("GET", "/flows/ApiFlow/runs?status=crashed")[1]] == [crashed]
+
+
+def test_flow_names_a_service_that_does_not_speak_its_api(tmp_path):
+    """An older or foreign service (here: a plain web server) is refused in one sentence."""
+    import http.server
+    import threading
+
+    from flow_metadata_service.client import ServiceMetadata
+    from flow_metadata_service.errors import ServiceError
+
+    class OldService(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("METADATA_SERVICE_VERSION", "2.4.0")
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"pong")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OldService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(ServiceError, match=f"the metadata service at {url} does not speak Flow's metadata "
+                                               "API version 1 \\(it says nothing\\)"):
+            ServiceMetadata(url).list_flows()
+    finally:
+        server.shutdown()
