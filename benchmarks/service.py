@@ -1,6 +1,6 @@
 """Throughput and latency of the metadata service under the per-task call sequence.
 
-    uv run python benchmarks/service.py [--seconds 10] [--clients 1,16,64] [--workers 1]
+    uv run python benchmarks/service.py [--seconds 10] [--clients 1,16,32,64] [--workers 1]
 
 Starts PostgreSQL and the service on 127.0.0.1 (as the tests do), then, for each number of
 concurrent clients, runs two sequences for a fixed time over keep-alive connections:
@@ -128,7 +128,7 @@ async def load(port: int, clients: int, seconds: float, sequence) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per measurement")
-    parser.add_argument("--clients", default="1,16,64", help="comma-separated numbers of concurrent clients")
+    parser.add_argument("--clients", default="1,16,32,64", help="comma-separated numbers of concurrent clients")
     parser.add_argument("--workers", type=int, default=1, help="service processes")
     args = parser.parse_args()
 

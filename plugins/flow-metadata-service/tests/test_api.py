@@ -34,6 +34,22 @@ def api(service, clean_database):
     return request
 
 
+def count_rows(database_url: str) -> int:
+    import asyncio
+
+    import asyncpg
+
+    async def count():
+        conn = await asyncpg.connect(database_url)
+        try:
+            return sum([await conn.fetchval(f"SELECT count(*) FROM {table}")
+                        for table in ("flows", "runs", "steps", "tasks", "metadata", "artifacts")])
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
 def new_task(api, flow: str = "ApiFlow") -> tuple[int, int]:
     status, run, _ = api("POST", f"/flows/{flow}/run", {"user_name": "alice", "system_tags": ["user:alice"]})
     assert status == 200
@@ -51,7 +67,8 @@ def test_ping_reports_a_version_metaflow_accepts(api):
 def test_missing_objects_are_404_with_a_message_even_for_huge_numbers(api):
     run, task = new_task(api)
     for path in ["/flows/Nope", "/flows/Nope/runs", "/flows/ApiFlow/runs/99999999999999999999999",
-                 "/flows/ApiFlow/runs/argo-unknown", "/flows/ApiFlow/runs/1721143286111471/steps",
+                 "/flows/ApiFlow/runs/argo-unknown", "/flows/ApiFlow/runs/%C2%B9",  # "¹" is a digit to Python
+                 "/flows/ApiFlow/runs/1721143286111471/steps",
                  f"/flows/ApiFlow/runs/{run}/steps/nope", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/123456789",
                  f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/artifacts/nope"]:
         status, body, _ = api("GET", path)
@@ -151,8 +168,11 @@ def test_deleting_a_run_and_a_flow(api, service, database_url):
                           "--database-url", database_url], capture_output=True, text=True)
     assert cli.returncode == 0 and cli.stdout.strip() == f"Deleted ApiFlow/{other}."
     assert api("GET", "/flows/ApiFlow/runs")[1] == []
+    assert api("GET", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}")[0] == 404
+    new_task(api)
     assert api("DELETE", "/flows/ApiFlow")[0] == 200
     assert api("GET", "/flows/ApiFlow")[0] == 404
+    assert count_rows(database_url) == 0  # nothing left behind in any table
 
 
 def test_openapi_describes_every_route(api):

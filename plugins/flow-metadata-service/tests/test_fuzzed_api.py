@@ -8,7 +8,7 @@ import json
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-EXAMPLES_PER_ROUTE = 30
+EXAMPLES_PER_ROUTE = 40
 
 
 def test_no_request_gets_a_server_error(service, clean_database):
@@ -20,7 +20,7 @@ def test_no_request_gets_a_server_error(service, clean_database):
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_ROUTE, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+                  database=None, derandomize=True)  # the same requests on every run
         def fuzz(case):
             response = case.call(base_url=service.url, timeout=30)
             if response.status_code >= 500:
@@ -30,4 +30,4 @@ def test_no_request_gets_a_server_error(service, clean_database):
                 assert json.loads(response.text)["message"], (case.method, case.formatted_path)
 
         fuzz()
-    assert failures == []
+    assert failures == [], "\n".join(map(repr, failures))

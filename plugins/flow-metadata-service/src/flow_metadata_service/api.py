@@ -18,12 +18,10 @@ import re
 from typing import Any, Awaitable, Callable
 
 import asyncpg
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
-from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFound, Page
+from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFound, Page, is_number
 
 #: What ``/ping`` reports in its METADATA_SERVICE_VERSION header. Metaflow's client turns on
 #: heartbeats at 2.0.4, attempt reads at 2.0.6 and tag changes at 2.3.0; from 2.6.1 newer
@@ -85,7 +83,7 @@ def _names(body: dict, key: str) -> list[str]:
 
 
 def _int(value: Any, what: str, low: int = 0, high: int = 2**31 - 1) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and is_number(value):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise BadRequest(f"'{what}' must be an integer from {low} to {high}")
@@ -205,7 +203,7 @@ async def list_runs(request, store):
 async def create_run(request, store):
     body = await _body(request)
     run_id = _text(body, "run_number")
-    if run_id is not None and (run_id.isdigit() or not NAME.match(run_id)):
+    if run_id is not None and (is_number(run_id) or not NAME.match(run_id)):
         raise BadRequest("a client-chosen 'run_number' must be a name, not a number")
     origin = _text(body, "origin_run_id")
     return JSONResponse(await store.create_run(_path(request, "flow_id"), _text(body, "user_name"),
@@ -311,7 +309,7 @@ async def list_tasks(request, store):
 async def create_task(request, store):
     body = await _body(request)
     name = _text(body, "task_id")
-    if name is not None and (name.isdigit() or not NAME.match(name)):
+    if name is not None and (is_number(name) or not NAME.match(name)):
         raise BadRequest("a client-chosen 'task_id' must be a name, not a number")
     tasks = await store.create_tasks(*_ids(request, "flow_id", "run", "step"), _text(body, "user_name"), [name])
     return JSONResponse(tasks[0])
@@ -426,9 +424,6 @@ def wrap(handler: Handler, app_state: Any) -> Callable[[Request], Awaitable[Resp
     return endpoint
 
 
-def routes(app_state: Any) -> list[Route]:
-    return [Route(path, wrap(handler, app_state), methods=[method]) for method, path, handler in ROUTES]
-
-
-def build_app(app_state: Any, extra_routes: list[Route], middleware: list, lifespan: Any) -> Starlette:
-    return Starlette(routes=[*extra_routes, *routes(app_state)], middleware=middleware, lifespan=lifespan)
+def endpoints(app_state: Any) -> list[tuple[str, str, Callable[[Request], Awaitable[Response]]]]:
+    """(method, path template, endpoint) for every route, ready for the router."""
+    return [(method, path, wrap(handler, app_state)) for method, path, handler in ROUTES]

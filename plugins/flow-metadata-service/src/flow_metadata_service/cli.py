@@ -25,7 +25,7 @@ def metadata_service() -> None:
 @click.option("--auth-key", envvar="METAFLOW_SERVICE_AUTH_KEY", default=None,
               help="Require this bearer token on every request (or METAFLOW_SERVICE_AUTH_KEY).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
-@click.option("--pool-size", default=16, show_default=True, type=click.IntRange(1, 1000),
+@click.option("--pool-size", default=8, show_default=True, type=click.IntRange(1, 1000),
               help="Database connections per process.")
 @click.option("--access-log", is_flag=True, help="Print a line per request.")
 def serve(database_url: str, host: str, port: int, auth_key: str | None, workers: int, pool_size: int,

@@ -250,7 +250,7 @@ class ServiceMetadata(MetadataBackend):
             steps = [step_name]
         tasks = [_task(t) for step in steps
                  for t in self._all(self._quote("flows", flow_name, "runs", run_id, "steps", step, "tasks"))]
-        return sorted(tasks, key=lambda t: int(t.task_id) if t.task_id.isdigit() else 0)
+        return sorted(tasks, key=lambda t: int(t.task_id) if _is_number(t.task_id) else 0)
 
     def get_task(self, flow_name: str, run_id: str, step_name: str, task_id: str) -> TaskRecord | None:
         row = self._call("GET", self._task_path(flow_name, run_id, step_name, task_id), missing_ok=True)
@@ -288,7 +288,7 @@ def _seconds(ms: int | None) -> float | None:
 
 def _attempt(tags: Sequence[str]) -> int:
     for tag in tags or ():
-        if tag.startswith("attempt_id:") and tag[len("attempt_id:"):].isdigit():
+        if tag.startswith("attempt_id:") and _is_number(tag[len("attempt_id:"):]):
             return int(tag[len("attempt_id:"):])
     return 0
 
@@ -308,3 +308,7 @@ def _reason(exc: Exception) -> str:
     if "timed out" in text.lower():
         return "timed out"
     return text.split(": ", 1)[-1][:200]
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -1,8 +1,8 @@
 """The ASGI application and how it is served.
 
-Starlette routes requests (light, and the routing is all this needs), asyncpg talks to
-PostgreSQL (binary protocol, prepared statements cached per connection), uvicorn with
-uvloop and httptools serves it; see the README for the measurements behind these choices.
+A small router of ours dispatches to handlers written with Starlette's requests and
+responses; asyncpg talks to PostgreSQL (binary protocol, prepared statements); uvicorn with
+uvloop and httptools serves it. The README gives the measurements behind these choices.
 """
 
 from __future__ import annotations
@@ -11,18 +11,17 @@ import asyncio
 import hmac
 import json
 import os
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from .api import build_app
+from .api import endpoints
 from .errors import ServiceError
 from .migrations import check_schema, schema_version
 from .openapi import openapi_document
+from .router import Router
 from .store import MetadataStore, connect_pool
 
 OPEN_PATHS = {"/health"}  # what a load balancer probes without credentials
@@ -53,11 +52,10 @@ class BearerAuth:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 16) -> Any:
+def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 8) -> Any:
     state = AppState()
 
-    @asynccontextmanager
-    async def lifespan(app):
+    async def startup() -> None:
         try:
             pool = await connect_pool(database_url, max_size=pool_size)
         except (OSError, asyncpg.PostgresError) as exc:
@@ -65,10 +63,9 @@ def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 
         async with pool.acquire() as conn:
             await check_schema(conn)
         state.store = MetadataStore(pool)
-        try:
-            yield
-        finally:
-            await pool.close()
+
+    async def shutdown() -> None:
+        await state.store.pool.close()
 
     async def health(request: Request):
         try:
@@ -82,9 +79,8 @@ def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 
     async def openapi(request: Request):
         return JSONResponse(openapi_document())
 
-    extra = [Route("/health", health), Route("/openapi.json", openapi)]
-    app = build_app(state, extra, middleware=[], lifespan=lifespan)
-    return BearerAuth(app, auth_key)
+    routes = [("GET", "/health", health), ("GET", "/openapi.json", openapi), *endpoints(state)]
+    return BearerAuth(Router(routes, startup, shutdown), auth_key)
 
 
 def _safe(database_url: str) -> str:
@@ -108,7 +104,7 @@ async def _preflight(database_url: str) -> None:
 
 
 def serve(database_url: str, host: str = "127.0.0.1", port: int = 8080, auth_key: str | None = None,
-          workers: int = 1, pool_size: int = 16, access_log: bool = False) -> None:
+          workers: int = 1, pool_size: int = 8, access_log: bool = False) -> None:
     """Check the database, then serve until stopped. Refuses an unmigrated schema."""
     import uvicorn
 
@@ -129,5 +125,5 @@ _ENV_URL, _ENV_KEY, _ENV_POOL = "FLOW_SERVICE_DATABASE_URL", "FLOW_SERVICE_AUTH_
 
 
 def app_from_environment() -> Any:
-    return create_app(os.environ[_ENV_URL], os.environ.get(_ENV_KEY), int(os.environ.get(_ENV_POOL, "16")))
+    return create_app(os.environ[_ENV_URL], os.environ.get(_ENV_KEY), int(os.environ.get(_ENV_POOL, "8")))
 

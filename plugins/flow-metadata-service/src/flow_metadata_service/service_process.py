@@ -15,12 +15,13 @@ from .postgres_server import free_port
 
 class ServiceProcess:
     def __init__(self, database_url: str, log_path: Path, auth_key: str | None = None, workers: int = 1,
-                 access_log: bool = False):
+                 access_log: bool = False, pool_size: int | None = None):
         self.database_url = database_url
         self.log_path = Path(log_path)
         self.auth_key = auth_key
         self.workers = workers
         self.access_log = access_log
+        self.pool_size = pool_size
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -35,6 +36,8 @@ class ServiceProcess:
             args += ["--auth-key", self.auth_key]
         if self.access_log:
             args.append("--access-log")
+        if self.pool_size:
+            args += ["--pool-size", str(self.pool_size)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

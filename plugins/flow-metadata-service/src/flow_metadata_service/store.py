@@ -23,6 +23,11 @@ from .errors import ServiceError
 MAX_BIGINT = 2**63 - 1
 HEARTBEAT_INTERVAL = 10  # seconds: what the service tells clients to wait between heartbeats
 CRASH_AFTER = 60  # seconds without a heartbeat before a running run is taken to have crashed
+ATTEMPT_FIELDS = {"attempt", "attempt_ok"}  # metadata fields that change a task's state
+# What a run owns, leaves first. The schema has no foreign keys (every insert finds its parent
+# in the same statement; checking each one again cost a lock on a shared parent row), so
+# deletes name every table.
+CHILD_TABLES = ("artifacts", "metadata", "tasks", "steps", "runs")
 
 
 class NotFound(ServiceError):
@@ -45,14 +50,30 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``"²".isdigit()`` is true, but it is no number of ours."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_id(value: str, what: str) -> tuple[str, Any]:
     """('number', int) for an allocated id, ('name', str) for a client-chosen one."""
-    if value.isdigit():
+    if is_number(value):
         number = int(value)
         if number > MAX_BIGINT:
             raise NotFound(f"{what} {value} does not exist")
         return "number", number
     return "name", value
+
+
+def _run_column(run: str) -> tuple[str, Any]:
+    """The runs column a path's run segment matches, and the value to match."""
+    kind, value = parse_id(run, "run")
+    return ("run_number" if kind == "number" else "run_id"), value
+
+
+def _task_column(task: str) -> tuple[str, Any]:
+    kind, value = parse_id(task, "task")
+    return ("task_id" if kind == "number" else "task_name"), value
 
 
 def _tags(value: Any) -> list[str]:
@@ -163,8 +184,7 @@ class MetadataStore:
     # -- resolving path ids ------------------------------------------------------------------
 
     async def _run_number(self, conn, flow_id: str, run: str) -> int:
-        kind, value = parse_id(run, "run")
-        column = "run_number" if kind == "number" else "run_id"
+        column, value = _run_column(run)
         number = await conn.fetchval(f"SELECT run_number FROM runs WHERE flow_id = $1 AND {column} = $2",
                                      flow_id, value)
         if number is None:
@@ -172,8 +192,7 @@ class MetadataStore:
         return number
 
     async def _task_id(self, conn, flow_id: str, run_number: int, step: str, task: str, pathspec: str) -> int:
-        kind, value = parse_id(task, "task")
-        column = "task_id" if kind == "number" else "task_name"
+        column, value = _task_column(task)
         task_id = await conn.fetchval(
             f"SELECT task_id FROM tasks WHERE flow_id = $1 AND run_number = $2 AND step_name = $3 AND {column} = $4",
             flow_id, run_number, step, value)
@@ -205,29 +224,28 @@ class MetadataStore:
         return [flow_json(r) for r in rows], cursor
 
     async def delete_flow(self, flow_id: str) -> None:
-        if await self.pool.fetchval("DELETE FROM flows WHERE flow_id = $1 RETURNING 1", flow_id) is None:
-            raise NotFound(f"flow {flow_id} does not exist")
-
-    # -- runs ------------------------------------------------------------------------------------
+        async with self.pool.acquire() as conn, conn.transaction():
+            for table in CHILD_TABLES:
+                await conn.execute(f"DELETE FROM {table} WHERE flow_id = $1", flow_id)
+            if await conn.fetchval("DELETE FROM flows WHERE flow_id = $1 RETURNING 1", flow_id) is None:
+                raise NotFound(f"flow {flow_id} does not exist")
 
     async def create_run(self, flow_id: str, user_name: str | None, tags: list, system_tags: list,
                          run_id: str | None = None, origin_run_id: str | None = None) -> dict:
         now = now_ms()
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO flows VALUES ($1, $2, $3, '[]', '[]') ON CONFLICT DO NOTHING",
-                               flow_id, user_name, now)
-            row = await conn.fetchrow(
-                "INSERT INTO runs (flow_id, run_id, user_name, ts_epoch, last_heartbeat_ts, tags, system_tags,"
-                " origin_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING *",
-                flow_id, run_id, user_name, now, now // 1000, json.dumps(tags), json.dumps(system_tags),
-                origin_run_id)
+        # One statement: the flow registered if new, the run inserted (foreign keys are checked
+        # at the end of the statement, when both rows exist).
+        row = await self.pool.fetchrow(
+            "WITH flow AS (INSERT INTO flows VALUES ($1, $3, $4, '[]', '[]') ON CONFLICT DO NOTHING)"
+            " INSERT INTO runs AS r (flow_id, run_id, user_name, ts_epoch, last_heartbeat_ts, tags, system_tags,"
+            " origin_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+            f" RETURNING {RUN_COLUMNS}",
+            flow_id, run_id, user_name, now, now // 1000, json.dumps(tags), json.dumps(system_tags), origin_run_id)
         if row is None:
             raise Conflict(f"run {flow_id}/{run_id} exists already")
-        return await self.get_run(flow_id, str(row["run_number"]))
-
+        return run_json(row)
     async def get_run(self, flow_id: str, run: str) -> dict:
-        kind, value = parse_id(run, "run")
-        column = "run_number" if kind == "number" else "run_id"
+        column, value = _run_column(run)
         row = await self.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.flow_id = $1 AND r.{column} = $2",
                                        flow_id, value)
         if row is None:
@@ -260,14 +278,12 @@ class MetadataStore:
         return await self.get_run(flow_id, str(number))
 
     async def heartbeat_run(self, flow_id: str, run: str) -> None:
-        kind, value = parse_id(run, "run")
-        column = "run_number" if kind == "number" else "run_id"
+        column, value = _run_column(run)
         done = await self.pool.fetchval(
             f"UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND {column} = $2 RETURNING 1",
             flow_id, value, int(time.time()))
         if done is None:
             raise NotFound(f"run {flow_id}/{run} does not exist")
-
     async def mutate_tags(self, flow_id: str, run: str, add: list[str], remove: list[str]) -> dict:
         async with self.pool.acquire() as conn, conn.transaction():
             number = await self._run_number(conn, flow_id, run)
@@ -284,21 +300,22 @@ class MetadataStore:
         return {"tags": new, "system_tags": sorted(system_tags)}
 
     async def delete_run(self, flow_id: str, run: str) -> None:
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             number = await self._run_number(conn, flow_id, run)
-            await conn.execute("DELETE FROM runs WHERE flow_id = $1 AND run_number = $2", flow_id, number)
-
-    # -- steps and tasks ---------------------------------------------------------------------------
+            for table in CHILD_TABLES:
+                await conn.execute(f"DELETE FROM {table} WHERE flow_id = $1 AND run_number = $2", flow_id, number)
 
     async def create_step(self, flow_id: str, run: str, step: str, user_name: str | None) -> dict:
-        async with self.pool.acquire() as conn:
-            number = await self._run_number(conn, flow_id, run)
-            created = await conn.fetchval("INSERT INTO steps VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-                                          " RETURNING 1", flow_id, number, step, user_name, now_ms())
-        if created is None:
+        column, value = _run_column(run)
+        row = await self.pool.fetchrow(
+            f"WITH run AS (SELECT run_number, run_id, tags, system_tags FROM runs WHERE flow_id = $1 AND {column} = $2),"
+            " new AS (INSERT INTO steps SELECT $1, run.run_number, $3, $4, $5 FROM run ON CONFLICT DO NOTHING"
+            " RETURNING *) SELECT new.*, run.run_id, run.tags, run.system_tags FROM new, run",
+            flow_id, value, step, user_name, now_ms())
+        if row is None:
+            await self.get_step(flow_id, run, step)  # 404 for a missing run
             raise Conflict(f"step {flow_id}/{run}/{step} exists already")
-        return await self.get_step(flow_id, run, step)
-
+        return step_json(row)
     async def get_step(self, flow_id: str, run: str, step: str) -> dict:
         async with self.pool.acquire() as conn:
             number = await self._run_number(conn, flow_id, run)
@@ -322,28 +339,26 @@ class MetadataStore:
 
     async def create_tasks(self, flow_id: str, run: str, step: str, user_name: str | None,
                            names: Sequence[str | None]) -> list[dict]:
-        """Tasks of a step (the step registered if new), one per name; None: a number is allocated."""
+        """Tasks of a step (the step registered if new), one per name; None: a number is allocated.
+        One statement, so one round trip and one commit, however many tasks."""
         now = now_ms()
-        async with self.pool.acquire() as conn, conn.transaction():
-            number = await self._run_number(conn, flow_id, run)
-            await conn.execute("INSERT INTO steps VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                               flow_id, number, step, user_name, now)
-            rows = await conn.fetch(
-                "INSERT INTO tasks (flow_id, run_number, step_name, task_name, user_name, ts_epoch,"
-                " last_heartbeat_ts) SELECT $1, $2, $3, name, $4, $5, $6 FROM unnest($7::text[]) AS name"
-                " ON CONFLICT DO NOTHING RETURNING task_id",
-                flow_id, number, step, user_name, now, now // 1000, list(names))
-            if len(rows) != len(names):
-                raise Conflict(f"a task of {flow_id}/{run}/{step} named {names} exists already")
-            await conn.execute("UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND run_number = $2",
-                               flow_id, number, now // 1000)
-            ids = [r["task_id"] for r in rows]
-            found = await conn.fetch(
-                f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
-                " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.step_name = $3 AND t.task_id = ANY($4::bigint[])"
-                " ORDER BY t.task_id", flow_id, number, step, ids)
-        return [task_json(r) for r in found]
-
+        column, value = _run_column(run)
+        rows = await self.pool.fetch(
+            f"WITH run AS (SELECT run_number, run_id, tags, system_tags FROM runs WHERE flow_id = $1 AND {column} = $2),"
+            " step AS (INSERT INTO steps SELECT $1, run.run_number, $3, $4, $5 FROM run ON CONFLICT DO NOTHING),"
+            " beat AS (UPDATE runs SET last_heartbeat_ts = $6 WHERE flow_id = $1"
+            "          AND run_number = (SELECT run_number FROM run) AND last_heartbeat_ts < $6),"
+            " t AS (INSERT INTO tasks (flow_id, run_number, step_name, task_name, user_name, ts_epoch, last_heartbeat_ts)"
+            "       SELECT $1, run.run_number, $3, name, $4, $5, $6 FROM run, unnest($7::text[]) AS name"
+            "       ON CONFLICT DO NOTHING RETURNING *)"
+            " SELECT t.flow_id, t.run_number, r.run_id, t.step_name, t.task_id, t.task_name, t.user_name, t.ts_epoch,"
+            " t.last_heartbeat_ts, r.tags, r.system_tags, t.attempt, t.status, t.finished_at"
+            " FROM t, run r ORDER BY t.task_id",
+            flow_id, value, step, user_name, now, now // 1000, list(names))
+        if len(rows) != len(names):
+            await self.get_run(flow_id, run)  # 404 for a missing run
+            raise Conflict(f"a task of {flow_id}/{run}/{step} named {names} exists already")
+        return [task_json(r) for r in rows]
     async def get_task(self, flow_id: str, run: str, step: str, task: str) -> dict:
         async with self.pool.acquire() as conn:
             number = await self._run_number(conn, flow_id, run)
@@ -394,39 +409,56 @@ class MetadataStore:
                 for r in rows]
 
     async def heartbeat_task(self, flow_id: str, run: str, step: str, task: str) -> None:
-        now = int(time.time())
-        async with self.pool.acquire() as conn:
-            number = await self._run_number(conn, flow_id, run)
-            task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
-            await conn.execute("UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND run_number = $2",
-                               flow_id, number, now)
-            await conn.execute("UPDATE tasks SET last_heartbeat_ts = $4 WHERE flow_id = $1 AND run_number = $2"
-                               " AND task_id = $3", flow_id, number, task_id, now)
-
-    # -- metadata and artifacts --------------------------------------------------------------------
-
+        """The task's heartbeat, and its run's: one statement."""
+        column, value = _run_column(run)
+        task_column, task_value = _task_column(task)
+        beat = await self.pool.fetchval(
+            f"WITH run AS (SELECT run_number FROM runs WHERE flow_id = $1 AND {column} = $2),"
+            " t AS (UPDATE tasks SET last_heartbeat_ts = $5 WHERE flow_id = $1"
+            f"      AND run_number = (SELECT run_number FROM run) AND step_name = $3 AND {task_column} = $4"
+            "       RETURNING run_number),"
+            " r AS (UPDATE runs SET last_heartbeat_ts = $5 WHERE flow_id = $1 AND last_heartbeat_ts < $5"
+            "       AND run_number IN (SELECT run_number FROM t))"
+            " SELECT count(*) FROM t", flow_id, value, step, task_value, int(time.time()))
+        if not beat:
+            raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
     async def _task_of(self, conn, flow_id: str, run: str, step: str, task: str) -> tuple[int, int]:
-        number = await self._run_number(conn, flow_id, run)
-        return number, await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+        """(run number, task id) of a task named by the path, in one query."""
+        column, value = _run_column(run)
+        task_column, task_value = _task_column(task)
+        row = await conn.fetchrow(
+            "SELECT t.run_number, t.task_id FROM tasks t JOIN runs r USING (flow_id, run_number)"
+            f" WHERE t.flow_id = $1 AND r.{column} = $2 AND t.step_name = $3 AND t.{task_column} = $4",
+            flow_id, value, step, task_value)
+        if row is None:
+            raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
+        return row["run_number"], row["task_id"]
 
     async def add_metadata(self, flow_id: str, run: str, step: str, task: str, fields: Sequence[dict]) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             number, task_id = await self._task_of(conn, flow_id, run, step, task)
-            await self._insert_metadata(conn, flow_id, number, step, task_id, fields, now_ms())
+            if any(f["field_name"] in ATTEMPT_FIELDS for f in fields):
+                async with conn.transaction():
+                    await self._insert_metadata(conn, flow_id, number, step, task_id, fields, now_ms())
+            else:  # one INSERT is atomic on its own
+                await self._insert_metadata(conn, flow_id, number, step, task_id, fields, now_ms())
         return len(fields)
 
     async def _insert_metadata(self, conn, flow_id: str, number: int, step: str, task_id: int,
                                fields: Sequence[dict], now: int) -> None:
         """Insert the fields in one statement, and fold what they say into the task's state:
         ``attempt`` starts an attempt, ``attempt_ok`` ends one (Metaflow's clients send both)."""
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO metadata (flow_id, run_number, step_name, task_id, field_name, value, type, user_name,"
-            " ts_epoch, tags, system_tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            [(flow_id, number, step, task_id, f["field_name"], f["value"], f["type"], f.get("user_name"), now,
-              json.dumps(f.get("tags") or []), json.dumps(f.get("system_tags") or [])) for f in fields])
+            " ts_epoch, tags, system_tags) SELECT $1, $2, $3, $4, f, v, t, u, $5, tg::jsonb, st::jsonb"
+            " FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])"
+            " AS x(f, v, t, u, tg, st)",
+            flow_id, number, step, task_id, now, [f["field_name"] for f in fields], [f["value"] for f in fields],
+            [f["type"] for f in fields], [f.get("user_name") for f in fields],
+            [json.dumps(f.get("tags") or []) for f in fields], [json.dumps(f.get("system_tags") or []) for f in fields])
         for f in fields:
             attempt = _attempt_of(f)
-            if f["field_name"] == "attempt" and f["value"].isdigit():
+            if f["field_name"] == "attempt" and is_number(f["value"]):
                 await conn.execute(
                     "UPDATE tasks SET attempt = greatest(attempt, $4), status = 'running', finished_at = NULL"
                     " WHERE flow_id = $1 AND run_number = $2 AND task_id = $3",
@@ -479,19 +511,23 @@ class MetadataStore:
         return [metadata_json(r) for r in rows], cursor
 
     async def add_artifacts(self, flow_id: str, run: str, step: str, task: str, artifacts: Sequence[dict]) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             number, task_id = await self._task_of(conn, flow_id, run, step, task)
             await self._insert_artifacts(conn, flow_id, number, step, task_id, artifacts, now_ms())
         return len(artifacts)
 
     async def _insert_artifacts(self, conn, flow_id: str, number: int, step: str, task_id: int,
                                 artifacts: Sequence[dict], now: int) -> None:
-        await conn.executemany(
-            "INSERT INTO artifacts VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        """One statement for all of them; an artifact recorded already (a retried request) stays."""
+        columns = ("attempt_id", "name", "location", "ds_type", "sha", "type", "content_type", "size", "user_name")
+        await conn.execute(
+            "INSERT INTO artifacts SELECT $1, $2, $3, $4, a, n, l, d, sh, ty, ct, sz, u, $5, tg::jsonb, st::jsonb"
+            " FROM unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
+            " $13::bigint[], $14::text[], $15::text[], $16::text[]) AS x(a, n, l, d, sh, ty, ct, sz, u, tg, st)"
             " ON CONFLICT DO NOTHING",
-            [(flow_id, number, step, task_id, a["attempt_id"], a["name"], a["location"], a["ds_type"], a["sha"],
-              a["type"], a["content_type"], a.get("size"), a.get("user_name"), now,
-              json.dumps(a.get("tags") or []), json.dumps(a.get("system_tags") or [])) for a in artifacts])
+            flow_id, number, step, task_id, now, *([a.get(c) for a in artifacts] for c in columns),
+            [json.dumps(a.get("tags") or []) for a in artifacts],
+            [json.dumps(a.get("system_tags") or []) for a in artifacts])
 
     async def list_artifacts(self, flow_id: str, run: str, step: str | None = None, task: str | None = None,
                              attempt: int | None = None, name: str | None = None) -> list[dict]:
@@ -525,11 +561,17 @@ class MetadataStore:
 
 def _attempt_of(field: dict) -> int | None:
     for tag in field.get("tags") or ():
-        if isinstance(tag, str) and tag.startswith("attempt_id:") and tag[len("attempt_id:"):].isdigit():
+        if isinstance(tag, str) and tag.startswith("attempt_id:") and is_number(tag[len("attempt_id:"):]):
             return int(tag[len("attempt_id:"):])
     return None
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool: the service never changes
+    session state (no LISTEN, no session locks, no SET). asyncpg's default reset would cost
+    a round trip and four statements per request."""
+
+
 async def connect_pool(database_url: str, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size,
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, reset=_keep_session, server_settings={"plan_cache_mode": "force_custom_plan"},
                                      command_timeout=30, max_inactive_connection_lifetime=300)
