@@ -67,36 +67,31 @@ ARTIFACTS = [{"name": f"artifact_{i}", "attempt_id": 0, "location": "data/ab/" +
              for i in range(5)]
 
 
-async def task_sequence(conn: Connection, run: str, latencies: list[float]) -> None:
-    async def timed(method: str, path: str, body: object = None) -> bytes:
-        start = time.perf_counter()
-        status, data = await conn.request(method, path, body)
-        latencies.append(time.perf_counter() - start)
-        if status != 200:
-            raise RuntimeError(f"{method} {path} answered {status}: {data[:200]!r}")
-        return data
+async def timed(conn: Connection, latencies: list[float], method: str, path: str, body: object = None) -> bytes:
+    """One request, its latency recorded; anything but 200 stops the benchmark."""
+    start = time.perf_counter()
+    status, data = await conn.request(method, path, body)
+    latencies.append(time.perf_counter() - start)
+    if status != 200:
+        raise RuntimeError(f"{method} {path} answered {status}: {data[:200]!r}")
+    return data
 
+
+async def task_sequence(conn: Connection, run: str, latencies: list[float]) -> None:
     base = f"/flows/BenchFlow/runs/{run}/steps/work"
-    task = json.loads(await timed("POST", base + "/task", {"user_name": "bench"}))["task_id"]
-    await timed("POST", f"{base}/tasks/{task}/metadata", _metadata(0))
-    await timed("POST", f"{base}/tasks/{task}/artifact", ARTIFACTS)
-    await timed("POST", f"{base}/tasks/{task}/heartbeat", {})
+    task = json.loads(await timed(conn, latencies, "POST", base + "/task", {"user_name": "bench"}))["task_id"]
+    await timed(conn, latencies, "POST", f"{base}/tasks/{task}/metadata", _metadata(0))
+    await timed(conn, latencies, "POST", f"{base}/tasks/{task}/artifact", ARTIFACTS)
+    await timed(conn, latencies, "POST", f"{base}/tasks/{task}/heartbeat", {})
 
 
 async def upstream_sequence(conn: Connection, run: str, latencies: list[float]) -> None:
-    async def timed(method: str, path: str, body: object = None) -> bytes:
-        start = time.perf_counter()
-        status, data = await conn.request(method, path, body)
-        latencies.append(time.perf_counter() - start)
-        if status != 200:
-            raise RuntimeError(f"{method} {path} answered {status}: {data[:200]!r}")
-        return data
-
     body = {"user_name": "bench", "system_tags": ["user:bench"]}
-    number = json.loads(await timed("POST", "/flows/BenchFlow/run", body))["run_number"]
-    await timed("POST", f"/flows/BenchFlow/runs/{number}/steps/start/step", body)
-    task = json.loads(await timed("POST", f"/flows/BenchFlow/runs/{number}/steps/start/task", body))["task_id"]
-    await timed("POST", f"/flows/BenchFlow/runs/{number}/steps/start/tasks/{task}/heartbeat", {})
+    number = json.loads(await timed(conn, latencies, "POST", "/flows/BenchFlow/run", body))["run_number"]
+    await timed(conn, latencies, "POST", f"/flows/BenchFlow/runs/{number}/steps/start/step", body)
+    task = json.loads(await timed(conn, latencies, "POST", f"/flows/BenchFlow/runs/{number}/steps/start/task",
+                                  body))["task_id"]
+    await timed(conn, latencies, "POST", f"/flows/BenchFlow/runs/{number}/steps/start/tasks/{task}/heartbeat", {})
 
 
 async def load(port: int, clients: int, seconds: float, sequence) -> dict:
@@ -130,6 +125,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per measurement")
     parser.add_argument("--clients", default="1,16,32,64", help="comma-separated numbers of concurrent clients")
     parser.add_argument("--workers", type=int, default=1, help="service processes")
+    parser.add_argument("--pool-size", type=int, default=8, help="database connections per service process")
     args = parser.parse_args()
 
     import asyncpg
@@ -147,7 +143,8 @@ def main() -> None:
             await conn.close()
 
         asyncio.run(prepare())
-        with ServiceProcess(postgres.url, folder / "service.log", workers=args.workers) as service:
+        with ServiceProcess(postgres.url, folder / "service.log", workers=args.workers,
+                            pool_size=args.pool_size) as service:
             rows = []
             for clients in [int(c) for c in args.clients.split(",")]:
                 for name, sequence in (("task", task_sequence), ("upstream", upstream_sequence)):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 
-from flow_core.testing import assert_blob_intact, run_id_of
+from flow_core.testing import BREAKABLE_FLOW, assert_blob_intact, run_id_of
 from flow_datastore_s3.seaweedfs import SeaweedS3
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -63,27 +63,7 @@ def test_s3_holds_byte_for_byte_the_objects_the_local_backend_writes(s3_env, flo
 
 
 def test_resume_works_across_s3_runs(s3_env, flow_cli, flow_env, write_flow):
-    path = write_flow("mends.py", """
-        import os
-        from flow_core import FlowSpec, step
-
-        class Mends(FlowSpec):
-            @step
-            def start(self):
-                self.numbers = list(range(1000))
-                self.next(self.middle)
-
-            @step
-            def middle(self):
-                if os.environ.get("BREAK_MIDDLE"):
-                    raise RuntimeError("broken on purpose")
-                self.total = sum(self.numbers)
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-    """)
+    path = write_flow("mends.py", BREAKABLE_FLOW)
     failed = flow_cli("run", str(path), env={"BREAK_MIDDLE": "1"})
     assert failed.returncode == 1 and "broken on purpose" in failed.stdout + failed.stderr
     resumed = flow_cli("resume", str(path), "--origin-run-id", run_id_of(failed.stdout))

@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from flow_core.testing import run_id_of
+from flow_core.testing import BREAKABLE_FLOW, run_id_of
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -43,27 +43,7 @@ def test_a_branching_foreach_run_is_recorded_and_read_back(service_env, flow_env
 
 
 def test_a_failed_run_resumes_from_the_service(service_env, flow_env, flow_cli, write_flow):
-    path = write_flow("mends.py", """
-        import os
-        from flow_core import FlowSpec, step
-
-        class Mends(FlowSpec):
-            @step
-            def start(self):
-                self.numbers = list(range(10))
-                self.next(self.middle)
-
-            @step
-            def middle(self):
-                if os.environ.get("BREAK_MIDDLE"):
-                    raise RuntimeError("broken on purpose")
-                self.total = sum(self.numbers)
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-    """)
+    path = write_flow("mends.py", BREAKABLE_FLOW)
     failed = flow_cli("run", str(path), env={"BREAK_MIDDLE": "1"})
     assert failed.returncode == 1
     origin = run_id_of(failed.stdout)
@@ -75,7 +55,7 @@ def test_a_failed_run_resumes_from_the_service(service_env, flow_env, flow_cli, 
         f"print(Run('Mends/{origin}').successful)\n"
         "run = Flow('Mends').latest_successful_run\n"
         "print(run.data.total, run['start'].task.origin_pathspec)\n", flow_env)
-    assert out.splitlines() == ["False", f"45 Mends/{origin}/start/{origin_task(flow_env, origin)}"]
+    assert out.splitlines() == ["False", f"499500 Mends/{origin}/start/{origin_task(flow_env, origin)}"]
 
 
 def origin_task(flow_env: dict, origin: str) -> str:

@@ -29,7 +29,32 @@ import pytest
 from .metadata import MetadataConformance
 from .storage import StorageConformance
 
-__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv", "assert_blob_intact", "last_error", "run_id_of"]
+__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv", "BREAKABLE_FLOW", "assert_blob_intact",
+           "last_error", "run_id_of"]
+
+#: A flow whose middle step fails while BREAK_MIDDLE is set: run it broken, then resume it
+#: (``write_flow("mends.py", BREAKABLE_FLOW)``). Its end holds ``total`` == 499500.
+BREAKABLE_FLOW = """
+import os
+from flow_core import FlowSpec, step
+
+class Mends(FlowSpec):
+    @step
+    def start(self):
+        self.numbers = list(range(1000))
+        self.next(self.middle)
+
+    @step
+    def middle(self):
+        if os.environ.get("BREAK_MIDDLE"):
+            raise RuntimeError("broken on purpose")
+        self.total = sum(self.numbers)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
 
 
 def assert_blob_intact(key: str, blob: bytes) -> None:

@@ -43,14 +43,7 @@ def migrate(database_url: str) -> None:
     """Bring the database schema up to date (safe to run again, and from several places)."""
     from .migrations import LATEST, migrate as apply
 
-    async def run():
-        conn = await _connect(database_url)
-        try:
-            return await apply(conn)
-        finally:
-            await conn.close()
-
-    applied = asyncio.run(run())
+    applied = asyncio.run(_with_connection(database_url, apply))
     for migration in applied:
         click.echo(f"Applied migration {migration.version}: {migration.description}.")
     click.echo(f"The schema is at version {LATEST}.")
@@ -86,24 +79,22 @@ def status(database_url: str) -> None:
     """Say which schema version the database is at."""
     from .migrations import LATEST, schema_version
 
-    async def run():
-        conn = await _connect(database_url)
-        try:
-            return await schema_version(conn)
-        finally:
-            await conn.close()
-
-    version = asyncio.run(run())
+    version = asyncio.run(_with_connection(database_url, schema_version))
     state = "up to date" if version == LATEST else f"needs `flow metadata-service migrate` (to {LATEST})"
     click.echo(f"Schema version {version}: {state}.")
 
 
-async def _connect(database_url: str):
+async def _with_connection(database_url: str, work):
+    """``await work(connection)`` on a connection of its own, closed after."""
     import asyncpg
 
     from .server import _safe
 
     try:
-        return await asyncpg.connect(database_url, timeout=10)
+        conn = await asyncpg.connect(database_url, timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise FlowError(f"cannot connect to PostgreSQL at {_safe(database_url)}: {exc}") from None
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()

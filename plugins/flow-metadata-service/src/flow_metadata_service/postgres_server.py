@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .child_server import ChildServer
+
 UNPRIVILEGED_USER = "nobody"
 
 
@@ -45,14 +47,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class PostgresServer:
-    """``with PostgresServer(folder) as pg: pg.url`` -- initialised, started, and stopped after."""
+class PostgresServer(ChildServer):
+    """``with PostgresServer(folder) as pg: pg.url`` -- initialised, started, and stopped after.
+    Stopping sends SIGTERM, PostgreSQL's "fast" shutdown (it does not wait for clients)."""
 
     def __init__(self, folder: Path, port: int | None = None):
         self.folder = Path(folder)
         self.data = self.folder / "data"
         self.port = port or free_port()
-        self.process: subprocess.Popen | None = None
         self._user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
     @property
@@ -99,23 +101,3 @@ class PostgresServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"PostgreSQL did not answer on 127.0.0.1:{self.port} within {timeout:.0f}s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # "smart" shutdown would wait for clients; SIGTERM is "fast"
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> "PostgresServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

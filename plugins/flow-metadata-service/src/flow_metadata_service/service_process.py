@@ -10,10 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .child_server import ChildServer
 from .postgres_server import free_port
 
 
-class ServiceProcess:
+class ServiceProcess(ChildServer):
     def __init__(self, database_url: str, log_path: Path, auth_key: str | None = None, workers: int = 1,
                  access_log: bool = False, pool_size: int | None = None):
         self.database_url = database_url
@@ -23,7 +24,6 @@ class ServiceProcess:
         self.access_log = access_log
         self.pool_size = pool_size
         self.port = free_port()
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -51,23 +51,3 @@ class ServiceProcess:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the metadata service did not answer on {self.url} within {timeout:.0f}s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> "ServiceProcess":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

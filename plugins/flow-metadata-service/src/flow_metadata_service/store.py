@@ -363,10 +363,9 @@ class MetadataStore:
         async with self.pool.acquire() as conn:
             number = await self._run_number(conn, flow_id, run)
             task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
-            row = await conn.fetchrow(
-                f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
-                " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.step_name = $3 AND t.task_id = $4",
-                flow_id, number, step, task_id)
+            row = await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
+                                      " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.task_id = $3",
+                                      flow_id, number, task_id)
         return task_json(row)
 
     async def list_tasks(self, flow_id: str, run: str, step: str | None, page: Page) -> tuple[list[dict], Any]:
