@@ -153,7 +153,7 @@ def main() -> None:
                     print(f"{name:<9} {clients:>3} clients  {result['sequences']:8.0f} seq/s  "
                           f"{result['requests']:8.0f} req/s  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms",
                           flush=True)
-    print(f"\n| sequence | clients | sequences/s | requests/s | p50 | p99 |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| sequence | clients | sequences/s | requests/s | p50 | p99 |\n|---|---:|---:|---:|---:|---:|")
     for name, clients, r in rows:
         print(f"| {name} | {clients} | {r['sequences']:.0f} | {r['requests']:.0f} | {r['p50']:.1f} ms "
               f"| {r['p99']:.1f} ms |")

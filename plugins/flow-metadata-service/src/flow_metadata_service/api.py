@@ -243,10 +243,7 @@ async def heartbeat_run(request, store):
 @route("PATCH", RUN + "/tag/mutate")
 async def mutate_tags(request, store):
     body = await _body(request)
-    try:
-        add, remove = _names(body, "tags_to_add"), _names(body, "tags_to_remove")
-    except BadRequest as exc:
-        raise BadRequest(str(exc), 400) from None
+    add, remove = _names(body, "tags_to_add"), _names(body, "tags_to_remove")
     return JSONResponse(await store.mutate_tags(*_ids(request, "flow_id", "run"), add, remove))
 
 

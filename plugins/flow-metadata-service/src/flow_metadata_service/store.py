@@ -1,12 +1,10 @@
 """Every query the service makes, on an asyncpg connection pool.
 
-Rows come back as the JSON objects of metaflow-service's API (`flow_id`, `run_number`,
-`ts_epoch` in milliseconds, ...), so the HTTP layer only routes and validates. Steps, tasks
-and artifacts carry their run's tags, as upstream's do: Metaflow's client filters by
-namespace on its own, on whatever tags a listing returns.
+Rows come back as the JSON objects of metaflow-service's API (see `shapes`), so the HTTP
+layer only routes and validates.
 
 A run or task is named in a path either by the number the service allocated or by the
-string id a client chose (``argo-…``, ``sfn-…``); `RunKey` and `TaskKey` hold either.
+string id a client chose (``argo-…``, ``sfn-…``); `parse_id` tells which.
 Numbers are 64-bit; a number past that range names nothing (404), never an error.
 """
 
@@ -19,6 +17,17 @@ from typing import Any, Sequence
 import asyncpg
 
 from .errors import ServiceError
+from .paging import Page
+from .shapes import (
+    artifact_json,
+    exposed_id,
+    flow_json,
+    metadata_json,
+    run_json,
+    step_json,
+    tag_list,
+    task_json,
+)
 
 MAX_BIGINT = 2**63 - 1
 HEARTBEAT_INTERVAL = 10  # seconds: what the service tells clients to wait between heartbeats
@@ -76,16 +85,6 @@ def _task_column(task: str) -> tuple[str, Any]:
     return ("task_id" if kind == "number" else "task_name"), value
 
 
-def _tags(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return json.loads(value) if isinstance(value, str) else list(value)
-
-
-def _exposed(number: int, name: str | None) -> Any:
-    return name if name is not None else number
-
-
 RUN_STATUS = f"""
     CASE WHEN r.status = 'running'
               AND coalesce(r.last_heartbeat_ts, r.ts_epoch / 1000) < extract(epoch FROM now()) - {CRASH_AFTER}
@@ -100,79 +99,6 @@ TASK_COLUMNS = """t.flow_id, t.run_number, r.run_id, t.step_name, t.task_id, t.t
 
 ARTIFACT_COLUMNS = """a.flow_id, a.run_number, r.run_id, a.step_name, a.task_id, t.task_name, a.attempt_id, a.name,
     a.location, a.ds_type, a.sha, a.type, a.content_type, a.size, a.user_name, a.ts_epoch, r.tags, r.system_tags"""
-
-
-def flow_json(row: asyncpg.Record) -> dict:
-    return {"flow_id": row["flow_id"], "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
-            "tags": _tags(row["tags"]), "system_tags": _tags(row["system_tags"])}
-
-
-def run_json(row: asyncpg.Record) -> dict:
-    return {"flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
-            "run_id": row["run_id"], "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
-            "last_heartbeat_ts": row["last_heartbeat_ts"], "tags": _tags(row["tags"]),
-            "system_tags": _tags(row["system_tags"]), "status": row["status"],
-            "recorded_status": row["recorded_status"], "finished_at": row["finished_at"],
-            "origin_run_id": row["origin_run_id"]}
-
-
-def step_json(row: asyncpg.Record) -> dict:
-    return {"flow_id": row["flow_id"], "run_number": str(_exposed(row["run_number"], row["run_id"])),
-            "step_name": row["step_name"], "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
-            "tags": _tags(row["tags"]), "system_tags": _tags(row["system_tags"])}
-
-
-def task_json(row: asyncpg.Record) -> dict:
-    return {"flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
-            "step_name": row["step_name"], "task_id": _exposed(row["task_id"], row["task_name"]),
-            "user_name": row["user_name"], "ts_epoch": row["ts_epoch"],
-            "last_heartbeat_ts": row["last_heartbeat_ts"], "tags": _tags(row["tags"]),
-            "system_tags": _tags(row["system_tags"]), "attempt": row["attempt"], "status": row["status"],
-            "finished_at": row["finished_at"]}
-
-
-def metadata_json(row: asyncpg.Record) -> dict:
-    return {"id": row["id"], "flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
-            "step_name": row["step_name"], "task_id": _exposed(row["task_id"], row["task_name"]),
-            "field_name": row["field_name"], "value": row["value"], "type": row["type"],
-            "user_name": row["user_name"], "ts_epoch": row["ts_epoch"], "tags": _tags(row["tags"]),
-            "system_tags": _tags(row["system_tags"])}
-
-
-def artifact_json(row: asyncpg.Record) -> dict:
-    return {"flow_id": row["flow_id"], "run_number": _exposed(row["run_number"], row["run_id"]),
-            "step_name": row["step_name"], "task_id": _exposed(row["task_id"], row["task_name"]),
-            "attempt_id": row["attempt_id"], "name": row["name"], "location": row["location"],
-            "ds_type": row["ds_type"], "sha": row["sha"], "type": row["type"],
-            "content_type": row["content_type"], "size": row["size"], "user_name": row["user_name"],
-            "ts_epoch": row["ts_epoch"], "tags": _tags(row["tags"]), "system_tags": _tags(row["system_tags"])}
-
-
-class Page:
-    """``?_limit=N&_cursor=C``: at most N rows after cursor C (the last row's sort key)."""
-
-    def __init__(self, limit: int | None = None, cursor: Any = None):
-        self.limit = limit
-        self.cursor = cursor
-
-    def sql(self, key: str, args: list, descending: bool = False, then: str = "") -> tuple[str, str]:
-        """(extra WHERE condition, ORDER BY ... LIMIT ...) for a listing sorted on ``key``."""
-        where = ""
-        if self.cursor is not None:
-            args.append(self.cursor)
-            where = f" AND {key} {'<' if descending else '>'} ${len(args)}"
-        tail = f" ORDER BY {key}{' DESC' if descending else ''}{', ' + then if then else ''}"
-        if self.limit is not None:
-            args.append(self.limit + 1)  # one more tells whether there is a next page
-            tail += f" LIMIT ${len(args)}"
-        return where, tail
-
-    def cut(self, rows: list, key: str) -> tuple[list, Any]:
-        """(this page's rows, the cursor of the next page or None)."""
-        if self.limit is None or len(rows) <= self.limit:
-            return rows, None
-        rows = rows[: self.limit]
-        return rows, rows[-1][key]
 
 
 class MetadataStore:
@@ -289,7 +215,7 @@ class MetadataStore:
             number = await self._run_number(conn, flow_id, run)
             row = await conn.fetchrow("SELECT tags, system_tags FROM runs WHERE flow_id = $1 AND run_number = $2"
                                       " FOR UPDATE", flow_id, number)
-            tags, system_tags = _tags(row["tags"]), set(_tags(row["system_tags"]))
+            tags, system_tags = tag_list(row["tags"]), set(tag_list(row["system_tags"]))
             if set(remove) & system_tags:
                 raise Invalid(f"cannot remove system tags {sorted(set(remove) & system_tags)}", status=422)
             new = [t for t in tags if t not in set(remove)]
@@ -404,8 +330,8 @@ class MetadataStore:
                     f" WHERE m.flow_id = $1 AND m.run_number = $2 AND m.step_name = $3{where} ORDER BY t.task_id", *args)
             except asyncpg.InvalidRegularExpressionError as exc:
                 raise Invalid(f"the pattern is not a valid regular expression: {exc}") from None
-        return [f"{flow_id}/{_exposed(number, r['run_id'])}/{step}/{_exposed(r['task_id'], r['task_name'])}"
-                for r in rows]
+        return ["/".join([flow_id, str(exposed_id(number, r["run_id"])), step,
+                          str(exposed_id(r["task_id"], r["task_name"]))]) for r in rows]
 
     async def heartbeat_task(self, flow_id: str, run: str, step: str, task: str) -> None:
         """The task's heartbeat, and its run's: one statement."""
@@ -571,6 +497,9 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     a round trip and four statements per request."""
 
 
-async def connect_pool(database_url: str, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, reset=_keep_session, server_settings={"plan_cache_mode": "force_custom_plan"},
+async def connect_pool(database_url: str, min_size: int = 2, max_size: int = 8) -> asyncpg.Pool:
+    # Custom plans: generic plans chosen while the tables were nearly empty stay chosen as they
+    # grow, and halved the service's throughput within seconds of load.
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, reset=_keep_session,
+                                     server_settings={"plan_cache_mode": "force_custom_plan"},
                                      command_timeout=30, max_inactive_connection_lifetime=300)
