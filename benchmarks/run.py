@@ -267,7 +267,8 @@ def main() -> None:
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     table = [
         f"Measured {time.strftime('%Y-%m-%d')} on {machine}; flow-core {versions['Flow']}, "
-        f"Metaflow {versions['Metaflow']} (local datastore, metadata and compute on both).",
+        f"Metaflow {versions['Metaflow']} (local datastore, metadata and compute on both; "
+        "the S3 row puts both datastores on one SeaweedFS server).",
         "",
         "| workload | Flow | Metaflow | Metaflow / Flow |",
         "|---|---:|---:|---:|",
