@@ -40,20 +40,13 @@ class Connection:
 
     async def request(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
         payload = b"" if body is None else json.dumps(body).encode()
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n").encode()
-        self.writer.write(head + payload)
-        status_line = await self.reader.readline()
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
+        self.writer.write(b"%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (method.encode(), path.encode(), len(payload), payload))
+        head = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15: head.index(b"\r\n", at)]) if at >= 0 else 0
         data = await self.reader.readexactly(length) if length else b""
-        return int(status_line.split()[1]), data
+        return int(head[9:12]), data
 
 
 def _metadata(attempt: int) -> list[dict]:
