@@ -121,21 +121,15 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=8, help="database connections per service process")
     args = parser.parse_args()
 
-    import asyncpg
     import uvloop
 
-    from flow_metadata_service.migrations import migrate
+    from flow_metadata_service.migrations import migrate_database
     from flow_metadata_service.postgres_server import PostgresServer
     from flow_metadata_service.service_process import ServiceProcess
 
     folder = Path(tempfile.mkdtemp(prefix="flow-bench-pg-"))
     with PostgresServer(folder) as postgres:
-        async def prepare():
-            conn = await asyncpg.connect(postgres.url)
-            await migrate(conn)
-            await conn.close()
-
-        asyncio.run(prepare())
+        migrate_database(postgres.url)
         with ServiceProcess(postgres.url, folder / "service.log", workers=args.workers,
                             pool_size=args.pool_size) as service:
             rows = []

@@ -7,7 +7,7 @@ import tempfile
 import asyncpg
 import pytest
 
-from flow_metadata_service.migrations import migrate
+from flow_metadata_service.migrations import migrate_database
 from flow_metadata_service.postgres_server import PostgresServer
 from flow_metadata_service.service_process import ServiceProcess
 
@@ -20,17 +20,6 @@ def run_sql(database_url: str, *statements: str) -> None:
         try:
             for statement in statements:
                 await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def migrate_database(database_url: str) -> None:
-    async def run():
-        conn = await asyncpg.connect(database_url)
-        try:
-            await migrate(conn)
         finally:
             await conn.close()
 

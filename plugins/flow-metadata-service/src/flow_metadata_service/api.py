@@ -21,7 +21,9 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFound, Page, is_number
+from .ids import is_number
+from .paging import Page
+from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFound
 
 #: What ``/ping`` reports in its METADATA_SERVICE_VERSION header. Metaflow's client turns on
 #: heartbeats at 2.0.4, attempt reads at 2.0.6 and tag changes at 2.3.0; from 2.6.1 newer
@@ -34,9 +36,7 @@ NAME = re.compile(r"^[^/\x00]{1,255}$")
 
 
 class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+    """The request itself is malformed (HTTP 400)."""
 
 
 # -- reading requests -------------------------------------------------------------------------
@@ -255,13 +255,12 @@ async def record_attempts(request, store):
             raise BadRequest("each attempt event must be a JSON object")
         if not isinstance(item.get("metadata", []), list) or not isinstance(item.get("artifacts", []), list):
             raise BadRequest("'metadata' and 'artifacts' must be lists")
-        events.append({"step_name": _text(item, "step_name", required=True),
-                       "task_id": _text(item, "task_id", required=True),
+        step, task = _text(item, "step_name", required=True), _text(item, "task_id", required=True)
+        if not NAME.match(step) or not NAME.match(task):
+            raise BadRequest("'step_name' and 'task_id' must be names")
+        events.append({"step_name": step, "task_id": task,
                        "metadata": [_field(f) for f in item.get("metadata", [])],
                        "artifacts": [_artifact(a) for a in item.get("artifacts", [])]})
-    for event in events:
-        if not NAME.match(event["step_name"]) or not NAME.match(event["task_id"]):
-            raise BadRequest("'step_name' and 'task_id' must be names")
     recorded = await store.record_attempts(*_ids(request, "flow_id", "run"), events)
     return JSONResponse({"attempts_recorded": recorded})
 
@@ -402,7 +401,7 @@ def wrap(handler: Handler, app_state: Any) -> Callable[[Request], Awaitable[Resp
         try:
             return await handler(request, app_state.store)
         except BadRequest as exc:
-            return _error(exc.status, str(exc))
+            return _error(400, str(exc))
         except Invalid as exc:
             return _error(exc.status, str(exc))
         except NotFound as exc:

@@ -6,8 +6,6 @@ import asyncio
 
 import click
 
-from flow_core.plugin_api import FlowError
-
 DATABASE_URL = click.option(
     "--database-url", envvar="METAFLOW_SERVICE_DATABASE_URL", required=True, metavar="URL",
     help="postgresql://user:password@host:port/database (or METAFLOW_SERVICE_DATABASE_URL).")
@@ -41,9 +39,9 @@ def serve(database_url: str, host: str, port: int, auth_key: str | None, workers
 @DATABASE_URL
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date (safe to run again, and from several places)."""
-    from .migrations import LATEST, migrate as apply
+    from .migrations import LATEST, migrate_database
 
-    applied = asyncio.run(_with_connection(database_url, apply))
+    applied = migrate_database(database_url)
     for migration in applied:
         click.echo(f"Applied migration {migration.version}: {migration.description}.")
     click.echo(f"The schema is at version {LATEST}.")
@@ -54,6 +52,7 @@ def migrate(database_url: str) -> None:
 @click.argument("pathspec", metavar="FLOW/RUN")
 def delete_run(database_url: str, pathspec: str) -> None:
     """Delete one run and everything recorded under it (artifact data stays in the datastore)."""
+    from .database import connect_pool
     from .store import MetadataStore
 
     flow, sep, run = pathspec.partition("/")
@@ -61,9 +60,7 @@ def delete_run(database_url: str, pathspec: str) -> None:
         raise click.BadParameter("give the run as FLOW/RUN, for example HelloFlow/12", param_hint="FLOW/RUN")
 
     async def run_delete():
-        import asyncpg
-
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        pool = await connect_pool(database_url, min_size=1, max_size=1)
         try:
             await MetadataStore(pool).delete_run(flow, run)
         finally:
@@ -77,24 +74,9 @@ def delete_run(database_url: str, pathspec: str) -> None:
 @DATABASE_URL
 def status(database_url: str) -> None:
     """Say which schema version the database is at."""
+    from .database import on_connection
     from .migrations import LATEST, schema_version
 
-    version = asyncio.run(_with_connection(database_url, schema_version))
+    version = asyncio.run(on_connection(database_url, schema_version))
     state = "up to date" if version == LATEST else f"needs `flow metadata-service migrate` (to {LATEST})"
     click.echo(f"Schema version {version}: {state}.")
-
-
-async def _with_connection(database_url: str, work):
-    """``await work(connection)`` on a connection of its own, closed after."""
-    import asyncpg
-
-    from .server import _safe
-
-    try:
-        conn = await asyncpg.connect(database_url, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise FlowError(f"cannot connect to PostgreSQL at {_safe(database_url)}: {exc}") from None
-    try:
-        return await work(conn)
-    finally:
-        await conn.close()

@@ -37,6 +37,7 @@ from flow_core.plugin_api import (
 )
 
 from .errors import ServiceError
+from .ids import attempt_from_tags, is_number
 
 FLOW_API_HEADER = "FLOW_METADATA_API"
 FLOW_API_VERSION = "1"
@@ -60,6 +61,7 @@ class ServiceMetadata(MetadataBackend):
         self._pool_pid = 0
         self._checked = False
         self._batches = threading.local()  # a batch belongs to the thread that opened it
+        self.retry_for = float(os.environ.get("FLOW_SERVICE_RETRY_SECONDS", RETRY_FOR_SECONDS))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ServiceMetadata":
@@ -84,7 +86,7 @@ class ServiceMetadata(MetadataBackend):
         if query:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
         data = None if body is None else json.dumps(body).encode()
-        deadline = time.monotonic() + float(os.environ.get("FLOW_SERVICE_RETRY_SECONDS", RETRY_FOR_SECONDS))
+        deadline = time.monotonic() + self.retry_for
         attempt = 0
         while True:
             try:
@@ -98,8 +100,9 @@ class ServiceMetadata(MetadataBackend):
             attempt += 1
             time.sleep(min(MAX_BACKOFF, 0.1 * 2 ** attempt) * random.uniform(0.8, 1.2))
 
-    def _call(self, method: str, path: str, body: Any = None, query: Mapping[str, Any] | None = None,
-              missing_ok: bool = False) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, query: Mapping[str, Any] | None = None,
+                 missing_ok: bool = False) -> urllib3.BaseHTTPResponse | None:
+        """The service's answer, None for a 404 when ``missing_ok``; any other error raises."""
         self._check_version()
         response = self._send(method, path, body, query)
         if response.status == 404 and missing_ok:
@@ -107,7 +110,12 @@ class ServiceMetadata(MetadataBackend):
         if response.status >= 300:
             raise ServiceError(f"the metadata service at {self.url} refused {method} {path} "
                                f"({response.status}): {_message(response)}")
-        return response.json()
+        return response
+
+    def _call(self, method: str, path: str, body: Any = None, query: Mapping[str, Any] | None = None,
+              missing_ok: bool = False) -> Any:
+        response = self._request(method, path, body, query, missing_ok)
+        return None if response is None else response.json()
 
     def _check_version(self) -> None:
         if self._checked:
@@ -215,13 +223,9 @@ class ServiceMetadata(MetadataBackend):
         query = dict(query or {})
         while True:
             size = page_size if limit is None else min(page_size, limit - len(rows))
-            self._check_version()
-            response = self._send("GET", path, query={**query, "_limit": size})
-            if response.status == 404:
+            response = self._request("GET", path, query={**query, "_limit": size}, missing_ok=True)
+            if response is None:
                 return []
-            if response.status >= 300:
-                raise ServiceError(f"the metadata service at {self.url} refused GET {path} "
-                                   f"({response.status}): {_message(response)}")
             rows += response.json()
             cursor = response.headers.get("X-Next-Cursor")
             if cursor is None or (limit is not None and len(rows) >= limit):
@@ -250,7 +254,7 @@ class ServiceMetadata(MetadataBackend):
             steps = [step_name]
         tasks = [_task(t) for step in steps
                  for t in self._all(self._quote("flows", flow_name, "runs", run_id, "steps", step, "tasks"))]
-        return sorted(tasks, key=lambda t: int(t.task_id) if _is_number(t.task_id) else 0)
+        return sorted(tasks, key=lambda t: int(t.task_id) if is_number(t.task_id) else 0)
 
     def get_task(self, flow_name: str, run_id: str, step_name: str, task_id: str) -> TaskRecord | None:
         row = self._call("GET", self._task_path(flow_name, run_id, step_name, task_id), missing_ok=True)
@@ -266,7 +270,7 @@ class ServiceMetadata(MetadataBackend):
     def list_metadata(self, flow_name: str, run_id: str, step_name: str, task_id: str) -> list[MetadataField]:
         rows = self._all(self._task_path(flow_name, run_id, step_name, task_id, "metadata"))
         return [MetadataField(m["field_name"], m["value"], m["type"] if m["type"] != m["field_name"] else "",
-                              _attempt(m["tags"]), m["ts_epoch"] / 1000) for m in rows if m["type"] != BOOKKEEPING]
+                              attempt_from_tags(m["tags"]) or 0, m["ts_epoch"] / 1000) for m in rows if m["type"] != BOOKKEEPING]
 
 
 def _run(row: dict) -> RunRecord:
@@ -286,13 +290,6 @@ def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-def _attempt(tags: Sequence[str]) -> int:
-    for tag in tags or ():
-        if tag.startswith("attempt_id:") and _is_number(tag[len("attempt_id:"):]):
-            return int(tag[len("attempt_id:"):])
-    return 0
-
-
 def _message(response: urllib3.BaseHTTPResponse) -> str:
     try:
         return str(json.loads(response.data).get("message", ""))[:300]
@@ -308,7 +305,3 @@ def _reason(exc: Exception) -> str:
     if "timed out" in text.lower():
         return "timed out"
     return text.split(": ", 1)[-1][:200]
-
-
-def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()

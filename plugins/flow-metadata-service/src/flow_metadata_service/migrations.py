@@ -8,6 +8,7 @@ The server checks the version at start and refuses to serve a schema it does not
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import attrs
@@ -147,6 +148,13 @@ async def migrate(conn) -> list[Migration]:
                                migration.version, migration.description, time.time())
             applied.append(migration)
     return applied
+
+
+def migrate_database(database_url: str) -> list[Migration]:
+    """`migrate` on a connection of its own, for callers without an event loop."""
+    from .database import on_connection
+
+    return asyncio.run(on_connection(database_url, migrate))
 
 
 async def check_schema(conn) -> int:

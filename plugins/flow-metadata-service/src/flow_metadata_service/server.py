@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .api import endpoints
-from .errors import ServiceError
+from .database import connect_pool, on_connection
 from .migrations import check_schema, schema_version
 from .openapi import openapi_document
 from .router import Router
-from .store import MetadataStore, connect_pool
+from .store import MetadataStore
 
 OPEN_PATHS = {"/health"}  # what a load balancer probes without credentials
 
@@ -56,10 +56,7 @@ def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 
     state = AppState()
 
     async def startup() -> None:
-        try:
-            pool = await connect_pool(database_url, max_size=pool_size)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ServiceError(f"cannot connect to PostgreSQL at {_safe(database_url)}: {exc}") from None
+        pool = await connect_pool(database_url, max_size=pool_size)
         async with pool.acquire() as conn:
             await check_schema(conn)
         state.store = MetadataStore(pool)
@@ -83,32 +80,12 @@ def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 
     return BearerAuth(Router(routes, startup, shutdown), auth_key)
 
 
-def _safe(database_url: str) -> str:
-    """The URL without its password, for messages."""
-    head, sep, tail = database_url.rpartition("@")
-    if not sep:
-        return database_url
-    scheme, _, credentials = head.partition("://")
-    return f"{scheme}://{credentials.split(':')[0]}@{tail}"
-
-
-async def _preflight(database_url: str) -> None:
-    try:
-        conn = await asyncpg.connect(database_url, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise ServiceError(f"cannot connect to PostgreSQL at {_safe(database_url)}: {exc}") from None
-    try:
-        await check_schema(conn)
-    finally:
-        await conn.close()
-
-
 def serve(database_url: str, host: str = "127.0.0.1", port: int = 8080, auth_key: str | None = None,
           workers: int = 1, pool_size: int = 8, access_log: bool = False) -> None:
     """Check the database, then serve until stopped. Refuses an unmigrated schema."""
     import uvicorn
 
-    asyncio.run(_preflight(database_url))
+    asyncio.run(on_connection(database_url, check_schema))
     options = dict(host=host, port=port, log_level="info" if access_log else "warning", access_log=access_log,
                    loop="uvloop", http="httptools", lifespan="on")
     if workers == 1:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from .errors import ServiceError
+from .ids import attempt_from_tags, is_number
 from .paging import Page
 from .shapes import (
     artifact_json,
@@ -57,11 +58,6 @@ class Invalid(ServiceError):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def is_number(text: str) -> bool:
-    """ASCII digits only: ``"²".isdigit()`` is true, but it is no number of ours."""
-    return text.isascii() and text.isdigit()
 
 
 def parse_id(value: str, what: str) -> tuple[str, Any]:
@@ -116,15 +112,6 @@ class MetadataStore:
         if number is None:
             raise NotFound(f"run {flow_id}/{run} does not exist")
         return number
-
-    async def _task_id(self, conn, flow_id: str, run_number: int, step: str, task: str, pathspec: str) -> int:
-        column, value = _task_column(task)
-        task_id = await conn.fetchval(
-            f"SELECT task_id FROM tasks WHERE flow_id = $1 AND run_number = $2 AND step_name = $3 AND {column} = $4",
-            flow_id, run_number, step, value)
-        if task_id is None:
-            raise NotFound(f"task {pathspec} does not exist")
-        return task_id
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -287,8 +274,7 @@ class MetadataStore:
         return [task_json(r) for r in rows]
     async def get_task(self, flow_id: str, run: str, step: str, task: str) -> dict:
         async with self.pool.acquire() as conn:
-            number = await self._run_number(conn, flow_id, run)
-            task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+            number, task_id = await self._task_of(conn, flow_id, run, step, task)
             row = await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
                                       " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.task_id = $3",
                                       flow_id, number, task_id)
@@ -359,6 +345,22 @@ class MetadataStore:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
         return row["run_number"], row["task_id"]
 
+    async def _task_ids(self, conn, flow_id: str, number: int, tasks: set[tuple[str, str]]
+                        ) -> dict[tuple[str, str], int]:
+        """{(step, task as named in the request): task id} for those of ``tasks`` that exist,
+        in one query."""
+        numbers = [int(t) for _, t in tasks if is_number(t)]
+        names = [t for _, t in tasks if not is_number(t)]
+        rows = await conn.fetch(
+            "SELECT step_name, task_id, task_name FROM tasks WHERE flow_id = $1 AND run_number = $2"
+            " AND (task_id = ANY($3::bigint[]) OR task_name = ANY($4::text[]))", flow_id, number, numbers, names)
+        found = {}
+        for row in rows:
+            for named in (str(row["task_id"]), row["task_name"]):
+                if (row["step_name"], named) in tasks:
+                    found[row["step_name"], named] = row["task_id"]
+        return found
+
     async def add_metadata(self, flow_id: str, run: str, step: str, task: str, fields: Sequence[dict]) -> int:
         async with self.pool.acquire() as conn:
             number, task_id = await self._task_of(conn, flow_id, run, step, task)
@@ -382,7 +384,7 @@ class MetadataStore:
             [f["type"] for f in fields], [f.get("user_name") for f in fields],
             [json.dumps(f.get("tags") or []) for f in fields], [json.dumps(f.get("system_tags") or []) for f in fields])
         for f in fields:
-            attempt = _attempt_of(f)
+            attempt = attempt_from_tags(f.get("tags"))
             if f["field_name"] == "attempt" and is_number(f["value"]):
                 await conn.execute(
                     "UPDATE tasks SET attempt = greatest(attempt, $4), status = 'running', finished_at = NULL"
@@ -408,9 +410,12 @@ class MetadataStore:
         now = now_ms()
         async with self.pool.acquire() as conn, conn.transaction():
             number = await self._run_number(conn, flow_id, run)
+            task_ids = await self._task_ids(conn, flow_id, number, {(e["step_name"], e["task_id"]) for e in events})
             for event in events:
                 step, task = event["step_name"], event["task_id"]
-                task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+                if (step, task) not in task_ids:
+                    raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
+                task_id = task_ids[step, task]
                 if event["artifacts"]:
                     await self._insert_artifacts(conn, flow_id, number, step, task_id, event["artifacts"], now)
                 await self._insert_metadata(conn, flow_id, number, step, task_id, event["metadata"], now)
@@ -420,11 +425,13 @@ class MetadataStore:
                             page: Page | None = None) -> tuple[list[dict], Any]:
         page = page or Page()
         async with self.pool.acquire() as conn:
-            number = await self._run_number(conn, flow_id, run)
+            if task is None:
+                number, task_id = await self._run_number(conn, flow_id, run), None
+            else:
+                number, task_id = await self._task_of(conn, flow_id, run, step, task)
             args: list = [flow_id, number]
             where = ""
-            if task is not None:
-                task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+            if task_id is not None:
                 args += [step, task_id]
                 where = " AND m.step_name = $3 AND m.task_id = $4"
             more, tail = page.sql("m.id", args)
@@ -458,14 +465,16 @@ class MetadataStore:
                              attempt: int | None = None, name: str | None = None) -> list[dict]:
         """Artifacts of a run, a step or a task: of one attempt, or of each task's latest one."""
         async with self.pool.acquire() as conn:
-            number = await self._run_number(conn, flow_id, run)
+            if task is None:
+                number, task_id = await self._run_number(conn, flow_id, run), None
+            else:
+                number, task_id = await self._task_of(conn, flow_id, run, step, task)
             args: list = [flow_id, number]
             where = ""
             if step is not None:
                 args.append(step)
                 where += " AND a.step_name = $3"
-            if task is not None:
-                task_id = await self._task_id(conn, flow_id, number, step, task, f"{flow_id}/{run}/{step}/{task}")
+            if task_id is not None:
                 args.append(task_id)
                 where += " AND a.task_id = $4"
             if attempt is not None:
@@ -482,24 +491,3 @@ class MetadataStore:
                 " task_id) JOIN runs r ON r.flow_id = a.flow_id AND r.run_number = a.run_number"
                 f" WHERE a.flow_id = $1 AND a.run_number = $2{where} ORDER BY a.step_name, a.task_id, a.name", *args)
         return [artifact_json(r) for r in rows]
-
-
-def _attempt_of(field: dict) -> int | None:
-    for tag in field.get("tags") or ():
-        if isinstance(tag, str) and tag.startswith("attempt_id:") and is_number(tag[len("attempt_id:"):]):
-            return int(tag[len("attempt_id:"):])
-    return None
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to undo when a connection goes back to the pool: the service never changes
-    session state (no LISTEN, no session locks, no SET). asyncpg's default reset would cost
-    a round trip and four statements per request."""
-
-
-async def connect_pool(database_url: str, min_size: int = 2, max_size: int = 8) -> asyncpg.Pool:
-    # Custom plans: generic plans chosen while the tables were nearly empty stay chosen as they
-    # grow, and halved the service's throughput within seconds of load.
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, reset=_keep_session,
-                                     server_settings={"plan_cache_mode": "force_custom_plan"},
-                                     command_timeout=30, max_inactive_connection_lifetime=300)
