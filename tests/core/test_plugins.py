@@ -48,8 +48,8 @@ def test_unknown_backend_names_it_the_installed_ones_and_a_package(plugin_regist
 
 
 def test_known_remote_backend_points_at_its_package(plugin_registry):
-    with pytest.raises(BackendNotInstalled, match="pip install flow-compute-batch"):
-        plugin_registry.backend_class("compute", "batch")
+    with pytest.raises(BackendNotInstalled, match="pip install flow-sched-sfn"):
+        plugin_registry.backend_class("scheduler", "step-functions")
 
 
 def test_entry_point_plugin_is_loaded_and_its_backend_imported_only_when_selected(install_plugin, site):

@@ -80,6 +80,11 @@ class timeout(StepDecorator):
         if self.limit <= 0:
             raise DecoratorError(f"@timeout on step {step_name} needs seconds, minutes or hours above zero")
 
+    def runtime_task_spec(self, spec):
+        # Remote compute enforces the limit as well (AWS Batch's attempt duration), which
+        # also catches a task stuck before or after the step's code.
+        return attrs.evolve(spec, resources={**spec.resources, "timeout_seconds": self.limit})
+
     def task_decorate(self, step_function: Callable[[], None], ctx: Any) -> Callable[[], None]:
         limit = self.limit
 

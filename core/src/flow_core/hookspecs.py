@@ -69,6 +69,11 @@ def flow_compute_backends() -> "list[Backend]":
         @hookimpl
         def flow_compute_backends():
             return [Backend("batch", "flow_compute_batch.compute:BatchCompute")]
+
+    A backend whose tasks run on other machines sets ``remote = True``: the runtime then
+    refuses a datastore only this machine reaches, and relays a local-only metadata backend's
+    records through the datastore. Such a backend ships the code with
+    `flow_core.plugin_api.CodePackage` and fetches it from ``StorageBackend.location(key)``.
     """
 
 

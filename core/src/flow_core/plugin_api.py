@@ -6,6 +6,7 @@ change between releases.
 """
 
 from .backend import Backend
+from .code_package import CodePackage
 from .compute.base import ComputeBackend, TaskEvents, TaskHandle, TaskSpec
 from .decorators import DecoratorError, FlowDecorator, StepDecorator
 from .errors import (
@@ -17,6 +18,7 @@ from .errors import (
     PluginError,
 )
 from .hookspecs import hookimpl
+from .plugins import configured_backend
 from .metadata.base import (
     FAILED,
     RUNNING,
@@ -38,6 +40,8 @@ __all__ = [
     "Backend",
     "Blob",
     "BlobNotFound",
+    "CodePackage",
+    "configured_backend",
     "ComputeBackend",
     "ConfigError",
     "DataStoreError",

@@ -208,6 +208,11 @@ def get_registry() -> PluginRegistry:
     return _registry
 
 
+def configured_backend(kind: str, settings: Settings) -> Any:
+    """The ``kind`` backend that ``settings`` select (``METAFLOW_DEFAULT_<KIND>``), built."""
+    return get_registry().create_backend(kind, settings.backend_name(kind), settings)
+
+
 def reset_registry() -> None:
     """Forget the loaded plugins (tests; a process that changed its plugin settings)."""
     global _registry

@@ -25,11 +25,12 @@ from .compute.base import ComputeBackend, TaskHandle, TaskSpec
 from .console import Console, StepProgress
 from .datastore.task_store import FlowDataStore
 from .decorators import StepDecorator, step_decorators
-from .errors import FlowError, RunFailed
+from .errors import ConfigError, FlowError, RunFailed
 from .foreach import Stack, child_stack, iteration_key
 from .graph import FOREACH, JOIN, START, FlowGraph
 from .input_paths import pack_input_paths
 from .metadata.base import MetadataBackend, RunRecord
+from .metadata.relay import RELAY_THROUGH_DATASTORE, apply_relayed, stored_calls
 from .plugins import PluginRegistry
 from .resume import PARAMETERS_STEP, ResumePlan
 from .settings import Settings
@@ -119,11 +120,12 @@ class Runtime:
                                                          registry.step_decorators)
             for decorator in self.decorators[node.name]:
                 decorator.step_init(flow_cls, graph, node.name)
-        storage = registry.create_backend("datastore", settings.backend_name("datastore"), settings)
-        self.datastore = FlowDataStore(storage)
+        self.storage = registry.create_backend("datastore", settings.backend_name("datastore"), settings)
+        self.datastore = FlowDataStore(self.storage)
         self.metadata: MetadataBackend = registry.create_backend(
             "metadata", settings.backend_name("metadata"), settings)
         self._computes: dict[str, ComputeBackend] = {}
+        self._check_remote_steps()
         self._events = _EventQueue()
         self._pending: deque[TaskSpec] = deque()
         self._delayed: list[tuple[float, TaskSpec]] = []
@@ -136,6 +138,26 @@ class Runtime:
         self._stopping: set[str] = set()  # tasks the runtime itself terminated
         self.counts = {"done": 0, "cloned": 0}
         self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
+
+    def _check_remote_steps(self) -> None:
+        """Build every compute backend the run uses, and refuse a step sent to remote compute
+        with a datastore that only this machine reaches, before anything runs."""
+        for node in self.graph:
+            probe = TaskSpec(flow_file=self.flow_file, flow_name=self.flow_name, run_id="0", step_name=node.name,
+                             task_id="0", compute=self.default_compute)
+            for decorator in self.decorators[node.name]:
+                probe = decorator.runtime_task_spec(probe)
+            remote = self._compute(probe.compute).remote  # built now: its settings are checked up front
+            if remote and self.storage.local_only:
+                raise ConfigError(
+                    f"step '{node.name}' runs on {probe.compute}, which cannot reach the local datastore "
+                    f"{self.storage.describe()}; use one both can reach, e.g. --datastore s3 "
+                    "(METAFLOW_DEFAULT_DATASTORE=s3)"
+                )
+
+    def _relays_metadata(self, compute: str) -> bool:
+        """Does a task on ``compute`` hand its metadata back through the datastore?"""
+        return self.metadata.local_only and self.registry.backend_class("compute", compute).remote
 
     # -- the run --------------------------------------------------------------------------
 
@@ -269,6 +291,8 @@ class Runtime:
             )
             for decorator in decorators:
                 spec = decorator.runtime_task_spec(spec)
+            if self._relays_metadata(spec.compute):
+                spec = attrs.evolve(spec, environment={**spec.environment, RELAY_THROUGH_DATASTORE: "1"})
             self._stacks[task_id] = stack
             self._pending.append(spec)
 
@@ -305,6 +329,8 @@ class Runtime:
 
     def _on_finished(self, event: _Finished) -> None:
         spec = event.spec
+        if spec.environment.get(RELAY_THROUGH_DATASTORE):
+            event = self._apply_stored_metadata(event)
         if self._running.pop(spec.task_id, None) is not None:
             self._slots_used -= self._slots(spec)
         if spec.task_id in self._stopping and event.returncode != 0:
@@ -330,6 +356,18 @@ class Runtime:
         self._count(spec.step_name, failed=1, running=-1)
         self._failed.append((spec, f"failed: {why}"))
         self._terminate_all()
+
+    def _apply_stored_metadata(self, event: _Finished) -> _Finished:
+        """Record what a remote task stored for the local metadata backend; the runtime
+        must not count a task done before its record says so."""
+        spec = event.spec
+        try:
+            apply_relayed(self.metadata, stored_calls(self.storage, spec.flow_name, spec.run_id, spec.step_name,
+                                                      spec.task_id, spec.retry_count))
+        except FlowError as exc:
+            if event.returncode == 0:
+                return _Finished(spec, 1, f"its metadata could not be recorded: {exc}")
+        return event
 
     def _task_exception(self, spec: TaskSpec) -> str | None:
         try:

@@ -44,6 +44,8 @@ CORE_SETTINGS = (
     Setting("METAFLOW_DATASTORE_SYSROOT_LOCAL", None,
             "root of the local datastore and metadata (default: nearest ./.flow)"),
     Setting("METAFLOW_USER", None, "your name in namespaces and the user: tag (default: $USER)"),
+    Setting("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", ".py",
+            "comma list: the files of the flow's folder a code package for remote tasks takes"),
     Setting("METAFLOW_DISABLE_PLUGINS", None, "comma list of plugin distributions not to load"),
     Setting("METAFLOW_LOAD_PLUGINS", None, "comma list: load only these plugin distributions"),
 )

@@ -27,6 +27,7 @@ from .graph import END, FOREACH, JOIN, FlowGraph
 from .input_paths import unpack_input_paths
 from .loader import load_flow_class
 from .metadata.base import ArtifactRecord
+from .metadata.relay import RELAY_THROUGH_DATASTORE, StoredMetadataRelay
 from .output_capture import OutputCapture
 from .parameters import flow_parameters
 from .plugins import PluginRegistry
@@ -110,6 +111,8 @@ class TaskRunner:
         self.decorators: list[StepDecorator] = step_decorators(
             self.flow_cls, args.step_name, args.decospecs, registry.step_decorators)
         storage = storage or registry.create_backend("datastore", settings.backend_name("datastore"), settings)
+        if metadata is None and os.environ.get(RELAY_THROUGH_DATASTORE):
+            metadata = StoredMetadataRelay(storage)  # a remote task of a run with local metadata
         self.metadata = metadata or registry.create_backend("metadata", settings.backend_name("metadata"), settings)
         self.datastore = FlowDataStore(storage)
 

@@ -115,6 +115,10 @@ class ComputeBackend(ABC):
 
     #: The name ``--compute`` and ``METAFLOW_DEFAULT_COMPUTE`` select this backend by.
     name: ClassVar[str]
+    #: True when tasks run on other machines. They then need a datastore those machines
+    #: reach, run from a code package (see `CodePackage`) rather than this folder, and, with
+    #: a local-only metadata backend, hand their records back through the datastore.
+    remote: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -122,6 +122,9 @@ class MetadataBackend(ABC):
 
     #: The name configuration selects this backend by (``METAFLOW_DEFAULT_METADATA``).
     name: ClassVar[str]
+    #: True when only this machine can reach the records (a local database): a task on
+    #: remote compute then hands its records back through the datastore instead.
+    local_only: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -116,6 +116,7 @@ def _number(kind: str, value: str) -> int:
 
 class LocalMetadata(MetadataBackend):
     name = "local"
+    local_only = True
 
     def __init__(self, root: Path):
         self.root = Path(root)

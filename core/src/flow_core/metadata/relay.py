@@ -5,6 +5,11 @@ writes its two records (attempt started, attempt finished) as msgpack frames on 
 the runtime side applies them in batches, many tasks to one transaction. A thousand short
 tasks then cost a few transactions instead of two thousand, and no task pays for opening
 the database.
+
+A task on remote compute cannot reach a local-only metadata backend (the SQLite file on the
+laptop that started the run), so it stores the same records next to its attempt in the
+datastore, and the runtime applies them when the task ends, as Metaflow's local metadata
+does with a Batch task.
 """
 
 from __future__ import annotations
@@ -15,22 +20,22 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import msgpack
 
+from ..datastore.task_store import task_prefix
+from ..errors import BlobNotFound
+from ..storage.base import StorageBackend
 from .base import ArtifactRecord, MetadataBackend
 
 FRAME = struct.Struct("<I")
 
+#: Set in a remote task's environment when its records go through the datastore.
+RELAY_THROUGH_DATASTORE = "FLOW_METADATA_THROUGH_DATASTORE"
 
-class MetadataRelay:
-    """Stands in for the metadata backend inside a forked task (only the calls a task makes)."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+class _Relay:
+    """Stands in for the metadata backend inside a task (only the calls a task makes)."""
 
     def _send(self, call: str, *args: Any) -> None:
-        payload = msgpack.packb([call, list(args)])
-        data = memoryview(FRAME.pack(len(payload)) + payload)
-        while data:
-            data = data[os.write(self.fd, data):]
+        raise NotImplementedError
 
     def start_attempt(self, flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int,
                       fields: Mapping[str, str] = {}) -> None:
@@ -42,6 +47,46 @@ class MetadataRelay:
         records = [[a.name, a.key, a.type, a.size, a.encoding, a.attempt] for a in artifacts]
         self._send("finish_attempt", flow_name, run_id, step_name, task_id, attempt, succeeded, records,
                    dict(fields))
+
+
+class MetadataRelay(_Relay):
+    """Writes each call as a frame on a pipe to the runtime (a forked task)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def _send(self, call: str, *args: Any) -> None:
+        payload = msgpack.packb([call, list(args)])
+        data = memoryview(FRAME.pack(len(payload)) + payload)
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+def relay_key(flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int) -> str:
+    return f"{task_prefix(flow_name, run_id, step_name, task_id)}{attempt}.metadata"
+
+
+class StoredMetadataRelay(_Relay):
+    """Keeps the attempt's calls in one datastore blob, rewritten after each call, so that
+    the start of an attempt is on record even if the task dies before it finishes."""
+
+    def __init__(self, storage: StorageBackend):
+        self.storage = storage
+        self.calls: list[list] = []
+
+    def _send(self, call: str, *args: Any) -> None:
+        self.calls.append([call, list(args)])
+        self.storage.put(relay_key(*args[:5]), msgpack.packb(self.calls))
+
+
+def stored_calls(storage: StorageBackend, flow_name: str, run_id: str, step_name: str, task_id: str,
+                 attempt: int) -> list[tuple[str, list]]:
+    """What a remote task stored with `StoredMetadataRelay` (nothing if it never started)."""
+    try:
+        blob = storage.get(relay_key(flow_name, run_id, step_name, task_id, attempt))
+    except BlobNotFound:
+        return []
+    return [(call, args) for call, args in msgpack.unpackb(blob)]
 
 
 class RelayedCalls:
@@ -61,8 +106,6 @@ class RelayedCalls:
             call, args = msgpack.unpackb(self._buffer[FRAME.size: FRAME.size + size])
             self._buffer = self._buffer[FRAME.size + size:]
             self.pending.append((call, args))
-
-
 
 def apply_relayed(backend: MetadataBackend, calls: list[tuple[str, list]]) -> None:
     """Make the collected writes, in order, in one batch."""

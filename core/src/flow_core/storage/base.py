@@ -65,6 +65,9 @@ class StorageBackend(ABC):
 
     #: The name configuration selects this backend by (``METAFLOW_DEFAULT_DATASTORE``).
     name: ClassVar[str]
+    #: True when only this machine can reach the blobs (a local folder): remote compute
+    #: refuses to run with such a datastore.
+    local_only: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -91,6 +94,12 @@ class StorageBackend(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Where the blobs live, for messages (``/home/me/.flow``, ``s3://bucket/prefix``)."""
+
+    def location(self, key: str) -> str | None:
+        """The blob's address as another machine fetches it with its own credentials
+        (``s3://bucket/prefix/key``), for a remote task's bootstrap, which runs before Flow
+        itself is importable; None when there is no such address."""
+        return None
 
     def warm_up(self) -> None:
         """Do slow, one-time setup (loading an SDK's models, say) in the local fork server,

@@ -31,6 +31,7 @@ class LocalStorage(StorageBackend):
     """Files under one folder; a write goes to a temporary file that is then renamed into place."""
 
     name = "local"
+    local_only = True
 
     def __init__(self, root: Path):
         self.root = Path(root)

@@ -70,6 +70,9 @@ class S3Storage(StorageBackend):
         where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
 
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _new_client(self) -> Any:

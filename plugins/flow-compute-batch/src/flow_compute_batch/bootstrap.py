@@ -1,0 +1,76 @@
+"""The first thing every Batch job runs: fetch the run's code package, unpack it, run the task.
+
+It runs in the job's container before Flow is importable, so it is one self-contained
+script (its source is the job's ``python3 -c`` argument) that needs only the standard
+library, and boto3 to read S3. Arguments::
+
+    <s3 url of the package> <its sha256> <requirements as JSON> -- <the task command line>
+
+A requirement the image lacks is installed with pip first, so a stock Python image works;
+an image that already has them (the usual case in production) starts the task at once.
+"""
+
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+
+def missing(requirements):
+    absent = []
+    for requirement in requirements:
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0]
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            absent.append(requirement)
+    return absent
+
+
+def install(requirements):
+    print(f"Installing what the image lacks: {', '.join(requirements)}", flush=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                             *requirements])
+    if result.returncode != 0:
+        sys.exit(f"the image lacks {', '.join(requirements)} and pip could not install them; "
+                 "use an image that has them (METAFLOW_BATCH_CONTAINER_IMAGE or @batch(image=...))")
+
+
+def fetch(url):
+    import boto3
+
+    bucket, _, key = url[len("s3://"):].partition("/")
+    client = boto3.client("s3", endpoint_url=os.environ.get("METAFLOW_S3_ENDPOINT_URL") or None)
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def main(argv):
+    url, digest, requirements = argv[0], argv[1], json.loads(argv[2])
+    command = argv[argv.index("--") + 1:]
+    absent = missing(requirements)
+    if absent:
+        install(absent)
+    data = fetch(url)
+    if hashlib.sha256(data).hexdigest() != digest:
+        sys.exit(f"the code package at {url} does not match its digest {digest}")
+    workdir = tempfile.mkdtemp(prefix="flow-task-")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():  # the package holds plain files under two folders, nothing else
+            if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+                sys.exit(f"the code package at {url} holds an unexpected entry {member.name!r}")
+        tar.extractall(workdir)
+    os.chdir(workdir)
+    paths = [os.path.join(workdir, "lib"), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p), PYTHONUNBUFFERED="1")
+    sys.stdout.flush()
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,147 @@
+"""`BatchJobRunner`: the AWS Batch and CloudWatch Logs calls a run makes, in plain terms.
+
+Every AWS failure leaves here as a `FlowError` with one sentence saying what went wrong and
+what to do; botocore already retries throttling and transient errors with back-off.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Mapping
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from flow_core.plugin_api import ConfigError, FlowError
+
+from .job_definition import JobShape
+
+#: Where Batch sends a job's output unless its job definition says otherwise.
+LOG_GROUP = "/aws/batch/job"
+TERMINAL = ("SUCCEEDED", "FAILED")
+#: describe_jobs takes at most this many ids.
+DESCRIBE_BATCH = 100
+_JOB_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class BatchError(FlowError):
+    """AWS Batch or CloudWatch Logs refused a call."""
+
+
+def job_name(flow_name: str, run_id: str, step_name: str, task_id: str) -> str:
+    """``Flow-run-step-task``, made to fit Batch's rules (128 of letters, digits, - and _)."""
+    return _JOB_NAME.sub("_", f"{flow_name}-{run_id}-{step_name}-{task_id}")[:128]
+
+
+class BatchJobRunner:
+    """Registers job definitions, submits, describes and terminates jobs, reads their logs."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, connect_timeout=10, read_timeout=60,
+                        max_pool_connections=32)
+        try:
+            self.batch = boto3.client("batch", config=config)
+            self.logs = boto3.client("logs", config=config)
+        except NoRegionError:
+            raise ConfigError("AWS Batch needs a region: set AWS_DEFAULT_REGION or a region in your AWS config") \
+                from None
+        self._definitions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except NoCredentialsError:
+            raise ConfigError(f"could not {what}: no AWS credentials were found; configure them as for the "
+                              "AWS CLI") from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise BatchError(f"AWS refused to {what}: {error.get('Message') or error.get('Code')}") from None
+        except BotoCoreError as exc:
+            raise BatchError(f"could not {what}: {exc}") from None
+
+    # -- job definitions --------------------------------------------------------------------
+
+    def job_definition(self, shape: JobShape) -> str:
+        """The ARN of the active job definition for ``shape``, registered on first use."""
+        name = shape.definition_name
+        with self._lock:
+            if name in self._definitions:
+                return self._definitions[name]
+            found = self._call("look up job definitions", self.batch.describe_job_definitions,
+                               jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+            if found:
+                arn = max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
+            else:
+                arn = self._call(
+                    "register a job definition", self.batch.register_job_definition,
+                    jobDefinitionName=name, type="container", containerProperties=shape.container_properties(),
+                    tags={"created-by": "flow"},
+                )["jobDefinitionArn"]
+            self._definitions[name] = arn
+            return arn
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(self, name: str, definition: str, command: list[str], environment: Mapping[str, str],
+               queue: str | None = None, timeout_seconds: int | None = None,
+               tags: Mapping[str, str] | None = None) -> str:
+        request: dict[str, Any] = {
+            "jobName": name,
+            "jobQueue": queue or self.queue,
+            "jobDefinition": definition,
+            "containerOverrides": {
+                "command": command,
+                "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
+            },
+        }
+        if timeout_seconds:
+            request["timeout"] = {"attemptDurationSeconds": max(60, int(timeout_seconds))}  # Batch's minimum
+        if tags:
+            request["tags"] = dict(tags)
+        return self._call(f"submit job {name} to queue {request['jobQueue']}", self.batch.submit_job,
+                          **request)["jobId"]
+
+    def describe(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        described: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(job_ids), DESCRIBE_BATCH):
+            batch = job_ids[start:start + DESCRIBE_BATCH]
+            for job in self._call("describe jobs", self.batch.describe_jobs, jobs=batch)["jobs"]:
+                described[job["jobId"]] = job
+        return described
+
+    def terminate(self, job_id: str, reason: str) -> None:
+        self._call(f"terminate job {job_id}", self.batch.terminate_job, jobId=job_id, reason=reason)
+
+    def log_events(self, stream: str, token: str | None) -> tuple[list[str], str | None]:
+        """New lines of a job's log stream after ``token``, and the token to continue from.
+        A stream Batch has not created yet has no lines."""
+        lines: list[str] = []
+        while True:
+            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            if token:
+                kwargs["nextToken"] = token
+            try:
+                page = self.logs.get_log_events(**kwargs)
+            except self.logs.exceptions.ResourceNotFoundException:
+                return lines, token
+            except (ClientError, BotoCoreError) as exc:
+                raise BatchError(f"could not read the log stream {stream}: {exc}") from None
+            lines.extend(event["message"] for event in page.get("events", ()))
+            following = page.get("nextForwardToken")
+            if following == token or not page.get("events"):
+                return lines, following
+            token = following
+
+
+def failure_reason(job: Mapping[str, Any]) -> str:
+    """Why Batch says a job failed, with the container's exit code when it has one."""
+    container = job.get("container") or {}
+    parts = [job.get("statusReason"), container.get("reason")]
+    text = "; ".join(p for p in parts if p) or "Batch gave no reason"
+    code = container.get("exitCode")
+    return f"{text} (exit code {code})" if code is not None else text
+
