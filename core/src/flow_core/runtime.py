@@ -157,7 +157,7 @@ class Runtime:
 
     def _relays_metadata(self, compute: str) -> bool:
         """Does a task on ``compute`` hand its metadata back through the datastore?"""
-        return self.metadata.local_only and self.registry.backend_class("compute", compute).remote
+        return self.metadata.local_only and self._compute(compute).remote
 
     # -- the run --------------------------------------------------------------------------
 

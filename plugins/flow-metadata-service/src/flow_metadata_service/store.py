@@ -333,6 +333,13 @@ class MetadataStore:
             " SELECT count(*) FROM t", flow_id, value, step, task_value, int(time.time()))
         if not beat:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
+    async def _scope(self, conn, flow_id: str, run: str, step: str | None,
+                     task: str | None) -> tuple[int, int | None]:
+        """(run number, task id or None): what a listing of a run's or a task's records filters by."""
+        if task is None:
+            return await self._run_number(conn, flow_id, run), None
+        return await self._task_of(conn, flow_id, run, step, task)  # type: ignore[arg-type]
+
     async def _task_of(self, conn, flow_id: str, run: str, step: str, task: str) -> tuple[int, int]:
         """(run number, task id) of a task named by the path, in one query."""
         column, value = _run_column(run)
@@ -425,10 +432,7 @@ class MetadataStore:
                             page: Page | None = None) -> tuple[list[dict], Any]:
         page = page or Page()
         async with self.pool.acquire() as conn:
-            if task is None:
-                number, task_id = await self._run_number(conn, flow_id, run), None
-            else:
-                number, task_id = await self._task_of(conn, flow_id, run, step, task)
+            number, task_id = await self._scope(conn, flow_id, run, step, task)
             args: list = [flow_id, number]
             where = ""
             if task_id is not None:
@@ -465,10 +469,7 @@ class MetadataStore:
                              attempt: int | None = None, name: str | None = None) -> list[dict]:
         """Artifacts of a run, a step or a task: of one attempt, or of each task's latest one."""
         async with self.pool.acquire() as conn:
-            if task is None:
-                number, task_id = await self._run_number(conn, flow_id, run), None
-            else:
-                number, task_id = await self._task_of(conn, flow_id, run, step, task)
+            number, task_id = await self._scope(conn, flow_id, run, step, task)
             args: list = [flow_id, number]
             where = ""
             if step is not None:
