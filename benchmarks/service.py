@@ -9,9 +9,11 @@ concurrent clients, runs two sequences for a fixed time over keep-alive connecti
 - upstream: create a run, a step, a task, heartbeat (the sequence metaflow-service's reference
   figures were measured with).
 
-It prints sequences and requests per second and latency percentiles per request. The load
-generator is a plain asyncio HTTP/1.1 client on the same machine, so it competes with the
-service and PostgreSQL for the same cores, as any loopback measurement does.
+It prints sequences and requests per second, latency percentiles per request, and the CPU
+time the service and PostgreSQL spent per sequence. The load generator is a plain asyncio
+HTTP/1.1 client on the same machine, so it competes with the service and PostgreSQL for the
+same cores, as any loopback measurement does; the CPU time per sequence is the figure that
+moves least when the machine is busy with something else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -87,7 +90,22 @@ async def upstream_sequence(conn: Connection, run: str, latencies: list[float]) 
     await timed(conn, latencies, "POST", f"/flows/BenchFlow/runs/{number}/steps/start/tasks/{task}/heartbeat", {})
 
 
-async def load(port: int, clients: int, seconds: float, sequence) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and all its descendants now alive (Linux)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+async def load(port: int, clients: int, seconds: float, sequence, watched: dict[str, int]) -> dict:
     setup = await Connection("127.0.0.1", port).open()
     status, data = await setup.request("POST", "/flows/BenchFlow/run", {"user_name": "bench"})
     run = str(json.loads(data)["run_number"])
@@ -104,13 +122,15 @@ async def load(port: int, clients: int, seconds: float, sequence) -> dict:
             done += 1
         conn.writer.close()
 
+    cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - start
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / done * 1000 for name, pid in watched.items()}
     latencies.sort()
     return {"sequences": done / elapsed, "requests": len(latencies) / elapsed,
             "p50": latencies[len(latencies) // 2] * 1000, "p99": latencies[int(len(latencies) * 0.99)] * 1000,
-            "mean": statistics.fmean(latencies) * 1000}
+            "mean": statistics.fmean(latencies) * 1000, "cpu": cpu}
 
 
 def main() -> None:
@@ -135,15 +155,18 @@ def main() -> None:
             rows = []
             for clients in [int(c) for c in args.clients.split(",")]:
                 for name, sequence in (("task", task_sequence), ("upstream", upstream_sequence)):
-                    result = uvloop.run(load(service.port, clients, args.seconds, sequence))
+                    watched = {"service": service.process.pid, "postgres": postgres.process.pid}
+                    result = uvloop.run(load(service.port, clients, args.seconds, sequence, watched))
                     rows.append((name, clients, result))
                     print(f"{name:<9} {clients:>3} clients  {result['sequences']:8.0f} seq/s  "
-                          f"{result['requests']:8.0f} req/s  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms",
-                          flush=True)
-    print("\n| sequence | clients | sequences/s | requests/s | p50 | p99 |\n|---|---:|---:|---:|---:|---:|")
+                          f"{result['requests']:8.0f} req/s  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms"
+                          f"  CPU/seq: service {result['cpu']['service']:.2f} ms, "
+                          f"PostgreSQL {result['cpu']['postgres']:.2f} ms", flush=True)
+    print("\n| sequence | clients | sequences/s | requests/s | p50 | p99 | CPU per sequence: service + PostgreSQL |"
+          "\n|---|---:|---:|---:|---:|---:|---:|")
     for name, clients, r in rows:
         print(f"| {name} | {clients} | {r['sequences']:.0f} | {r['requests']:.0f} | {r['p50']:.1f} ms "
-              f"| {r['p99']:.1f} ms |")
+              f"| {r['p99']:.1f} ms | {r['cpu']['service']:.2f} + {r['cpu']['postgres']:.2f} ms |")
     print(f"\n{sys.platform}, service workers: {args.workers}, {args.seconds:.0f} s per row, "
           f"{time.strftime('%Y-%m-%d')}")
 

@@ -117,6 +117,37 @@ def test_metadata_values_may_be_json_and_attempt_fields_move_the_task(api):
     assert api("GET", base)[1]["status"] == "failed"
 
 
+def test_a_retried_end_task_that_succeeds_finishes_its_run(api):
+    """Metaflow reports attempts only as metadata fields; the task's and run's state follow them."""
+    run, _ = new_task(api)
+    status, task, _ = api("POST", f"/flows/ApiFlow/runs/{run}/steps/end/task", {"user_name": "alice"})
+    base = f"/flows/ApiFlow/runs/{run}/steps/end/tasks/{task['task_id']}"
+
+    def post(*fields):
+        assert api("POST", base + "/metadata", [
+            {"field_name": name, "value": value, "type": name, "tags": [f"attempt_id:{attempt}"]}
+            for name, value, attempt in fields])[0] == 200
+        return api("GET", base)[1], api("GET", f"/flows/ApiFlow/runs/{run}")[1]
+
+    task, run_row = post(("attempt", "0", 0))
+    assert (task["attempt"], task["status"], task["finished_at"], run_row["recorded_status"]) == (0, "running", None,
+                                                                                                   "running")
+    task, run_row = post(("attempt_ok", "False", 0))
+    assert (task["status"], run_row["recorded_status"]) == ("failed", "running") and task["finished_at"]
+    task, _ = post(("attempt", "1", 1))
+    assert (task["attempt"], task["status"], task["finished_at"]) == (1, "running", None)
+    task, run_row = post(("attempt_ok", "True", 1))
+    assert (task["attempt"], task["status"], run_row["recorded_status"]) == (1, "succeeded", "succeeded")
+    assert run_row["finished_at"] and task["finished_at"]
+    # A late report of an older attempt never lowers the attempt number.
+    task, _ = post(("attempt", "0", 0))
+    assert task["attempt"] == 1
+    missing = base.rsplit("/", 1)[0] + "/987654"
+    status, body, _ = api("POST", missing + "/metadata", [{"field_name": "x", "value": "1", "type": "x"}])
+    assert status == 404 and "does not exist" in body["message"]
+    assert api("POST", missing + "/artifact", [])[0] == 404
+
+
 def test_heartbeats_answer_200_with_the_doubly_encoded_wait(api):
     run, task = new_task(api)
     for path in [f"/flows/ApiFlow/runs/{run}/heartbeat", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/heartbeat"]:

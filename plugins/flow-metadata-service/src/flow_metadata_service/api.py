@@ -18,11 +18,10 @@ import re
 from typing import Any, Awaitable, Callable
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from .ids import is_number
 from .paging import Page
+from .router import Reply, Request, json_reply, message_reply, text_reply
 from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFound
 
 #: What ``/ping`` reports in its METADATA_SERVICE_VERSION header. Metaflow's client turns on
@@ -42,8 +41,8 @@ class BadRequest(Exception):
 # -- reading requests -------------------------------------------------------------------------
 
 
-async def _body(request: Request, kind: type = dict) -> Any:
-    raw = await request.body()
+def _body(request: Request, kind: type = dict) -> Any:
+    raw = request.body
     if not raw.strip():
         return kind()
     try:
@@ -102,9 +101,8 @@ def _page(request: Request, cursor_type: type = int) -> Page:
     return Page(limit, cursor)
 
 
-def _listing(rows: list, cursor: Any) -> Response:
-    headers = {"X-Next-Cursor": str(cursor)} if cursor is not None else {}
-    return JSONResponse(rows, headers=headers)
+def _listing(rows: list, cursor: Any) -> Reply:
+    return json_reply(rows, headers={"X-Next-Cursor": str(cursor)} if cursor is not None else None)
 
 
 def _field(item: Any) -> dict:
@@ -135,7 +133,7 @@ def _artifact(item: Any) -> dict:
 
 # -- the routes -----------------------------------------------------------------------------------
 
-Handler = Callable[[Request, MetadataStore], Awaitable[Response]]
+Handler = Callable[[Request, MetadataStore], Awaitable[Reply]]
 ROUTES: list[tuple[str, str, Handler]] = []
 
 
@@ -158,13 +156,13 @@ def _ids(request: Request, *names: str) -> list[str]:
 
 @route("GET", "/ping")
 async def ping(request, store):
-    return PlainTextResponse("pong", headers={"METADATA_SERVICE_VERSION": COMPATIBLE_VERSION,
+    return text_reply("pong", headers={"METADATA_SERVICE_VERSION": COMPATIBLE_VERSION,
                                               "FLOW_METADATA_API": str(API_VERSION)})
 
 
 @route("GET", "/version")
 async def version(request, store):
-    return PlainTextResponse(COMPATIBLE_VERSION)
+    return text_reply(COMPATIBLE_VERSION)
 
 
 @route("GET", "/flows")
@@ -174,20 +172,20 @@ async def list_flows(request, store):
 
 @route("GET", FLOW)
 async def get_flow(request, store):
-    return JSONResponse(await store.get_flow(*_ids(request, "flow_id")))
+    return json_reply(await store.get_flow(*_ids(request, "flow_id")))
 
 
 @route("POST", FLOW)
 async def create_flow(request, store):
-    body = await _body(request)
-    return JSONResponse(await store.create_flow(_path(request, "flow_id"), _text(body, "user_name"),
+    body = _body(request)
+    return json_reply(await store.create_flow(_path(request, "flow_id"), _text(body, "user_name"),
                                                 _names(body, "tags"), _names(body, "system_tags")))
 
 
 @route("DELETE", FLOW)
 async def delete_flow(request, store):
     await store.delete_flow(*_ids(request, "flow_id"))
-    return JSONResponse({"deleted": request.path_params["flow_id"]})
+    return json_reply({"deleted": request.path_params["flow_id"]})
 
 
 @route("GET", FLOW + "/runs")
@@ -201,37 +199,37 @@ async def list_runs(request, store):
 
 @route("POST", FLOW + "/run")
 async def create_run(request, store):
-    body = await _body(request)
+    body = _body(request)
     run_id = _text(body, "run_number")
     if run_id is not None and (is_number(run_id) or not NAME.match(run_id)):
         raise BadRequest("a client-chosen 'run_number' must be a name, not a number")
     origin = _text(body, "origin_run_id")
-    return JSONResponse(await store.create_run(_path(request, "flow_id"), _text(body, "user_name"),
+    return json_reply(await store.create_run(_path(request, "flow_id"), _text(body, "user_name"),
                                                _names(body, "tags"), _names(body, "system_tags"), run_id, origin))
 
 
 @route("GET", RUN)
 async def get_run(request, store):
-    return JSONResponse(await store.get_run(*_ids(request, "flow_id", "run")))
+    return json_reply(await store.get_run(*_ids(request, "flow_id", "run")))
 
 
 @route("DELETE", RUN)
 async def delete_run(request, store):
     await store.delete_run(*_ids(request, "flow_id", "run"))
-    return JSONResponse({"deleted": f"{request.path_params['flow_id']}/{request.path_params['run']}"})
+    return json_reply({"deleted": f"{request.path_params['flow_id']}/{request.path_params['run']}"})
 
 
 @route("POST", RUN + "/finish")
 async def finish_run(request, store):
-    status = _text(await _body(request), "status", required=True)
+    status = _text(_body(request), "status", required=True)
     if status not in ("succeeded", "failed"):
         raise BadRequest("'status' must be 'succeeded' or 'failed'")
-    return JSONResponse(await store.finish_run(*_ids(request, "flow_id", "run"), status))
+    return json_reply(await store.finish_run(*_ids(request, "flow_id", "run"), status))
 
 
-def _heartbeat_answer() -> Response:
+def _heartbeat_answer() -> Reply:
     # Metaflow's client decodes the body twice: it must be a JSON string holding JSON.
-    return JSONResponse(json.dumps({"wait_time_in_seconds": HEARTBEAT_INTERVAL}))
+    return json_reply(json.dumps({"wait_time_in_seconds": HEARTBEAT_INTERVAL}))
 
 
 @route("POST", RUN + "/heartbeat")
@@ -242,15 +240,15 @@ async def heartbeat_run(request, store):
 
 @route("PATCH", RUN + "/tag/mutate")
 async def mutate_tags(request, store):
-    body = await _body(request)
+    body = _body(request)
     add, remove = _names(body, "tags_to_add"), _names(body, "tags_to_remove")
-    return JSONResponse(await store.mutate_tags(*_ids(request, "flow_id", "run"), add, remove))
+    return json_reply(await store.mutate_tags(*_ids(request, "flow_id", "run"), add, remove))
 
 
 @route("POST", RUN + "/attempts")
 async def record_attempts(request, store):
     events = []
-    for item in await _body(request, list):
+    for item in _body(request, list):
         if not isinstance(item, dict):
             raise BadRequest("each attempt event must be a JSON object")
         if not isinstance(item.get("metadata", []), list) or not isinstance(item.get("artifacts", []), list):
@@ -262,7 +260,7 @@ async def record_attempts(request, store):
                        "metadata": [_field(f) for f in item.get("metadata", [])],
                        "artifacts": [_artifact(a) for a in item.get("artifacts", [])]})
     recorded = await store.record_attempts(*_ids(request, "flow_id", "run"), events)
-    return JSONResponse({"attempts_recorded": recorded})
+    return json_reply({"attempts_recorded": recorded})
 
 
 @route("GET", RUN + "/steps")
@@ -277,23 +275,23 @@ async def run_metadata(request, store):
 
 @route("GET", RUN + "/artifacts")
 async def run_artifacts(request, store):
-    return JSONResponse(await store.list_artifacts(*_ids(request, "flow_id", "run")))
+    return json_reply(await store.list_artifacts(*_ids(request, "flow_id", "run")))
 
 
 @route("GET", STEP)
 async def get_step(request, store):
-    return JSONResponse(await store.get_step(*_ids(request, "flow_id", "run", "step")))
+    return json_reply(await store.get_step(*_ids(request, "flow_id", "run", "step")))
 
 
 @route("POST", STEP + "/step")
 async def create_step(request, store):
-    body = await _body(request)
-    return JSONResponse(await store.create_step(*_ids(request, "flow_id", "run", "step"), _text(body, "user_name")))
+    body = _body(request)
+    return json_reply(await store.create_step(*_ids(request, "flow_id", "run", "step"), _text(body, "user_name")))
 
 
 @route("GET", STEP + "/artifacts")
 async def step_artifacts(request, store):
-    return JSONResponse(await store.list_artifacts(*_ids(request, "flow_id", "run", "step")))
+    return json_reply(await store.list_artifacts(*_ids(request, "flow_id", "run", "step")))
 
 
 @route("GET", STEP + "/tasks")
@@ -303,33 +301,33 @@ async def list_tasks(request, store):
 
 @route("POST", STEP + "/task")
 async def create_task(request, store):
-    body = await _body(request)
+    body = _body(request)
     name = _text(body, "task_id")
     if name is not None and (is_number(name) or not NAME.match(name)):
         raise BadRequest("a client-chosen 'task_id' must be a name, not a number")
     tasks = await store.create_tasks(*_ids(request, "flow_id", "run", "step"), _text(body, "user_name"), [name])
-    return JSONResponse(tasks[0])
+    return json_reply(tasks[0])
 
 
 @route("POST", STEP + "/tasks")
 async def create_tasks(request, store):
-    body = await _body(request)
+    body = _body(request)
     count = _int(body.get("count", 1), "count", 1, 100_000)
-    return JSONResponse(await store.create_tasks(*_ids(request, "flow_id", "run", "step"),
+    return json_reply(await store.create_tasks(*_ids(request, "flow_id", "run", "step"),
                                                  _text(body, "user_name"), [None] * count))
 
 
 @route("GET", STEP + "/filtered_tasks")
 async def filtered_tasks(request, store):
     query = request.query_params
-    return JSONResponse(await store.filtered_tasks(*_ids(request, "flow_id", "run", "step"),
+    return json_reply(await store.filtered_tasks(*_ids(request, "flow_id", "run", "step"),
                                                    query.get("metadata_field_name") or None,
                                                    query.get("pattern") or None))
 
 
 @route("GET", TASK)
 async def get_task(request, store):
-    return JSONResponse(await store.get_task(*_ids(request, "flow_id", "run", "step", "task")))
+    return json_reply(await store.get_task(*_ids(request, "flow_id", "run", "step", "task")))
 
 
 @route("POST", TASK + "/heartbeat")
@@ -345,35 +343,35 @@ async def task_metadata(request, store):
 
 @route("POST", TASK + "/metadata")
 async def add_metadata(request, store):
-    fields = [_field(item) for item in await _body(request, list)]
+    fields = [_field(item) for item in _body(request, list)]
     created = await store.add_metadata(*_ids(request, "flow_id", "run", "step", "task"), fields)
-    return JSONResponse({"metadata_created": created})
+    return json_reply({"metadata_created": created})
 
 
 @route("POST", TASK + "/artifact")
 async def add_artifacts(request, store):
-    artifacts = [_artifact(item) for item in await _body(request, list)]
+    artifacts = [_artifact(item) for item in _body(request, list)]
     created = await store.add_artifacts(*_ids(request, "flow_id", "run", "step", "task"), artifacts)
-    return JSONResponse({"artifacts_created": created})
+    return json_reply({"artifacts_created": created})
 
 
 @route("GET", TASK + "/artifacts")
 async def task_artifacts(request, store):
-    return JSONResponse(await store.list_artifacts(*_ids(request, "flow_id", "run", "step", "task")))
+    return json_reply(await store.list_artifacts(*_ids(request, "flow_id", "run", "step", "task")))
 
 
 @route("GET", TASK + "/attempt/{attempt}/artifacts")
 async def attempt_artifacts(request, store):
     attempt = _int(request.path_params["attempt"], "attempt")
-    return JSONResponse(await store.list_artifacts(*_ids(request, "flow_id", "run", "step", "task"), attempt))
+    return json_reply(await store.list_artifacts(*_ids(request, "flow_id", "run", "step", "task"), attempt))
 
 
-async def _one_artifact(request: Request, store: MetadataStore, attempt: int | None) -> Response:
+async def _one_artifact(request: Request, store: MetadataStore, attempt: int | None) -> Reply:
     name = _path(request, "name")
     found = await store.list_artifacts(*_ids(request, "flow_id", "run", "step", "task"), attempt, name)
     if not found:
         raise NotFound(f"artifact {name} does not exist")
-    return JSONResponse(found[0])
+    return json_reply(found[0])
 
 
 @route("GET", TASK + "/artifacts/{name}")
@@ -389,37 +387,33 @@ async def get_artifact_attempt(request, store):
 # -- errors -----------------------------------------------------------------------------------------
 
 
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"message": message}, status_code=status)
-
-
-def wrap(handler: Handler, app_state: Any) -> Callable[[Request], Awaitable[Response]]:
+def wrap(handler: Handler, app_state: Any) -> Callable[[Request], Awaitable[Reply]]:
     """Turn every failure into a status and a sentence: 4xx for the caller's mistakes, 503
     while the database is unreachable (clients retry it), 500 only for a bug of ours."""
 
-    async def endpoint(request: Request) -> Response:
+    async def endpoint(request: Request) -> Reply:
         try:
             return await handler(request, app_state.store)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return message_reply(400, str(exc))
         except Invalid as exc:
-            return _error(exc.status, str(exc))
+            return message_reply(exc.status, str(exc))
         except NotFound as exc:
-            return _error(404, str(exc))
+            return message_reply(404, str(exc))
         except Conflict as exc:
-            return _error(409, str(exc))
+            return message_reply(409, str(exc))
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-            return _error(400, f"the database refused the request: {exc}")
+            return message_reply(400, f"the database refused the request: {exc}")
         except asyncpg.SerializationError:
-            return _error(409, "a concurrent change conflicted with this one; retry")
+            return message_reply(409, "a concurrent change conflicted with this one; retry")
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
                 asyncpg.InterfaceError, asyncpg.AdminShutdownError, TimeoutError) as exc:
-            return _error(503, f"the database is unavailable ({type(exc).__name__}); retry shortly")
+            return message_reply(503, f"the database is unavailable ({type(exc).__name__}); retry shortly")
 
     endpoint.__name__ = handler.__name__
     return endpoint
 
 
-def endpoints(app_state: Any) -> list[tuple[str, str, Callable[[Request], Awaitable[Response]]]]:
+def endpoints(app_state: Any) -> list[tuple[str, str, Callable[[Request], Awaitable[Reply]]]]:
     """(method, path template, endpoint) for every route, ready for the router."""
     return [(method, path, wrap(handler, app_state)) for method, path, handler in ROUTES]

@@ -1,8 +1,8 @@
 """The ASGI application and how it is served.
 
-A small router of ours dispatches to handlers written with Starlette's requests and
-responses; asyncpg talks to PostgreSQL (binary protocol, prepared statements); uvicorn with
-uvloop and httptools serves it. The README gives the measurements behind these choices.
+A small router of ours on bare ASGI dispatches to the handlers; asyncpg talks to PostgreSQL
+(binary protocol, prepared statements); uvicorn with uvloop and httptools serves it. The
+README gives the measurements behind these choices.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import os
 from typing import Any
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from .api import endpoints
 from .database import connect_pool, on_connection
 from .migrations import check_schema, schema_version
 from .openapi import openapi_document
-from .router import Router
+from .router import Request, Router, json_reply
 from .store import MetadataStore
 
 OPEN_PATHS = {"/health"}  # what a load balancer probes without credentials
@@ -69,12 +67,12 @@ def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 
             async with state.store.pool.acquire(timeout=5) as conn:
                 version = await schema_version(conn)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            return JSONResponse({"status": "unavailable", "message": f"the database is unavailable: {exc}"},
-                                status_code=503)
-        return JSONResponse({"status": "ok", "schema_version": version})
+            return json_reply({"status": "unavailable", "message": f"the database is unavailable: {exc}"},
+                                status=503)
+        return json_reply({"status": "ok", "schema_version": version})
 
     async def openapi(request: Request):
-        return JSONResponse(openapi_document())
+        return json_reply(openapi_document())
 
     routes = [("GET", "/health", health), ("GET", "/openapi.json", openapi), *endpoints(state)]
     return BearerAuth(Router(routes, startup, shutdown), auth_key)

@@ -16,8 +16,9 @@ from typing import Any, Sequence
 
 import asyncpg
 
+from .attempts import AttemptChange
 from .errors import ServiceError
-from .ids import attempt_from_tags, is_number
+from .ids import is_number
 from .paging import Page
 from .shapes import (
     artifact_json,
@@ -33,7 +34,6 @@ from .shapes import (
 MAX_BIGINT = 2**63 - 1
 HEARTBEAT_INTERVAL = 10  # seconds: what the service tells clients to wait between heartbeats
 CRASH_AFTER = 60  # seconds without a heartbeat before a running run is taken to have crashed
-ATTEMPT_FIELDS = {"attempt", "attempt_ok"}  # metadata fields that change a task's state
 # What a run owns, leaves first. The schema has no foreign keys (every insert finds its parent
 # in the same statement; checking each one again cost a lock on a shared parent row), so
 # deletes name every table.
@@ -79,6 +79,13 @@ def _run_column(run: str) -> tuple[str, Any]:
 def _task_column(task: str) -> tuple[str, Any]:
     kind, value = parse_id(task, "task")
     return ("task_id" if kind == "number" else "task_name"), value
+
+
+def _task_by_path(run: str, task: str) -> str:
+    """The query for (run_number, task_id) of the task ``$1/$2/$3/$4`` names (flow, run, step, task)."""
+    return ("SELECT t.run_number, t.task_id FROM tasks t JOIN runs r USING (flow_id, run_number)"
+            f" WHERE t.flow_id = $1 AND r.{_run_column(run)[0]} = $2 AND t.step_name = $3"
+            f" AND t.{_task_column(task)[0]} = $4")
 
 
 RUN_STATUS = f"""
@@ -276,8 +283,8 @@ class MetadataStore:
         async with self.pool.acquire() as conn:
             number, task_id = await self._task_of(conn, flow_id, run, step, task)
             row = await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks t JOIN runs r USING (flow_id, run_number)"
-                                      " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.task_id = $3",
-                                      flow_id, number, task_id)
+                                      " WHERE t.flow_id = $1 AND t.run_number = $2 AND t.step_name = $3"
+                                      " AND t.task_id = $4", flow_id, number, step, task_id)
         return task_json(row)
 
     async def list_tasks(self, flow_id: str, run: str, step: str | None, page: Page) -> tuple[list[dict], Any]:
@@ -329,10 +336,11 @@ class MetadataStore:
             f"      AND run_number = (SELECT run_number FROM run) AND step_name = $3 AND {task_column} = $4"
             "       RETURNING run_number),"
             " r AS (UPDATE runs SET last_heartbeat_ts = $5 WHERE flow_id = $1 AND last_heartbeat_ts < $5"
-            "       AND run_number IN (SELECT run_number FROM t))"
+            "       AND run_number = (SELECT run_number FROM run) AND EXISTS (SELECT FROM t))"
             " SELECT count(*) FROM t", flow_id, value, step, task_value, int(time.time()))
         if not beat:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
+
     async def _scope(self, conn, flow_id: str, run: str, step: str | None,
                      task: str | None) -> tuple[int, int | None]:
         """(run number, task id or None): what a listing of a run's or a task's records filters by."""
@@ -342,90 +350,71 @@ class MetadataStore:
 
     async def _task_of(self, conn, flow_id: str, run: str, step: str, task: str) -> tuple[int, int]:
         """(run number, task id) of a task named by the path, in one query."""
-        column, value = _run_column(run)
-        task_column, task_value = _task_column(task)
-        row = await conn.fetchrow(
-            "SELECT t.run_number, t.task_id FROM tasks t JOIN runs r USING (flow_id, run_number)"
-            f" WHERE t.flow_id = $1 AND r.{column} = $2 AND t.step_name = $3 AND t.{task_column} = $4",
-            flow_id, value, step, task_value)
+        row = await conn.fetchrow(_task_by_path(run, task), flow_id, _run_column(run)[1], step,
+                                  _task_column(task)[1])
         if row is None:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
         return row["run_number"], row["task_id"]
 
-    async def _task_ids(self, conn, flow_id: str, number: int, tasks: set[tuple[str, str]]
-                        ) -> dict[tuple[str, str], int]:
-        """{(step, task as named in the request): task id} for those of ``tasks`` that exist,
-        in one query."""
-        numbers = [int(t) for _, t in tasks if is_number(t)]
-        names = [t for _, t in tasks if not is_number(t)]
-        rows = await conn.fetch(
-            "SELECT step_name, task_id, task_name FROM tasks WHERE flow_id = $1 AND run_number = $2"
-            " AND (task_id = ANY($3::bigint[]) OR task_name = ANY($4::text[]))", flow_id, number, numbers, names)
-        found = {}
-        for row in rows:
-            for named in (str(row["task_id"]), row["task_name"]):
-                if (row["step_name"], named) in tasks:
-                    found[row["step_name"], named] = row["task_id"]
-        return found
-
-    async def add_metadata(self, flow_id: str, run: str, step: str, task: str, fields: Sequence[dict]) -> int:
-        async with self.pool.acquire() as conn:
-            number, task_id = await self._task_of(conn, flow_id, run, step, task)
-            if any(f["field_name"] in ATTEMPT_FIELDS for f in fields):
-                async with conn.transaction():
-                    await self._insert_metadata(conn, flow_id, number, step, task_id, fields, now_ms())
-            else:  # one INSERT is atomic on its own
-                await self._insert_metadata(conn, flow_id, number, step, task_id, fields, now_ms())
+    async def add_metadata(self, flow_id: str, run: str, step: str, task: str, fields: Sequence[dict],
+                           conn: Any = None) -> int:
+        """Insert the fields, and fold what they say into the task's and run's state, in one
+        statement: atomic, and one round trip."""
+        now = now_ms()
+        change = AttemptChange.of(fields, step, now)
+        found = await (conn or self.pool).fetchval(
+            f"WITH task AS ({_task_by_path(run, task)}),"
+            " m AS (INSERT INTO metadata (flow_id, run_number, step_name, task_id, field_name, value, type, user_name,"
+            "       ts_epoch, tags, system_tags) SELECT $1, task.run_number, $3, task.task_id, f, v, ty, u, $5,"
+            "       tg::jsonb, st::jsonb FROM task,"
+            "       unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) AS x(f, v, ty, u, tg, st)),"
+            " state AS (UPDATE tasks t SET attempt = greatest(t.attempt, $12), status = $13, finished_at = $14"
+            "       WHERE $13::text IS NOT NULL AND t.flow_id = $1 AND t.run_number = (SELECT run_number FROM task)"
+            "       AND t.step_name = $3 AND t.task_id = (SELECT task_id FROM task)),"
+            " outcome AS (UPDATE runs r SET has_failure = r.has_failure OR $15,"
+            "       status = CASE WHEN $16 AND r.status = 'running' THEN 'succeeded' ELSE r.status END,"
+            "       finished_at = CASE WHEN $16 AND r.status = 'running' THEN $5 ELSE r.finished_at END"
+            "       WHERE r.flow_id = $1 AND r.run_number = (SELECT run_number FROM task)"
+            "       AND ($15 AND NOT r.has_failure OR $16 AND r.status = 'running'))"
+            " SELECT count(*) FROM task",
+            flow_id, _run_column(run)[1], step, _task_column(task)[1], now,
+            [f["field_name"] for f in fields], [f["value"] for f in fields], [f["type"] for f in fields],
+            [f.get("user_name") for f in fields], [json.dumps(f.get("tags") or []) for f in fields],
+            [json.dumps(f.get("system_tags") or []) for f in fields],
+            change.attempt, change.status, change.finished_at, change.run_failed, change.run_succeeded)
+        if not found:
+            raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
         return len(fields)
 
-    async def _insert_metadata(self, conn, flow_id: str, number: int, step: str, task_id: int,
-                               fields: Sequence[dict], now: int) -> None:
-        """Insert the fields in one statement, and fold what they say into the task's state:
-        ``attempt`` starts an attempt, ``attempt_ok`` ends one (Metaflow's clients send both)."""
-        await conn.execute(
-            "INSERT INTO metadata (flow_id, run_number, step_name, task_id, field_name, value, type, user_name,"
-            " ts_epoch, tags, system_tags) SELECT $1, $2, $3, $4, f, v, t, u, $5, tg::jsonb, st::jsonb"
-            " FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])"
-            " AS x(f, v, t, u, tg, st)",
-            flow_id, number, step, task_id, now, [f["field_name"] for f in fields], [f["value"] for f in fields],
-            [f["type"] for f in fields], [f.get("user_name") for f in fields],
-            [json.dumps(f.get("tags") or []) for f in fields], [json.dumps(f.get("system_tags") or []) for f in fields])
-        for f in fields:
-            attempt = attempt_from_tags(f.get("tags"))
-            if f["field_name"] == "attempt" and is_number(f["value"]):
-                await conn.execute(
-                    "UPDATE tasks SET attempt = greatest(attempt, $4), status = 'running', finished_at = NULL"
-                    " WHERE flow_id = $1 AND run_number = $2 AND task_id = $3",
-                    flow_id, number, task_id, int(f["value"]))
-            elif f["field_name"] == "attempt_ok" and attempt is not None:
-                ok = f["value"] == "True"
-                await conn.execute(
-                    "UPDATE tasks SET attempt = greatest(attempt, $4), status = $5, finished_at = $6"
-                    " WHERE flow_id = $1 AND run_number = $2 AND task_id = $3",
-                    flow_id, number, task_id, attempt, "succeeded" if ok else "failed", now)
-                if not ok:
-                    await conn.execute("UPDATE runs SET has_failure = true WHERE flow_id = $1 AND run_number = $2",
-                                       flow_id, number)
-                elif step == "end":  # a Metaflow run is over when its end step succeeds
-                    await conn.execute(
-                        "UPDATE runs SET status = 'succeeded', finished_at = $3"
-                        " WHERE flow_id = $1 AND run_number = $2 AND status = 'running'", flow_id, number, now)
+    async def add_artifacts(self, flow_id: str, run: str, step: str, task: str, artifacts: Sequence[dict],
+                            conn: Any = None) -> int:
+        """One statement for all of them; an artifact recorded already (a retried request) stays."""
+        columns = ("attempt_id", "name", "location", "ds_type", "sha", "type", "content_type", "size", "user_name")
+        found = await (conn or self.pool).fetchval(
+            f"WITH task AS ({_task_by_path(run, task)}),"
+            " a AS (INSERT INTO artifacts SELECT $1, task.run_number, $3, task.task_id, a, n, l, d, sh, ty, ct, sz, u,"
+            "       $5, tg::jsonb, st::jsonb FROM task, unnest($6::int[], $7::text[], $8::text[], $9::text[],"
+            "       $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[], $16::text[])"
+            "       AS x(a, n, l, d, sh, ty, ct, sz, u, tg, st) ON CONFLICT DO NOTHING)"
+            " SELECT count(*) FROM task",
+            flow_id, _run_column(run)[1], step, _task_column(task)[1], now_ms(),
+            *([a.get(c) for a in artifacts] for c in columns),
+            [json.dumps(a.get("tags") or []) for a in artifacts],
+            [json.dumps(a.get("system_tags") or []) for a in artifacts])
+        if not found:
+            raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
+        return len(artifacts)
 
     async def record_attempts(self, flow_id: str, run: str, events: Sequence[dict]) -> int:
         """Many tasks' attempt events (their fields and artifacts) in one transaction: how Flow's
         runtime records a batch of short tasks with one request."""
-        now = now_ms()
         async with self.pool.acquire() as conn, conn.transaction():
-            number = await self._run_number(conn, flow_id, run)
-            task_ids = await self._task_ids(conn, flow_id, number, {(e["step_name"], e["task_id"]) for e in events})
+            await self._run_number(conn, flow_id, run)  # a missing run is named as such
             for event in events:
                 step, task = event["step_name"], event["task_id"]
-                if (step, task) not in task_ids:
-                    raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
-                task_id = task_ids[step, task]
                 if event["artifacts"]:
-                    await self._insert_artifacts(conn, flow_id, number, step, task_id, event["artifacts"], now)
-                await self._insert_metadata(conn, flow_id, number, step, task_id, event["metadata"], now)
+                    await self.add_artifacts(flow_id, run, step, task, event["artifacts"], conn)
+                await self.add_metadata(flow_id, run, step, task, event["metadata"], conn)
         return len(events)
 
     async def list_metadata(self, flow_id: str, run: str, step: str | None = None, task: str | None = None,
@@ -445,25 +434,6 @@ class MetadataStore:
                 f" WHERE m.flow_id = $1 AND m.run_number = $2{where}{more}{tail}", *args)
         rows, cursor = page.cut(rows, "id")
         return [metadata_json(r) for r in rows], cursor
-
-    async def add_artifacts(self, flow_id: str, run: str, step: str, task: str, artifacts: Sequence[dict]) -> int:
-        async with self.pool.acquire() as conn:
-            number, task_id = await self._task_of(conn, flow_id, run, step, task)
-            await self._insert_artifacts(conn, flow_id, number, step, task_id, artifacts, now_ms())
-        return len(artifacts)
-
-    async def _insert_artifacts(self, conn, flow_id: str, number: int, step: str, task_id: int,
-                                artifacts: Sequence[dict], now: int) -> None:
-        """One statement for all of them; an artifact recorded already (a retried request) stays."""
-        columns = ("attempt_id", "name", "location", "ds_type", "sha", "type", "content_type", "size", "user_name")
-        await conn.execute(
-            "INSERT INTO artifacts SELECT $1, $2, $3, $4, a, n, l, d, sh, ty, ct, sz, u, $5, tg::jsonb, st::jsonb"
-            " FROM unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
-            " $13::bigint[], $14::text[], $15::text[], $16::text[]) AS x(a, n, l, d, sh, ty, ct, sz, u, tg, st)"
-            " ON CONFLICT DO NOTHING",
-            flow_id, number, step, task_id, now, *([a.get(c) for a in artifacts] for c in columns),
-            [json.dumps(a.get("tags") or []) for a in artifacts],
-            [json.dumps(a.get("system_tags") or []) for a in artifacts])
 
     async def list_artifacts(self, flow_id: str, run: str, step: str | None = None, task: str | None = None,
                              attempt: int | None = None, name: str | None = None) -> list[dict]:
