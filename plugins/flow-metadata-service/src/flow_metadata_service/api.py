@@ -157,7 +157,7 @@ def _ids(request: Request, *names: str) -> list[str]:
 @route("GET", "/ping")
 async def ping(request, store):
     return text_reply("pong", headers={"METADATA_SERVICE_VERSION": COMPATIBLE_VERSION,
-                                              "FLOW_METADATA_API": str(API_VERSION)})
+                                       "FLOW_METADATA_API": str(API_VERSION)})
 
 
 @route("GET", "/version")
@@ -179,7 +179,7 @@ async def get_flow(request, store):
 async def create_flow(request, store):
     body = _body(request)
     return json_reply(await store.create_flow(_path(request, "flow_id"), _text(body, "user_name"),
-                                                _names(body, "tags"), _names(body, "system_tags")))
+                                              _names(body, "tags"), _names(body, "system_tags")))
 
 
 @route("DELETE", FLOW)
@@ -205,7 +205,7 @@ async def create_run(request, store):
         raise BadRequest("a client-chosen 'run_number' must be a name, not a number")
     origin = _text(body, "origin_run_id")
     return json_reply(await store.create_run(_path(request, "flow_id"), _text(body, "user_name"),
-                                               _names(body, "tags"), _names(body, "system_tags"), run_id, origin))
+                                             _names(body, "tags"), _names(body, "system_tags"), run_id, origin))
 
 
 @route("GET", RUN)
@@ -314,15 +314,15 @@ async def create_tasks(request, store):
     body = _body(request)
     count = _int(body.get("count", 1), "count", 1, 100_000)
     return json_reply(await store.create_tasks(*_ids(request, "flow_id", "run", "step"),
-                                                 _text(body, "user_name"), [None] * count))
+                                               _text(body, "user_name"), [None] * count))
 
 
 @route("GET", STEP + "/filtered_tasks")
 async def filtered_tasks(request, store):
     query = request.query_params
     return json_reply(await store.filtered_tasks(*_ids(request, "flow_id", "run", "step"),
-                                                   query.get("metadata_field_name") or None,
-                                                   query.get("pattern") or None))
+                                                 query.get("metadata_field_name") or None,
+                                                 query.get("pattern") or None))
 
 
 @route("GET", TASK)

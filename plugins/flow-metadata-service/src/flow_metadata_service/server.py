@@ -68,7 +68,7 @@ def create_app(database_url: str, auth_key: str | None = None, pool_size: int = 
                 version = await schema_version(conn)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             return json_reply({"status": "unavailable", "message": f"the database is unavailable: {exc}"},
-                                status=503)
+                              status=503)
         return json_reply({"status": "ok", "schema_version": version})
 
     async def openapi(request: Request):
