@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 
 import asyncpg
 import pytest
@@ -69,3 +72,31 @@ def service_env(flow_env, service, clean_database, monkeypatch) -> dict:
 def sql(database_url):
     """``sql("ALTER …")``: statements run on the test database."""
     return lambda *statements: run_sql(database_url, *statements)
+
+
+def call_service(base: str, method: str, path: str, body=None, raw: bytes | None = None,
+                 headers: dict | None = None) -> tuple[int, dict, bytes]:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def call():
+    """``call(base_url, method, path, body)``: (status, headers, raw body) from any service."""
+    return call_service
+
+
+@pytest.fixture
+def api(service, clean_database):
+    """``api(method, path, body)``: (status, decoded body, headers) from the test service."""
+    def request(method: str, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
+        status, response_headers, payload = call_service(service.url, method, path, body, raw, headers)
+        decoded = json.loads(payload) if payload and response_headers.get("content-type", "").startswith(
+            "application/json") else payload
+        return status, decoded, response_headers
+    return request

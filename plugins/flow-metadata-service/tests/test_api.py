@@ -6,32 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 
 from flow_metadata_service.service_process import ServiceProcess
-
-
-def call(base: str, method: str, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-@pytest.fixture
-def api(service, clean_database):
-    def request(method: str, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
-        status, response_headers, payload = call(service.url, method, path, body, raw, headers)
-        decoded = json.loads(payload) if payload and response_headers.get("content-type", "").startswith(
-            "application/json") else payload
-        return status, decoded, response_headers
-    return request
 
 
 def count_rows(database_url: str) -> int:
@@ -219,7 +197,7 @@ def test_health_says_the_schema_version(api):
     assert api("GET", "/health")[:2] == (200, {"status": "ok", "schema_version": 1})
 
 
-def test_auth_on_refuses_requests_without_the_key(database_url, tmp_path):
+def test_auth_on_refuses_requests_without_the_key(database_url, tmp_path, call):
     with ServiceProcess(database_url, tmp_path / "auth.log", auth_key="s3cret") as secured:
         status, _, body = call(secured.url, "GET", "/flows")
         assert status == 401 and "METAFLOW_SERVICE_AUTH_KEY" in json.loads(body)["message"]

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from .attempts import AttemptChange
+from .batching import Batcher
 from .errors import ServiceError
 from .ids import is_number
 from .paging import Page
@@ -88,6 +89,10 @@ def _task_by_path(run: str, task: str) -> str:
             f" AND t.{_task_column(task)[0]} = $4")
 
 
+# The tail of a write that answers one row whether or not it wrote: batched executions are
+# matched to their requests by position.
+ONE_ROW = "FROM (SELECT) AS one LEFT JOIN"
+
 RUN_STATUS = f"""
     CASE WHEN r.status = 'running'
               AND coalesce(r.last_heartbeat_ts, r.ts_epoch / 1000) < extract(epoch FROM now()) - {CRASH_AFTER}
@@ -109,6 +114,25 @@ class MetadataStore:
 
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
+        self._batcher = Batcher(self._run_batch)
+
+    async def _write(self, sql: str, *args: Any, conn: Any = None) -> asyncpg.Record:
+        """The one row a write statement answers. Outside a transaction of the caller's, the
+        statement is batched with concurrent executions of itself (see `batching`)."""
+        if conn is not None:
+            return await conn.fetchrow(sql, *args)
+        return await self._batcher.submit(sql, args)
+
+    async def _run_batch(self, sql: str, batch: Sequence[tuple]) -> list[asyncpg.Record]:
+        """One round trip and one transaction: asyncpg pipelines the executions, then commits.
+        Ordered by flow and run, so that concurrent batches lock shared rows in the same order."""
+        order = sorted(range(len(batch)), key=lambda i: (batch[i][0], str(batch[i][1])))
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetchmany(sql, [batch[i] for i in order])
+        answers: list = [None] * len(batch)
+        for i, row in zip(order, rows):
+            answers[i] = row
+        return answers
 
     # -- resolving path ids ------------------------------------------------------------------
 
@@ -155,13 +179,13 @@ class MetadataStore:
         now = now_ms()
         # One statement: the flow registered if new, the run inserted (foreign keys are checked
         # at the end of the statement, when both rows exist).
-        row = await self.pool.fetchrow(
-            "WITH flow AS (INSERT INTO flows VALUES ($1, $3, $4, '[]', '[]') ON CONFLICT DO NOTHING)"
-            " INSERT INTO runs AS r (flow_id, run_id, user_name, ts_epoch, last_heartbeat_ts, tags, system_tags,"
-            " origin_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
-            f" RETURNING {RUN_COLUMNS}",
+        row = await self._write(
+            "WITH flow AS (INSERT INTO flows VALUES ($1, $3, $4, '[]', '[]') ON CONFLICT DO NOTHING),"
+            " new AS (INSERT INTO runs AS r (flow_id, run_id, user_name, ts_epoch, last_heartbeat_ts, tags,"
+            " system_tags, origin_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+            f" RETURNING {RUN_COLUMNS}) SELECT new.* {ONE_ROW} new ON true",
             flow_id, run_id, user_name, now, now // 1000, json.dumps(tags), json.dumps(system_tags), origin_run_id)
-        if row is None:
+        if row["flow_id"] is None:
             raise Conflict(f"run {flow_id}/{run_id} exists already")
         return run_json(row)
     async def get_run(self, flow_id: str, run: str) -> dict:
@@ -199,10 +223,10 @@ class MetadataStore:
 
     async def heartbeat_run(self, flow_id: str, run: str) -> None:
         column, value = _run_column(run)
-        done = await self.pool.fetchval(
-            f"UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND {column} = $2 RETURNING 1",
-            flow_id, value, int(time.time()))
-        if done is None:
+        done = await self._write(
+            f"WITH beat AS (UPDATE runs SET last_heartbeat_ts = $3 WHERE flow_id = $1 AND {column} = $2 RETURNING 1)"
+            " SELECT count(*) FROM beat", flow_id, value, int(time.time()))
+        if not done[0]:
             raise NotFound(f"run {flow_id}/{run} does not exist")
     async def mutate_tags(self, flow_id: str, run: str, add: list[str], remove: list[str]) -> dict:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -227,12 +251,12 @@ class MetadataStore:
 
     async def create_step(self, flow_id: str, run: str, step: str, user_name: str | None) -> dict:
         column, value = _run_column(run)
-        row = await self.pool.fetchrow(
+        row = await self._write(
             f"WITH run AS (SELECT run_number, run_id, tags, system_tags FROM runs WHERE flow_id = $1 AND {column} = $2),"
             " new AS (INSERT INTO steps SELECT $1, run.run_number, $3, $4, $5 FROM run ON CONFLICT DO NOTHING"
-            " RETURNING *) SELECT new.*, run.run_id, run.tags, run.system_tags FROM new, run",
+            f" RETURNING *) SELECT new.*, run.run_id, run.tags, run.system_tags {ONE_ROW} (new CROSS JOIN run) ON true",
             flow_id, value, step, user_name, now_ms())
-        if row is None:
+        if row["flow_id"] is None:
             await self.get_step(flow_id, run, step)  # 404 for a missing run
             raise Conflict(f"step {flow_id}/{run}/{step} exists already")
         return step_json(row)
@@ -263,7 +287,7 @@ class MetadataStore:
         One statement, so one round trip and one commit, however many tasks."""
         now = now_ms()
         column, value = _run_column(run)
-        rows = await self.pool.fetch(
+        sql = (
             f"WITH run AS (SELECT run_number, run_id, tags, system_tags FROM runs WHERE flow_id = $1 AND {column} = $2),"
             " step AS (INSERT INTO steps SELECT $1, run.run_number, $3, $4, $5 FROM run ON CONFLICT DO NOTHING),"
             " beat AS (UPDATE runs SET last_heartbeat_ts = $6 WHERE flow_id = $1"
@@ -272,9 +296,13 @@ class MetadataStore:
             "       SELECT $1, run.run_number, $3, name, $4, $5, $6 FROM run, unnest($7::text[]) AS name"
             "       ON CONFLICT DO NOTHING RETURNING *)"
             " SELECT t.flow_id, t.run_number, r.run_id, t.step_name, t.task_id, t.task_name, t.user_name, t.ts_epoch,"
-            " t.last_heartbeat_ts, r.tags, r.system_tags, t.attempt, t.status, t.finished_at"
-            " FROM t, run r ORDER BY t.task_id",
-            flow_id, value, step, user_name, now, now // 1000, list(names))
+            " t.last_heartbeat_ts, r.tags, r.system_tags, t.attempt, t.status, t.finished_at")
+        args = (flow_id, value, step, user_name, now, now // 1000, list(names))
+        if len(names) == 1:  # a task at a time, as Metaflow asks: batched with others' requests
+            row = await self._write(sql + f" {ONE_ROW} (t CROSS JOIN run r) ON true", *args)
+            rows = [row] if row["task_id"] is not None else []
+        else:
+            rows = await self.pool.fetch(sql + " FROM t, run r ORDER BY t.task_id", *args)
         if len(rows) != len(names):
             await self.get_run(flow_id, run)  # 404 for a missing run
             raise Conflict(f"a task of {flow_id}/{run}/{step} named {names} exists already")
@@ -330,7 +358,7 @@ class MetadataStore:
         """The task's heartbeat, and its run's: one statement."""
         column, value = _run_column(run)
         task_column, task_value = _task_column(task)
-        beat = await self.pool.fetchval(
+        beat = await self._write(
             f"WITH run AS (SELECT run_number FROM runs WHERE flow_id = $1 AND {column} = $2),"
             " t AS (UPDATE tasks SET last_heartbeat_ts = $5 WHERE flow_id = $1"
             f"      AND run_number = (SELECT run_number FROM run) AND step_name = $3 AND {task_column} = $4"
@@ -338,7 +366,7 @@ class MetadataStore:
             " r AS (UPDATE runs SET last_heartbeat_ts = $5 WHERE flow_id = $1 AND last_heartbeat_ts < $5"
             "       AND run_number = (SELECT run_number FROM run) AND EXISTS (SELECT FROM t))"
             " SELECT count(*) FROM t", flow_id, value, step, task_value, int(time.time()))
-        if not beat:
+        if not beat[0]:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
 
     async def _scope(self, conn, flow_id: str, run: str, step: str | None,
@@ -362,7 +390,7 @@ class MetadataStore:
         statement: atomic, and one round trip."""
         now = now_ms()
         change = AttemptChange.of(fields, step, now)
-        found = await (conn or self.pool).fetchval(
+        found = await self._write(
             f"WITH task AS ({_task_by_path(run, task)}),"
             " m AS (INSERT INTO metadata (flow_id, run_number, step_name, task_id, field_name, value, type, user_name,"
             "       ts_epoch, tags, system_tags) SELECT $1, task.run_number, $3, task.task_id, f, v, ty, u, $5,"
@@ -381,8 +409,8 @@ class MetadataStore:
             [f["field_name"] for f in fields], [f["value"] for f in fields], [f["type"] for f in fields],
             [f.get("user_name") for f in fields], [json.dumps(f.get("tags") or []) for f in fields],
             [json.dumps(f.get("system_tags") or []) for f in fields],
-            change.attempt, change.status, change.finished_at, change.run_failed, change.run_succeeded)
-        if not found:
+            change.attempt, change.status, change.finished_at, change.run_failed, change.run_succeeded, conn=conn)
+        if not found[0]:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
         return len(fields)
 
@@ -390,7 +418,7 @@ class MetadataStore:
                             conn: Any = None) -> int:
         """One statement for all of them; an artifact recorded already (a retried request) stays."""
         columns = ("attempt_id", "name", "location", "ds_type", "sha", "type", "content_type", "size", "user_name")
-        found = await (conn or self.pool).fetchval(
+        found = await self._write(
             f"WITH task AS ({_task_by_path(run, task)}),"
             " a AS (INSERT INTO artifacts SELECT $1, task.run_number, $3, task.task_id, a, n, l, d, sh, ty, ct, sz, u,"
             "       $5, tg::jsonb, st::jsonb FROM task, unnest($6::int[], $7::text[], $8::text[], $9::text[],"
@@ -400,8 +428,8 @@ class MetadataStore:
             flow_id, _run_column(run)[1], step, _task_column(task)[1], now_ms(),
             *([a.get(c) for a in artifacts] for c in columns),
             [json.dumps(a.get("tags") or []) for a in artifacts],
-            [json.dumps(a.get("system_tags") or []) for a in artifacts])
-        if not found:
+            [json.dumps(a.get("system_tags") or []) for a in artifacts], conn=conn)
+        if not found[0]:
             raise NotFound(f"task {flow_id}/{run}/{step}/{task} does not exist")
         return len(artifacts)
 
