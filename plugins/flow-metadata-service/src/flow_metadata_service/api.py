@@ -18,6 +18,7 @@ import re
 from typing import Any, Awaitable, Callable
 
 import asyncpg
+import orjson
 
 from .ids import is_number
 from .paging import Page
@@ -46,8 +47,8 @@ def _body(request: Request, kind: type = dict) -> Any:
     if not raw.strip():
         return kind()
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(body, kind):
         raise BadRequest(f"the request body must be a JSON {'object' if kind is dict else 'array'}")

@@ -8,10 +8,11 @@ time. Routes are looked up by method and segment count, then by literal segments
 
 from __future__ import annotations
 
-import json
 import logging
 import urllib.parse
 from typing import Any, Awaitable, Callable
+
+import orjson
 
 log = logging.getLogger("flow_metadata_service")
 
@@ -73,7 +74,7 @@ class Reply:
 
 
 def json_reply(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode(), status, headers=headers)
+    return Reply(orjson.dumps(content), status, headers=headers)
 
 
 def text_reply(text: str, headers: dict[str, str] | None = None) -> Reply:
