@@ -142,27 +142,27 @@ async def load(host: str, port: int, clients: int, seconds: float, sequence, wat
     latencies.sort()
     return {"sequences": done / elapsed, "requests": len(latencies) / elapsed,
             "p50": latencies[len(latencies) // 2] * 1000, "p99": latencies[int(len(latencies) * 0.99)] * 1000,
-            "mean": statistics.fmean(latencies) * 1000, "cpu": cpu}
+            "cpu": cpu}
 
 
 SEQUENCES = {"task": task_sequence, "upstream": upstream_sequence}
+WATCHED = ("service", "postgres")  # the processes whose CPU time is counted, in the order printed
 
 
 def median_result(results: list[dict]) -> dict:
     """Each figure's median over the rounds."""
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in results)
-    return {"sequences": med("sequences"), "requests": med("requests"), "p50": med("p50"), "p99": med("p99"),
-            "cpu": {name: statistics.median(r["cpu"][name] for r in results) for name in results[0]["cpu"]}}
+    medians = {key: statistics.median(r[key] for r in results) for key in ("sequences", "requests", "p50", "p99")}
+    return medians | {"cpu": {name: statistics.median(r["cpu"][name] for r in results) for name in results[0]["cpu"]}}
 
 
 def cpu_text(result: dict) -> str:
-    cpu = result["cpu"]
-    return " + ".join(f"{cpu[name]:.2f}" for name in ("service", "postgres") if name in cpu) + " ms" if cpu else "-"
+    if not result["cpu"]:
+        return "-"
+    return " + ".join(f"{result['cpu'][name]:.2f}" for name in WATCHED if name in result["cpu"]) + " ms"
 
 
 def print_line(label: str, name: str, clients: int, result: dict) -> None:
-    cpu = "  CPU/seq: " + cpu_text(result) if result["cpu"] else ""
+    cpu = f"  CPU/seq: {cpu_text(result)}" if result["cpu"] else ""
     print(f"{label:<8} {name:<9} {clients:>3} clients  {result['sequences']:8.0f} seq/s  "
           f"{result['requests']:8.0f} req/s  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms{cpu}", flush=True)
 
@@ -217,7 +217,7 @@ def main() -> None:
                 url = urllib.parse.urlsplit(args.against)
                 pids = [int(p) for p in args.against_pids.split(",") if p]
                 targets[args.against_name] = (url.hostname, url.port or 80,
-                                              dict(zip(("service", "postgres"), pids)))
+                                              dict(zip(WATCHED, pids)))
             rows = []
             for clients in [int(c) for c in args.clients.split(",")]:
                 for name, sequence in SEQUENCES.items():
