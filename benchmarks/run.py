@@ -141,7 +141,7 @@ def s3_environment(framework: Framework) -> dict[str, str]:
     """Both frameworks' S3 datastore on one SeaweedFS server, started on first use."""
     global _s3_server
     if _s3_server is None:
-        from flow_datastore_s3.seaweedfs import SeaweedS3
+        from flow_datastore_s3.testing import SeaweedS3
 
         _s3_server = SeaweedS3(Path(tempfile.mkdtemp(prefix="flow-bench-s3-"))).start()
         atexit.register(_s3_server.stop)

@@ -201,7 +201,6 @@ def main() -> None:
     rounds = args.rounds or (3 if args.against else 1)
 
     import uvloop
-
     from flow_metadata_service.migrations import migrate_database
     from flow_metadata_service.postgres_server import PostgresServer
     from flow_metadata_service.service_process import ServiceProcess

@@ -2,7 +2,7 @@
 
 import sys
 
-from flow_core.plugins import current_settings, get_registry
+from flow_core.plugin.registry import current_settings, get_registry
 
 flow_name, count = sys.argv[1], int(sys.argv[2])
 settings = current_settings()

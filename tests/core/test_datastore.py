@@ -8,12 +8,11 @@ import os
 
 import numpy as np
 import pytest
-
+from flow_core.backends.local_storage import LocalStorage
 from flow_core.datastore import cas as cas_module
 from flow_core.datastore.cas import HEADER, ContentAddressedStore, blob_key
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.errors import DataStoreError
-from flow_core.storage.local import LocalStorage
 
 MiB = 1024 * 1024
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from flow_core.errors import GraphError
-from flow_core.graph import FlowGraph
-from flow_core.loader import load_flow_class
+from flow_core.model.graph import FlowGraph
+from flow_core.model.loader import load_flow_class
 
 HEADER = "from flow_core import FlowSpec, step\n\n"
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flow_core.compute.base import TaskSpec
+from flow_core.backends.compute import TaskSpec
+from flow_core.backends.local_storage import LocalStorage
 from flow_core.datastore.cas import ContentAddressedStore
-from flow_core.input_paths import pack_input_paths, unpack_input_paths
-from flow_core.storage.local import LocalStorage
+from flow_core.engine.input_paths import pack_input_paths, unpack_input_paths
 
 ARG_MAX_ONE_ARGUMENT = 128 * 1024  # Linux's MAX_ARG_STRLEN
 

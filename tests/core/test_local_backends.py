@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 
 import pytest
-
-from flow_core.metadata.local import LocalMetadata
-from flow_core.storage.local import LocalStorage
+from flow_core.backends.local_metadata import LocalMetadata
+from flow_core.backends.local_storage import LocalStorage
 from flow_core.testing import MetadataConformance, StorageConformance
 
 
@@ -48,3 +47,92 @@ class TestLocalMetadata(MetadataConformance):
         first._connection().execute("PRAGMA user_version=99")
         with pytest.raises(MetadataError, match="newer flow-core"):
             metadata_factory().list_flows()
+
+
+#: The local metadata schema of version 1, as flow-core wrote it before runs and tasks had names.
+SCHEMA_V1 = """
+CREATE TABLE flows (name TEXT PRIMARY KEY, created_at REAL NOT NULL, next_run INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE runs (
+    flow_name TEXT NOT NULL, run_number INTEGER NOT NULL, user TEXT NOT NULL, created_at REAL NOT NULL,
+    status TEXT NOT NULL, finished_at REAL, heartbeat_at REAL, origin_run_id TEXT,
+    next_task INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (flow_name, run_number));
+CREATE TABLE run_tags (
+    flow_name TEXT NOT NULL, run_number INTEGER NOT NULL, tag TEXT NOT NULL, is_system INTEGER NOT NULL,
+    PRIMARY KEY (flow_name, run_number, tag, is_system));
+CREATE INDEX run_tags_by_tag ON run_tags (flow_name, tag);
+CREATE TABLE steps (
+    flow_name TEXT NOT NULL, run_number INTEGER NOT NULL, step_name TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (flow_name, run_number, step_name));
+CREATE TABLE tasks (
+    flow_name TEXT NOT NULL, run_number INTEGER NOT NULL, step_name TEXT NOT NULL, task_number INTEGER NOT NULL,
+    created_at REAL NOT NULL, attempt INTEGER NOT NULL DEFAULT -1, status TEXT NOT NULL, finished_at REAL,
+    PRIMARY KEY (flow_name, run_number, task_number));
+CREATE INDEX tasks_by_step ON tasks (flow_name, run_number, step_name, task_number);
+CREATE TABLE artifacts (
+    flow_name TEXT NOT NULL, run_number INTEGER NOT NULL, task_number INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    name TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL, encoding TEXT NOT NULL,
+    PRIMARY KEY (flow_name, run_number, task_number, attempt, name));
+CREATE TABLE fields (
+    flow_name TEXT NOT NULL, run_number INTEGER NOT NULL, task_number INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    field TEXT NOT NULL, value TEXT NOT NULL, type TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX fields_by_task ON fields (flow_name, run_number, task_number);
+INSERT INTO flows VALUES ('Old', 100.0, 2);
+INSERT INTO runs VALUES ('Old', 1, 'alice', 100.0, 'succeeded', 110.0, 110.0, NULL, 2);
+INSERT INTO run_tags VALUES ('Old', 1, 'user:alice', 1);
+INSERT INTO steps VALUES ('Old', 1, 'start', 101.0);
+INSERT INTO tasks VALUES ('Old', 1, 'start', 1, 101.0, 0, 'succeeded', 109.0);
+INSERT INTO artifacts VALUES ('Old', 1, 1, 0, 'alpha', 'k', 'builtins.int', 3, 'msgpack');
+INSERT INTO fields VALUES ('Old', 1, 1, 0, 'hostname', 'h1', '', 102.0);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_local_database_is_migrated_on_open(tmp_path):
+    import sqlite3
+
+    from flow_core.backends.local_metadata import SCHEMA_VERSION
+    from flow_core.backends.records import SUCCEEDED, ArtifactRecord
+
+    (tmp_path / "root").mkdir()
+    with sqlite3.connect(tmp_path / "root" / "metadata.sqlite") as conn:
+        conn.executescript(SCHEMA_V1)
+    metadata = LocalMetadata(tmp_path / "root")
+    run = metadata.get_run("Old", "1")
+    assert (run.run_id, run.user, run.status, run.system_tags) == ("1", "alice", SUCCEEDED, {"user:alice"})
+    (task,) = metadata.list_tasks("Old", "1")
+    assert (task.task_id, task.step_name, task.status) == ("1", "start", SUCCEEDED)
+    assert metadata.list_artifacts("Old", "1", "start", "1") == [ArtifactRecord("alpha", "k", "builtins.int", 3,
+                                                                                "msgpack", 0)]
+    assert [f.value for f in metadata.list_metadata("Old", "1", "start", "1")] == ["h1"]
+    assert metadata._connection().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+    named = metadata.new_run("Old", "bob", run_id="sfn-after")
+    assert metadata.new_run("Old", "bob").run_id == "3"
+    metadata.register_tasks("Old", "1", "end", ["t-late"])
+    assert [t.task_id for t in metadata.list_tasks("Old", "1")] == ["1", "t-late"]
+    assert [r.run_id for r in metadata.list_runs("Old")] == ["3", named.run_id, "1"]
+    assert LocalMetadata(tmp_path / "root").get_run("Old", "sfn-after") == named
+
+
+def test_names_are_resolved_without_touching_numbered_lookups(tmp_path):
+    metadata = LocalMetadata(tmp_path / "root")
+    run = metadata.new_run("F", "u")
+    metadata.register_tasks("F", run.run_id, "start", ["t-1"])
+    (numbered,) = metadata.new_tasks("F", run.run_id, "start")
+    statements: list[str] = []
+    metadata._connection().set_trace_callback(statements.append)
+    metadata.start_attempt("F", run.run_id, "start", numbered, 0)
+    assert not any("task_name" in s or "run_name" in s for s in statements)
+    metadata.start_attempt("F", run.run_id, "start", "t-1", 0)
+    assert any("task_name" in s for s in statements)
+
+
+def test_a_task_name_belongs_to_one_step_of_its_run(tmp_path):
+    from flow_core.errors import MetadataError
+
+    metadata = LocalMetadata(tmp_path / "root")
+    metadata.new_run("F", "u", run_id="sfn-1")
+    metadata.register_tasks("F", "sfn-1", "start", ["t-1"])
+    with pytest.raises(MetadataError, match="belongs to step start"):
+        metadata.register_tasks("F", "sfn-1", "end", ["t-1"])
+    assert [t.step_name for t in metadata.list_tasks("F", "sfn-1")] == ["start"]

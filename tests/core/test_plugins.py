@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
-
 from flow_core.errors import BackendNotInstalled, PluginError
-from flow_core.plugins import load_plugins
+from flow_core.plugin.registry import load_plugins
 
 MEMORY_PLUGIN = """
     from flow_core.plugin_api import Backend, hookimpl
@@ -68,7 +69,7 @@ def test_two_plugins_claiming_one_backend_is_an_error_naming_both(install_plugin
         from flow_core.plugin_api import Backend, hookimpl
         @hookimpl
         def flow_storage_backends():
-            return [Backend("local", "flow_core.storage.local:LocalStorage")]
+            return [Backend("local", "flow_core.backends.local_storage:LocalStorage")]
     """)
     with pytest.raises(PluginError, match="flow-core and flow-dupe-local"):
         load_plugins().backends("datastore")
@@ -107,7 +108,7 @@ def test_misspelled_hook_fails_loudly(install_plugin):
 def test_descriptor_name_must_match_the_class(install_plugin):
     install_plugin("flow-wrong-name", """
         from flow_core.plugin_api import Backend, hookimpl
-        from flow_core.storage.local import LocalStorage
+        from flow_core.backends.local_storage import LocalStorage
         @hookimpl
         def flow_storage_backends():
             return [Backend("elsewhere", LocalStorage)]
@@ -124,3 +125,46 @@ def test_flow_plugins_command_lists_backends_and_versions(flow_cli):
     for kind in ("datastore", "compute", "metadata", "scheduler"):
         assert f"{kind}:" in result.stdout
     assert "flow-datastore-s3 0.1.0" in result.stdout
+
+
+LINES_PLUGIN = """
+    import click
+    from flow_core.plugin_api import hookimpl
+
+    @click.command("lines", help="Count the flow's steps.")
+    @click.option("--prefix", default="steps")
+    @click.pass_obj
+    def lines(state, prefix):
+        graph = state.flow.graph()
+        click.echo(f"{prefix} of {state.flow.name}: {len(graph.nodes)} via {state.backends().metadata.name}")
+
+    @hookimpl
+    def flow_flow_commands():
+        return [lines]
+"""
+
+
+def test_a_plugins_flow_command_is_reached_from_both_command_lines(install_plugin, site, write_flow, flow_env):
+    install_plugin("flow-lines", LINES_PLUGIN)
+    flow_file = write_flow("tiny.py", """
+        from flow_core import FlowSpec, step
+
+        class Tiny(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            Tiny()
+    """)
+    env = {**os.environ, **flow_env, "PYTHONPATH": str(site)}
+    as_script = subprocess.run([sys.executable, str(flow_file), "lines", "--prefix", "count"],
+                               capture_output=True, text=True, env=env, timeout=60)
+    through_flow = subprocess.run([sys.executable, "-m", "flow_core", "lines", str(flow_file), "--prefix", "count"],
+                                  capture_output=True, text=True, env=env, timeout=60)
+    assert as_script.stdout.strip() == "count of Tiny: 2 via local", as_script.stderr
+    assert through_flow.stdout == as_script.stdout, through_flow.stderr

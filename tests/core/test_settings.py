@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from flow_core.errors import ConfigError
-from flow_core.settings import Settings
+from flow_core.plugin.settings import Settings
 
 
 @pytest.fixture

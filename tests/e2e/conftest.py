@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
+from flow_core.backends.local_metadata import LocalMetadata
+from flow_core.backends.local_storage import LocalStorage
 from flow_core.datastore.task_store import FlowDataStore
-from flow_core.metadata.local import LocalMetadata
-from flow_core.storage.local import LocalStorage
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from flow_core import DataArtifact, Flow, Metaflow, Run, Step, Task, client
 from flow_core.errors import NotFound
 from flow_core.testing import run_id_of

@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from flow_core.testing import last_error, run_id_of
 
 DECORATED = """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from flow_core.testing import last_error, run_id_of
 
 SHAPES = """

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from flow_core.testing import last_error, run_id_of
 
 PIPELINE = """

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from flow_core.testing import last_error, run_id_of
 
 CHATTY = """
@@ -129,6 +128,16 @@ def test_quiet_prints_only_the_result(write_flow, flow_cli):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines() == [result.stdout.strip().splitlines()[-1]]
     assert result.stdout.startswith("Done! Run Chatty/")
+
+
+def test_verbose_says_which_backends_run_the_tasks(write_flow, flow_cli, flow_env):
+    result = flow_cli("--verbose", "run", str(write_flow("chatty.py", CHATTY)), "--max-workers", "3")
+    assert result.returncode == 0, result.stderr
+    assert f"Datastore {flow_env.root}, metadata local@{flow_env.root}, compute local, up to 3 tasks" \
+        in result.stdout
+    assert "/start/" in result.stdout and "on local, after " in result.stdout
+    quiet_enough = flow_cli("run", str(write_flow("chatty2.py", CHATTY)))
+    assert "Datastore " not in quiet_enough.stdout
 
 
 def _alive(pid: int) -> bool:

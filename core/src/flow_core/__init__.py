@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from .current import current
-from .errors import FlowError
-from .flowspec import FlowSpec, step
-from .parameters import IncludeFile, JSONType, Parameter
+from flow_core.errors import FlowError
+from flow_core.model import flowspec as _flowspec
+from flow_core.model.current import current
+from flow_core.model.decorators import attach_flow_decorator, attach_step_decorator
+from flow_core.model.flowspec import FlowSpec, step
+from flow_core.model.parameters import IncludeFile, JSONType, Parameter
+from flow_core.version import __version__
 
 __all__ = ["FlowSpec", "FlowError", "IncludeFile", "JSONType", "Parameter", "current", "step", "__version__"]
+
+
+def _script_entry(flow_cls: type, flow_file: str) -> None:
+    """``MyFlow()`` in a flow file's ``__main__`` block: the flow's command line. Imported on
+    first use, so that a task or a notebook importing flow_core does not load click's commands."""
+    from flow_core.cli.flow_command import main_for_flow
+
+    main_for_flow(flow_cls, flow_file)
+
+
+_flowspec.script_entry = _script_entry
 
 
 def _submodules() -> set[str]:
@@ -34,7 +46,7 @@ _CLIENT_NAMES = {
 
 def __getattr__(name: str) -> Any:
     if name in _CLIENT_NAMES:
-        from . import client
+        from flow_core import client
 
         value = getattr(client, name)
         globals()[name] = value
@@ -43,8 +55,7 @@ def __getattr__(name: str) -> Any:
     if name.startswith("_") or name in _submodules():
         # `from . import graph` asks here before importing the submodule itself.
         raise AttributeError(name)
-    from .decorators import attach_flow_decorator, attach_step_decorator
-    from .plugins import get_registry
+    from flow_core.plugin.registry import get_registry
 
     registry = get_registry()
     if name in registry.step_decorators:

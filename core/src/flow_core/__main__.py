@@ -1,3 +1,3 @@
-from .cli.main import main
+from flow_core.cli.main import main
 
 main()

@@ -1,47 +1,51 @@
 """Everything a plugin may import from Flow, in one place.
 
-Plugins import from here (and from `flow_core.hookspecs` for the hook reference), never
+Plugins import from here (and from `flow_core.plugin.hookspecs` for the hook reference), never
 from Flow's other modules: what is exported here is the stable plugin API; the rest may
 change between releases.
 """
 
-from .backend import Backend
-from .code_package import CodePackage
-from .compute.base import ComputeBackend, TaskEvents, TaskHandle, TaskSpec
-from .decorators import DecoratorError, FlowDecorator, StepDecorator
-from .errors import (
-    BlobNotFound,
-    ConfigError,
-    DataStoreError,
-    FlowError,
-    MetadataError,
-    PluginError,
-)
-from .hookspecs import hookimpl
-from .plugins import configured_backend
-from .metadata.base import (
+from flow_core.backends.compute import ComputeBackend, Resources, TaskEvents, TaskHandle, TaskSpec
+from flow_core.backends.metadata import MetadataBackend
+from flow_core.backends.records import (
     FAILED,
     RUNNING,
     SUCCEEDED,
     ArtifactRecord,
     FlowRecord,
-    MetadataBackend,
     MetadataField,
     RunRecord,
     StepRecord,
     TaskRecord,
 )
-from .scheduler.base import Deployment, DeployRequest, SchedulerBackend, new_production_token
-from .settings import Setting, Settings
-from .storage.base import Blob, StorageBackend
+from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
+from flow_core.backends.selection import Backends
+from flow_core.backends.storage import Blob, StorageBackend
+from flow_core.cli.state import CliState, FlowTarget
+from flow_core.engine.code_package import CodePackage
+from flow_core.errors import (
+    BlobNotFound,
+    ConfigError,
+    DataStoreError,
+    FlowError,
+    MetadataError,
+    NotFound,
+    PluginError,
+)
+from flow_core.model.decorators import DecoratorError, FlowDecorator, StepDecorator
+from flow_core.model.task_context import TaskContext
+from flow_core.plugin.descriptor import Backend
+from flow_core.plugin.hookspecs import hookimpl
+from flow_core.plugin.settings import Setting, Settings
 
 __all__ = [
     "ArtifactRecord",
     "Backend",
+    "Backends",
     "Blob",
     "BlobNotFound",
+    "CliState",
     "CodePackage",
-    "configured_backend",
     "ComputeBackend",
     "ConfigError",
     "DataStoreError",
@@ -52,13 +56,16 @@ __all__ = [
     "FlowDecorator",
     "FlowError",
     "FlowRecord",
+    "FlowTarget",
     "hookimpl",
     "MetadataBackend",
     "MetadataError",
     "MetadataField",
     "new_production_token",
+    "NotFound",
     "PluginError",
     "RUNNING",
+    "Resources",
     "RunRecord",
     "SchedulerBackend",
     "Setting",
@@ -67,6 +74,7 @@ __all__ = [
     "StepRecord",
     "StorageBackend",
     "SUCCEEDED",
+    "TaskContext",
     "TaskEvents",
     "TaskHandle",
     "TaskRecord",

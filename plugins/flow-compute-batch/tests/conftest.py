@@ -4,10 +4,9 @@ import itertools
 import os
 
 import pytest
-
 from flow_compute_batch.testing import DockerEngine, MotoServer, TaskImage, create_job_queue
-from flow_core.plugin_api import CodePackage, Settings
-from flow_datastore_s3.seaweedfs import SeaweedS3
+from flow_core.plugin_api import Backends, CodePackage
+from flow_datastore_s3.testing import SeaweedS3
 
 #: What jobs in the test image authenticate to SeaweedFS with (it takes any key pair).
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "flow-tests", "AWS_SECRET_ACCESS_KEY": "flow-tests-secret",
@@ -30,8 +29,8 @@ def docker_engine(tmp_path_factory):
 @pytest.fixture(scope="session")
 def task_image(docker_engine) -> str:
     """The jobs' image: Debian's Python and the third-party libraries of a task on S3."""
-    settings = Settings(environ={"METAFLOW_DEFAULT_DATASTORE": "s3"})
-    requirements = CodePackage.build(__file__, settings, used=["flow-compute-batch"]).requirements
+    backends = Backends.configured({"METAFLOW_DEFAULT_DATASTORE": "s3"})
+    requirements = CodePackage.build(__file__, backends, used=["flow-compute-batch"]).requirements
     return TaskImage(docker_engine, requirements, TEST_CREDENTIALS).build()
 
 

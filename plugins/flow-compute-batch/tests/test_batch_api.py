@@ -10,10 +10,9 @@ import time
 
 import boto3
 import pytest
-
 from flow_compute_batch.compute import BOOTSTRAP_SOURCE, BatchCompute
 from flow_compute_batch.jobs import LOG_GROUP, BatchJobRunner, failure_reason
-from flow_core.plugin_api import Settings, TaskSpec
+from flow_core.plugin_api import Backends, Resources, Settings, TaskSpec
 from flow_core.testing import last_error
 
 HELLO = """
@@ -67,7 +66,7 @@ def flow_file(write_flow):
 
 @pytest.fixture
 def compute(simple_env):
-    backend = BatchCompute.from_settings(Settings())
+    backend = BatchCompute.from_settings(Settings(), Backends.configured())
     yield backend
     backend.close()
 
@@ -88,7 +87,7 @@ def requirements(definition: dict) -> dict[str, str]:
 
 
 def test_job_definitions_are_registered_once_per_content_and_reused_by_later_runs(compute, flow_file, simple_env):
-    big = {"cpu": 2, "batch": {"memory": 8192, "shared_memory": 256, "image": "example/flow:1"}}
+    big = Resources(cpu=2, options={"batch": {"memory": 8192, "shared_memory": 256, "image": "example/flow:1"}})
     results = run_tasks(compute, task(flow_file, "3"), task(flow_file, "4"), task(flow_file, "5", resources=big))
     assert [r.result for r in results] == [(0, None)] * 3
     found = definitions()
@@ -98,7 +97,7 @@ def test_job_definitions_are_registered_once_per_content_and_reused_by_later_run
     assert large["containerProperties"]["image"] == "example/flow:1"
     assert large["containerProperties"]["linuxParameters"]["sharedMemorySize"] == 256
 
-    later_run = BatchCompute.from_settings(Settings())
+    later_run = BatchCompute.from_settings(Settings(), Backends.configured())
     try:
         run_tasks(later_run, task(flow_file, "9", resources=big))
     finally:
@@ -111,7 +110,7 @@ def test_a_job_carries_the_task_command_its_settings_queue_timeout_and_tags(comp
     environment = batch.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
     batch.create_job_queue(jobQueueName="flow-gpu", state="ENABLED", priority=2,
                            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}])
-    spec = task(flow_file, split_index=2, resources={"batch": {"queue": "flow-gpu"}, "timeout_seconds": 90.5},
+    spec = task(flow_file, split_index=2, resources=Resources(timeout_seconds=90.5, options={"batch": {"queue": "flow-gpu"}}),
                 environment={"METAFLOW_DEFAULT_DATASTORE": "s3", "FLOW_METADATA_THROUGH_DATASTORE": "1"})
     (recorder,) = run_tasks(compute, spec)
     assert recorder.result == (0, None)
@@ -135,7 +134,7 @@ def test_a_job_carries_the_task_command_its_settings_queue_timeout_and_tags(comp
 
 
 def test_a_job_batch_fails_fails_the_task_with_a_line_saying_so(failing_env, flow_file):
-    compute = BatchCompute.from_settings(Settings())
+    compute = BatchCompute.from_settings(Settings(), Backends.configured())
     try:
         (recorder,) = run_tasks(compute, task(flow_file))
     finally:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import boto3
-
 from flow_core.testing import run_id_of
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

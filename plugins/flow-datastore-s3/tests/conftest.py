@@ -4,8 +4,7 @@ import itertools
 import os
 
 import pytest
-
-from flow_datastore_s3.seaweedfs import SeaweedS3
+from flow_datastore_s3.testing import SeaweedS3
 
 _names = itertools.count(1)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from flow_core.errors import ConfigError, DataStoreError
+from flow_core.plugin_api import ConfigError, DataStoreError
 from flow_core.testing import StorageConformance
-from flow_datastore_s3.seaweedfs import free_ports
+from flow_core.testing.servers import free_ports
 from flow_datastore_s3.storage import S3Storage, parse_sysroot
 
 

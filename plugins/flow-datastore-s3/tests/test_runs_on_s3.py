@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import boto3
-
 from flow_core.testing import BREAKABLE_FLOW, assert_blob_intact, run_id_of
 from flow_datastore_s3.seaweedfs import SeaweedS3
 

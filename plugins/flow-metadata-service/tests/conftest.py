@@ -9,7 +9,6 @@ import urllib.request
 
 import asyncpg
 import pytest
-
 from flow_metadata_service.migrations import migrate_database
 from flow_metadata_service.postgres_server import PostgresServer
 from flow_metadata_service.service_process import ServiceProcess

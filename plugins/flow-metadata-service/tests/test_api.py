@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from flow_metadata_service.service_process import ServiceProcess
 
 

@@ -6,7 +6,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
-
 from flow_metadata_service.batching import Batcher
 
 

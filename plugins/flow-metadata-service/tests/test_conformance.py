@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 
 import pytest
-
 from flow_core.testing import MetadataConformance
 from flow_metadata_service.client import ServiceMetadata
 

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from flow_core.testing import run_id_of
 
 SLOW_FOREACH = """

@@ -77,7 +77,7 @@ def test_tags_added_later_and_namespaces_of_two_users(service_env, flow_env, flo
 
 
 def test_an_unreachable_service_is_one_clear_sentence(flow_env, flow_cli):
-    from flow_metadata_service.postgres_server import free_port
+    from flow_core.testing.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     result = flow_cli("run", str(EXAMPLES / "hello.py"),

@@ -1,4 +1,5 @@
-"""``flow logs`` and ``flow dump``: reading a run back at the terminal, through the Client API."""
+"""Reading a flow and its runs back at the terminal: ``show``, ``check``, and ``logs`` and
+``dump`` through the Client API."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Iterator
 
 import click
 
-from ..client import Run, Task, namespace
-from ..errors import FlowError
+from flow_core.cli.state import CliState
+from flow_core.client import Run, Task, namespace
+from flow_core.errors import FlowError
+
 
 def selected_tasks(flow_name: str, pathspec: str) -> list[Task]:
     """Tasks under RUN, RUN/STEP or RUN/STEP/TASK (a leading ``Flow/`` is accepted too), in
@@ -55,3 +58,35 @@ def dump_artifacts(flow_name: str, pathspec: str, include: tuple[str, ...], max_
             if max_value_size and len(text) > max_value_size:
                 text = text[:max_value_size] + f"... ({len(text) - max_value_size} more characters)"
             click.echo(f"{artifact.id}: {text}")
+
+
+@click.command(help="Print the output of a run's tasks: RUN, RUN/STEP or RUN/STEP/TASK.")
+@click.argument("pathspec")
+@click.option("--stderr", "stream", flag_value="stderr", help="Print standard error instead.")
+@click.option("--stdout", "stream", flag_value="stdout", default=True, help="Print standard output (default).")
+@click.pass_obj
+def logs(state: CliState, pathspec: str, stream: str) -> None:
+    print_logs(state.flow.name, pathspec, stream)
+
+
+@click.command(help="Print the artifacts of a run's tasks: RUN/STEP or RUN/STEP/TASK.")
+@click.argument("pathspec")
+@click.option("--include", default="", help="Only these artifacts (comma-separated names).")
+@click.option("--max-value-size", default=1000, show_default=True,
+              help="Shorten values longer than this many characters (0: never).")
+@click.pass_obj
+def dump(state: CliState, pathspec: str, include: str, max_value_size: int) -> None:
+    dump_artifacts(state.flow.name, pathspec, tuple(n for n in include.split(",") if n), max_value_size)
+
+
+@click.command(help="Print the flow's steps and how they connect.")
+@click.pass_obj
+def show(state: CliState) -> None:
+    click.echo(state.flow.graph().describe(), nl=False)
+
+
+@click.command(help="Validate the flow's graph without running anything.")
+@click.pass_obj
+def check(state: CliState) -> None:
+    graph = state.flow.graph()
+    state.console().info(f"{graph.name}: {len(graph.nodes)} steps, the graph looks good.")

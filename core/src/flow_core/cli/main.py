@@ -6,19 +6,22 @@ import sys
 
 import click
 
-from ..backend import KINDS
-from ..loader import load_flow_class
-from .flow_command import FLOW_VERBS, make_flow_cli
-from .state import CliState, apply_global_options, global_options, run_cleanly
+from flow_core.cli import deploy_commands
+from flow_core.cli.flow_command import FLOW_COMMANDS, make_flow_cli
+from flow_core.cli.state import CliState, apply_global_options, global_options, run_cleanly
+from flow_core.model.loader import load_flow_class
+from flow_core.plugin.descriptor import KINDS
+from flow_core.plugin.registry import get_registry
 
 
 class FlowCommandGroup(click.Group):
     """Adds the commands plugins contribute, loading plugins only when one is asked for."""
 
     def _plugin_commands(self) -> dict[str, click.Command]:
-        from ..plugins import get_registry
-
-        return {command.name: command for command in get_registry().cli_commands()}
+        commands = {command.name: command for command in get_registry().cli_commands()}
+        for command in get_registry().flow_commands():  # `flow NAME FILE …` is `python FILE NAME …`
+            commands.setdefault(command.name, _forwarder(command))
+        return commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands()))
@@ -35,12 +38,14 @@ def cli(ctx, **options):
     apply_global_options(ctx, **options)
 
 
-def _forwarder(verb: str) -> click.Command:
+def _forwarder(command: click.Command) -> click.Command:
     """``flow VERB FILE ARGS…`` is ``python FILE VERB ARGS…``."""
+    verb = command.name
 
     @click.command(
         verb,
-        help=f"`{verb}` the flow in FILE; `flow {verb} FILE --help` lists its options.",
+        help=f"{command.help} `flow {verb} FILE --help` lists its options.",
+        short_help=command.get_short_help_str(limit=60),
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
     )
     @click.argument("flow_file", required=False, metavar="FILE")
@@ -59,14 +64,14 @@ def _forwarder(verb: str) -> click.Command:
     return forward
 
 
-for _verb in FLOW_VERBS:
-    cli.add_command(_forwarder(_verb))
+for _command in FLOW_COMMANDS:
+    cli.add_command(_forwarder(_command))
 
 
 @cli.command(help="List installed plugins, their versions and what they provide.")
 @click.pass_obj
 def plugins(state: CliState):
-    registry = state.registry()
+    registry = state.backends().registry
     for info in registry.plugins():
         click.echo(click.style(f"{info.name} {info.version}", bold=True))
         for kind in KINDS:
@@ -76,6 +81,9 @@ def plugins(state: CliState):
         click.echo(f"  {'hooks:':11} {', '.join(info.hooks) or '(none)'}")
     for name, why in sorted(registry.failures.items()):
         click.echo(click.style(f"{name}: failed to load ({why})", fg="red"))
+
+
+cli.add_command(deploy_commands.deployments)
 
 
 @cli.group(help="Inspect configuration.")

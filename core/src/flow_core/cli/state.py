@@ -10,25 +10,48 @@ from typing import Any, Callable, NoReturn
 import attrs
 import click
 
-from ..console import NORMAL, QUIET, VERBOSE, Console
-from ..errors import FlowError
-from ..plugins import PluginRegistry, current_settings, get_registry
-from ..settings import Settings
+from flow_core.backends.selection import Backends
+from flow_core.engine.console import NORMAL, QUIET, VERBOSE, Console
+from flow_core.errors import FlowError
+from flow_core.model.graph import FlowGraph
+from flow_core.plugin.settings import Settings
+
+
+@attrs.frozen
+class FlowTarget:
+    """The flow a per-flow command acts on: its class and its file."""
+
+    cls: type
+    file: str
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+    def graph(self) -> FlowGraph:
+        """The flow's graph, checked: a bad graph is reported, with file and line, before anything runs."""
+        return FlowGraph(self.cls, self.file)
 
 
 @attrs.define
 class CliState:
-    """What the global options said; handed from ``flow`` to the per-flow commands."""
+    """What the global options said, and the flow a command acts on; handed from ``flow`` to
+    the per-flow commands (plugins' included, through ``click.pass_obj``)."""
 
     overrides: dict[str, str | None] = attrs.Factory(dict)
     verbosity: int = NORMAL
     debug: bool = False
+    flow: FlowTarget | None = None
+    _backends: Backends | None = None
 
     def settings(self) -> Settings:
-        return current_settings(self.overrides)
+        return self.backends().settings
 
-    def registry(self) -> PluginRegistry:
-        return get_registry()
+    def backends(self) -> Backends:
+        """The command's backends, built once from the settings the options give."""
+        if self._backends is None:
+            self._backends = Backends.configured(self.overrides)
+        return self._backends
 
     def console(self) -> Console:
         return Console(self.verbosity)

@@ -5,8 +5,8 @@
     run.data.greeting
 """
 
-from .namespace import default_namespace, get_metadata, get_namespace, namespace
-from .objects import (
+from flow_core.client.namespace import default_namespace, get_metadata, get_namespace, namespace
+from flow_core.client.objects import (
     DataArtifact,
     Flow,
     Metaflow,

@@ -13,34 +13,36 @@ from typing import Any
 
 import attrs
 
-from ..current import current
-from ..datastore.task_store import FlowDataStore
-from ..metadata.base import MetadataBackend
-from ..plugins import current_settings, get_registry
+from flow_core.backends.metadata import MetadataBackend
+from flow_core.backends.selection import Backends
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.model.current import current
+from flow_core.plugin.registry import current_settings
 
 _UNSET: Any = object()
 _namespace: Any = _UNSET
 
 
 @attrs.frozen
-class Backends:
+class ClientBackends:
+    """What the Client API reads through: the configured metadata, and the datastore on the
+    configured storage."""
+
     metadata: MetadataBackend
     datastore: FlowDataStore
 
 
-_backends: tuple[tuple, Backends] | None = None
+_backends: tuple[tuple, ClientBackends] | None = None
 
 
-def backends() -> Backends:
-    """The selected metadata and datastore backends, rebuilt when the configuration changes."""
+def backends() -> ClientBackends:
+    """The selected metadata and datastore backends, rebuilt when the configuration changes
+    (a notebook may switch METAFLOW_* variables or its folder between cells)."""
     global _backends
     key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("METAFLOW_"))) + (os.getcwd(),)
     if _backends is None or _backends[0] != key:
-        settings = current_settings()
-        registry = get_registry()
-        metadata = registry.create_backend("metadata", settings.backend_name("metadata"), settings)
-        storage = registry.create_backend("datastore", settings.backend_name("datastore"), settings)
-        _backends = (key, Backends(metadata, FlowDataStore(storage)))
+        selected = Backends.configured()
+        _backends = (key, ClientBackends(selected.metadata, FlowDataStore(selected.storage)))
     return _backends[1]
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-from ..datastore.task_store import TaskDataStore
-from ..errors import FlowError, NotFound
-from ..foreach import stack_from_info
-from ..metadata.base import RUNNING, SUCCEEDED, ArtifactRecord, MetadataField, RunRecord, TaskRecord
-from .namespace import backends, get_namespace
+from flow_core.backends.records import RUNNING, SUCCEEDED, ArtifactRecord, MetadataField, RunRecord, TaskRecord
+from flow_core.client.namespace import backends, get_namespace
+from flow_core.datastore.task_store import TaskDataStore
+from flow_core.errors import FlowError, NotFound
+from flow_core.model.foreach import stack_from_info
 
 HIDDEN_STEP_PREFIX = "_"  # _parameters: where the run's parameters live, not a user step
 
@@ -456,13 +456,13 @@ class Task(_RunTags, ClientObject):
     def exception(self) -> str | None:
         """What the step raised, as ``Type: message`` (None if it did not fail)."""
         store = self._datastore()
-        return store.info.get("exception") if store is not None else None
+        return store.info.exception if store is not None else None
 
     @property
     def index(self) -> int | None:
         """The task's position in its innermost foreach (None outside any foreach)."""
         store = self._datastore()
-        stack = stack_from_info(store.info.get("foreach_stack")) if store is not None else ()
+        stack = stack_from_info(store.info.foreach_stack) if store is not None else ()
         return stack[-1].index if stack else None
 
     @property

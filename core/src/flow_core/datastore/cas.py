@@ -23,10 +23,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import msgpack
 import zstandard
 
-from ..errors import DataStoreError
-from ..metadata.base import ArtifactRecord
-from ..storage.base import StorageBackend
-from .encoding import MSGPACK, PICKLE, RAW, Encoded, Part, decode, encode
+from flow_core.backends.records import ArtifactRecord
+from flow_core.backends.storage import StorageBackend
+from flow_core.datastore.encoding import MSGPACK, PICKLE, RAW, Encoded, Part, decode, encode
+from flow_core.errors import DataStoreError
 
 DATA_PREFIX = "data"
 MAGIC = b"FLWB"

@@ -15,10 +15,11 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-from ..errors import BlobNotFound, DataStoreError, NotFound
-from ..metadata.base import ArtifactRecord
-from ..storage.base import StorageBackend
-from .cas import ContentAddressedStore
+from flow_core.backends.records import ArtifactRecord
+from flow_core.backends.storage import StorageBackend
+from flow_core.datastore.attempt_info import AttemptInfo
+from flow_core.datastore.cas import ContentAddressedStore
+from flow_core.errors import BlobNotFound, DataStoreError, NotFound
 
 INDEX_PREFIX = "flows"
 INDEX_SUFFIX = ".index"
@@ -52,7 +53,7 @@ class TaskDataStore:
             for name, (key, type_, size, encoding) in index.get("artifacts", {}).items()
         }
         self._logs: dict[str, str] = dict(index.get("logs", {}))
-        self.info: dict[str, Any] = dict(index.get("info", {}))
+        self.info = AttemptInfo.from_index(index.get("info", {}))
         self._values: dict[str, Any] = {}
         self.committed = index is not None and bool(index)
 
@@ -82,10 +83,6 @@ class TaskDataStore:
         self._writable()
         self._logs[stream] = self.cas.save_blobs([data])[0]
 
-    def set_info(self, key: str, value: Any) -> None:
-        self._writable()
-        self.info[key] = value
-
     def commit(self) -> None:
         """Write the index: from here on readers see this attempt."""
         self._writable()
@@ -93,7 +90,7 @@ class TaskDataStore:
             "format": INDEX_FORMAT,
             "artifacts": {r.name: [r.key, r.type, r.size, r.encoding] for r in self._records.values()},
             "logs": self._logs,
-            "info": self.info,
+            "info": self.info.to_index(),
         }
         flow, run, step, task = self.pathspec.split("/")
         self.cas.storage.put(index_key(flow, run, step, task, self.attempt), msgpack.packb(index))

@@ -12,6 +12,10 @@ Backend authors subclass the conformance suites::
 and get, as fixtures: ``flow_env`` (an isolated local root, profile folder and user for
 the test), ``plugin_registry`` (a freshly loaded plugin manager), ``write_flow`` (writes a
 flow file) and ``flow_cli`` (runs the ``flow`` command in a subprocess with that environment).
+
+The suites: `StorageConformance` (a ``storage`` fixture), `MetadataConformance` (a
+``metadata_factory`` fixture) and `ComputeConformance` (a ``compute_name`` fixture: it runs
+real tasks of a small flow on that compute backend, prepared as the runtime prepares them).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from typing import Callable, Mapping
 
 import pytest
 
-from .metadata import MetadataConformance
-from .storage import StorageConformance
+from flow_core.testing.compute import ComputeConformance
+from flow_core.testing.metadata import MetadataConformance
+from flow_core.testing.storage import StorageConformance
 
-__all__ = ["MetadataConformance", "StorageConformance", "FlowEnv", "BREAKABLE_FLOW", "assert_blob_intact",
-           "last_error", "run_id_of"]
+__all__ = ["ComputeConformance", "MetadataConformance", "StorageConformance", "FlowEnv", "BREAKABLE_FLOW",
+           "assert_blob_intact", "last_error", "run_id_of"]
 
 #: A flow whose middle step fails while BREAK_MIDDLE is set: run it broken, then resume it
 #: (``write_flow("mends.py", BREAKABLE_FLOW)``). Its end holds ``total`` == 499500.
@@ -60,7 +65,7 @@ class Mends(FlowSpec):
 def assert_blob_intact(key: str, blob: bytes) -> None:
     """Check that a stored datastore object (``data/<2 hex>/<digest>``) is whole: its content
     hashes to its name. A manifest of chunks is checked through its chunks' own objects."""
-    from ..datastore.cas import FLAG_MANIFEST, HEADER, ContentAddressedStore, _digest
+    from flow_core.datastore.cas import FLAG_MANIFEST, HEADER, ContentAddressedStore, _digest
 
     digest = key.rsplit("/", 1)[-1]
     if HEADER.unpack_from(blob)[2] & FLAG_MANIFEST:
@@ -94,7 +99,7 @@ class FlowEnv(dict):
 @pytest.fixture
 def flow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FlowEnv:
     """Point this test's Flow (in-process and in subprocesses) at fresh folders."""
-    from ..plugins import reset_registry
+    from flow_core.plugin.registry import reset_registry
 
     env = FlowEnv(
         METAFLOW_DATASTORE_SYSROOT_LOCAL=str(tmp_path / "flow-root"),
@@ -113,7 +118,7 @@ def flow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FlowEnv:
 @pytest.fixture
 def plugin_registry(flow_env: FlowEnv):
     """A plugin registry loaded fresh for this test."""
-    from ..plugins import load_plugins
+    from flow_core.plugin.registry import load_plugins
 
     return load_plugins()
 

@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from ..metadata.base import FAILED, RUNNING, SUCCEEDED, ArtifactRecord
+from flow_core.backends.records import FAILED, RUNNING, SUCCEEDED, ArtifactRecord
+from flow_core.errors import MetadataError, NotFound
 
 
 def _allocate_runs(factory, flow_name: str, count: int, out: list) -> None:
@@ -159,3 +160,119 @@ class MetadataConformance:
         run = metadata.new_run("ConfFlow", "alice")
         assert metadata.get_task("ConfFlow", run.run_id, "start", "424242") is None
         assert metadata.list_tasks("ConfFlow", run.run_id) == []
+
+    # -- runs and tasks named by the caller (an orchestrator's ids) ----------------------------
+
+    def test_a_named_run_is_created_once(self, metadata):
+        before = metadata.new_run("ConfFlow", "alice")
+        first = metadata.new_run("ConfFlow", "alice", tags=["a"], system_tags=["user:alice"], run_id="sfn-3f2a")
+        assert first.run_id == "sfn-3f2a" and first.pathspec == "ConfFlow/sfn-3f2a" and first.status == RUNNING
+        again = metadata.new_run("ConfFlow", "bob", tags=["b"], system_tags=["user:bob"], run_id="sfn-3f2a")
+        assert again == first == metadata.get_run("ConfFlow", "sfn-3f2a")
+        assert again.user == "alice" and again.tags == {"a"} and again.system_tags == {"user:alice"}
+        after = metadata.new_run("ConfFlow", "alice")
+        assert [r.run_id for r in metadata.list_runs("ConfFlow")] == [after.run_id, "sfn-3f2a", before.run_id]
+        assert [r.run_id for r in metadata.list_runs("ConfFlow", tags=["a"])] == ["sfn-3f2a"]
+        assert metadata.get_run("ConfFlow", "sfn-nope") is None
+        metadata.finish_run("ConfFlow", "sfn-3f2a", True)
+        assert metadata.get_run("ConfFlow", "sfn-3f2a").status == SUCCEEDED
+
+    def test_names_that_are_numbers_empty_or_paths_are_refused(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        for bad in ["123", "", "a/b"]:
+            with pytest.raises(MetadataError):
+                metadata.new_run("ConfFlow", "alice", run_id=bad)
+            with pytest.raises(MetadataError):
+                metadata.register_tasks("ConfFlow", run.run_id, "start", [bad])
+        assert [r.run_id for r in metadata.list_runs("ConfFlow")] == [run.run_id]
+        assert metadata.list_tasks("ConfFlow", run.run_id) == []
+
+    def test_register_tasks_is_idempotent(self, metadata):
+        metadata.new_run("ConfFlow", "alice", run_id="sfn-run")
+        metadata.register_tasks("ConfFlow", "sfn-run", "fan", ["t-a", "t-b"])
+        metadata.start_attempt("ConfFlow", "sfn-run", "fan", "t-a", 0)
+        metadata.register_tasks("ConfFlow", "sfn-run", "fan", ["t-a", "t-b", "t-c", "t-c"])
+        tasks = metadata.list_tasks("ConfFlow", "sfn-run", "fan")
+        assert sorted(t.task_id for t in tasks) == ["t-a", "t-b", "t-c"]
+        assert {t.run_id for t in tasks} == {"sfn-run"}
+        assert metadata.get_task("ConfFlow", "sfn-run", "fan", "t-a").attempt == 0
+        assert metadata.get_task("ConfFlow", "sfn-run", "fan", "t-b").attempt == -1
+        assert metadata.get_task("ConfFlow", "sfn-run", "fan", "t-nope") is None
+        assert [s.step_name for s in metadata.list_steps("ConfFlow", "sfn-run")] == ["fan"]
+
+    def test_a_named_task_of_a_named_run_records_attempts(self, metadata):
+        metadata.new_run("ConfFlow", "alice", run_id="sfn-9")
+        metadata.register_tasks("ConfFlow", "sfn-9", "start", ["t-9c1b"])
+        task = metadata.get_task("ConfFlow", "sfn-9", "start", "t-9c1b")
+        assert (task.run_id, task.task_id, task.attempt) == ("sfn-9", "t-9c1b", -1)
+        assert task.pathspec == "ConfFlow/sfn-9/start/t-9c1b"
+        metadata.start_attempt("ConfFlow", "sfn-9", "start", "t-9c1b", 0, {"hostname": "h1"})
+        metadata.finish_attempt("ConfFlow", "sfn-9", "start", "t-9c1b", 0, False, fields={"exit": "1"})
+        metadata.start_attempt("ConfFlow", "sfn-9", "start", "t-9c1b", 1, {"hostname": "h2"})
+        records = [ArtifactRecord("alpha", "k" * 64, "builtins.int", 3, "msgpack", 1)]
+        metadata.finish_attempt("ConfFlow", "sfn-9", "start", "t-9c1b", 1, True, records, {"exit": "0"})
+        stored = metadata.get_task("ConfFlow", "sfn-9", "start", "t-9c1b")
+        assert (stored.task_id, stored.attempt, stored.status) == ("t-9c1b", 1, SUCCEEDED)
+        assert metadata.list_tasks("ConfFlow", "sfn-9") == [stored]
+        assert metadata.list_artifacts("ConfFlow", "sfn-9", "start", "t-9c1b") == records
+        assert metadata.list_artifacts("ConfFlow", "sfn-9", "start", "t-9c1b", attempt=1) == records
+        assert metadata.list_artifacts("ConfFlow", "sfn-9", "start", "t-9c1b", attempt=0) == []
+        fields = [(f.field, f.value, f.attempt) for f in metadata.list_metadata("ConfFlow", "sfn-9", "start", "t-9c1b")]
+        assert fields == [("hostname", "h1", 0), ("exit", "1", 0), ("hostname", "h2", 1), ("exit", "0", 1)]
+        assert [(s.run_id, s.step_name, s.pathspec) for s in metadata.list_steps("ConfFlow", "sfn-9")] == [
+            ("sfn-9", "start", "ConfFlow/sfn-9/start")]
+
+    def test_named_and_numbered_tasks_share_a_run(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        metadata.register_tasks("ConfFlow", run.run_id, "_parameters", ["params-1"])
+        (first,) = metadata.new_tasks("ConfFlow", run.run_id, "start")
+        metadata.register_tasks("ConfFlow", run.run_id, "start", ["t-x"])
+        fan = metadata.new_tasks("ConfFlow", run.run_id, "fan", count=2)
+        assert len({first, *fan}) == 3
+        listed = [t.task_id for t in metadata.list_tasks("ConfFlow", run.run_id)]
+        assert sorted(listed) == sorted(["params-1", first, "t-x", *fan])
+        assert [t for t in listed if t.isdigit()] == sorted([first, *fan], key=int)
+        assert {t.task_id for t in metadata.list_tasks("ConfFlow", run.run_id, "start")} == {first, "t-x"}
+        assert [t.task_id for t in metadata.list_tasks("ConfFlow", run.run_id, "fan")] == fan
+        for task, ok in [(first, True), ("t-x", False)]:
+            metadata.start_attempt("ConfFlow", run.run_id, "start", task, 0)
+            metadata.finish_attempt("ConfFlow", run.run_id, "start", task, 0, ok, fields={"which": task})
+        assert metadata.get_task("ConfFlow", run.run_id, "start", first).status == SUCCEEDED
+        assert metadata.get_task("ConfFlow", run.run_id, "start", "t-x").status == FAILED
+        assert [f.value for f in metadata.list_metadata("ConfFlow", run.run_id, "start", "t-x")] == ["t-x"]
+        assert {s.step_name for s in metadata.list_steps("ConfFlow", run.run_id)} == {"_parameters", "start", "fan"}
+
+    def test_numbered_tasks_in_a_named_run(self, metadata):
+        metadata.new_run("ConfFlow", "alice", run_id="argo-7")
+        (task,) = metadata.new_tasks("ConfFlow", "argo-7", "start")
+        metadata.start_attempt("ConfFlow", "argo-7", "start", task, 0)
+        metadata.finish_attempt("ConfFlow", "argo-7", "start", task, 0, True)
+        stored = metadata.get_task("ConfFlow", "argo-7", "start", task)
+        assert (stored.run_id, stored.task_id, stored.status) == ("argo-7", task, SUCCEEDED)
+
+    def test_register_tasks_in_a_missing_run_is_not_found(self, metadata):
+        with pytest.raises(NotFound):
+            metadata.register_tasks("NoSuchFlow", "sfn-missing", "start", ["t-1"])
+        metadata.new_run("ConfFlow", "alice", run_id="sfn-here")
+        with pytest.raises(NotFound):
+            metadata.register_tasks("ConfFlow", "sfn-missing", "start", ["t-1"])
+        with pytest.raises(NotFound):
+            metadata.register_tasks("ConfFlow", "424242", "start", ["t-1"])
+
+    def test_names_work_inside_a_batch(self, metadata):
+        records = [ArtifactRecord("alpha", "k" * 64, "builtins.int", 3, "msgpack", 0)]
+        with metadata.batch():
+            run = metadata.new_run("ConfFlow", "alice", tags=["a"], run_id="sfn-batch")
+            metadata.register_tasks("ConfFlow", "sfn-batch", "start", ["t-1", "t-2"])
+            again = metadata.new_run("ConfFlow", "bob", run_id="sfn-batch")
+            metadata.register_tasks("ConfFlow", "sfn-batch", "start", ["t-2"])
+            (numbered,) = metadata.new_tasks("ConfFlow", "sfn-batch", "start")
+            for task in ("t-1", "t-2", numbered):
+                metadata.start_attempt("ConfFlow", "sfn-batch", "start", task, 0, {"hostname": "h"})
+                metadata.finish_attempt("ConfFlow", "sfn-batch", "start", task, 0, True, records)
+        assert again == run and again.run_id == "sfn-batch"
+        assert [r.run_id for r in metadata.list_runs("ConfFlow")] == ["sfn-batch"]
+        tasks = metadata.list_tasks("ConfFlow", "sfn-batch", "start")
+        assert sorted(t.task_id for t in tasks) == sorted(["t-1", "t-2", numbered])
+        assert {t.status for t in tasks} == {SUCCEEDED}
+        assert metadata.list_artifacts("ConfFlow", "sfn-batch", "start", "t-2") == records

@@ -12,9 +12,9 @@ import threading
 
 import pytest
 
-from ..datastore.cas import ContentAddressedStore
-from ..datastore.task_store import FlowDataStore
-from ..errors import BlobNotFound
+from flow_core.datastore.cas import ContentAddressedStore
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.errors import BlobNotFound
 
 
 class StorageConformance:
@@ -121,7 +121,7 @@ class StorageConformance:
         attempt = datastore.task("ConformanceFlow", "1", "start", "1", 0)
         attempt.save_artifacts({"x": 1, "y": ("a", "b")})
         attempt.save_log("stdout", b"hello\n")
-        attempt.set_info("success", True)
+        attempt.info.success = True
         with pytest.raises(Exception):
             datastore.open_task("ConformanceFlow", "1", "start", "1")  # nothing committed yet
         attempt.commit()
@@ -130,5 +130,5 @@ class StorageConformance:
         assert sorted(stored.names()) == ["x", "y"]
         assert stored.load("y") == ("a", "b")
         assert stored.log("stdout") == b"hello\n" and stored.log("stderr") == b""
-        assert stored.info["success"] is True
+        assert stored.info.success is True
         assert datastore.committed_attempts("ConformanceFlow", "1", "start", "1") == [0]

@@ -17,18 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
 from flow_core.plugin_api import (
+    Backends,
     CodePackage,
     ComputeBackend,
     ConfigError,
     FlowError,
     Settings,
-    StorageBackend,
     TaskEvents,
     TaskHandle,
     TaskSpec,
-    configured_backend,
 )
 
 from . import bootstrap
@@ -71,10 +69,10 @@ class BatchCompute(ComputeBackend):
     name = "batch"
     remote = True
 
-    def __init__(self, settings: Settings, storage: StorageBackend, runner: BatchJobRunner, image: str,
-                 job_role: str | None = None):
-        self.settings = settings
-        self.storage = storage
+    def __init__(self, backends: Backends, runner: BatchJobRunner, image: str, job_role: str | None = None):
+        self.backends = backends
+        self.settings = backends.settings
+        self.storage = backends.storage
         self.runner = runner
         self.image = image
         self.job_role = job_role
@@ -88,10 +86,10 @@ class BatchCompute(ComputeBackend):
         self._monitor.start()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "BatchCompute":
+    def from_settings(cls, settings: Settings, backends: Backends) -> "BatchCompute":
         queue = settings.require("METAFLOW_BATCH_JOB_QUEUE", "set it to the AWS Batch job queue tasks run in")
         image = settings.get("METAFLOW_BATCH_CONTAINER_IMAGE") or f"python:{sys.version_info[0]}.{sys.version_info[1]}"
-        return cls(settings, configured_backend("datastore", settings), BatchJobRunner(queue), image,
+        return cls(backends, BatchJobRunner(queue), image,
                    settings.get("METAFLOW_ECS_S3_ACCESS_IAM_ROLE"))
 
     # -- submitting ---------------------------------------------------------------------------
@@ -105,7 +103,7 @@ class BatchCompute(ComputeBackend):
         """The run's code package and its S3 address, built and uploaded on first use."""
         with self._lock:
             if self._package is None:
-                package = CodePackage.build(flow_file, self.settings, used=[DISTRIBUTION])
+                package = CodePackage.build(flow_file, self.backends, used=[DISTRIBUTION])
                 url = self.storage.location(package.store(self.storage))
                 if not url or not url.startswith("s3://"):
                     raise ConfigError(f"AWS Batch tasks fetch their code from S3, and the datastore "
@@ -118,13 +116,13 @@ class BatchCompute(ComputeBackend):
         if job.stop_requested:
             self._finish(job, 1, "stopped before it was submitted")
             return
-        batch = dict(spec.resources.get(RESOURCES_KEY) or {})
+        batch = spec.resources.options_for(RESOURCES_KEY)
         try:
             package, url = self.code_package(spec.flow_file)
             definition = self.runner.job_definition(JobShape.from_resources(spec.resources, self.image, self.job_role))
             command = ["python3", "-c", BOOTSTRAP_SOURCE, url, package.sha256, json.dumps(package.requirements),
                        "--", *spec.command(python="python3", flow_file=package.flow_file)]
-            timeout = spec.resources.get("timeout_seconds")
+            timeout = spec.resources.timeout_seconds
             job_id = self.runner.submit(
                 job_name(spec.flow_name, spec.run_id, spec.step_name, spec.task_id), definition, command,
                 {**spec.environment, "PYTHONUNBUFFERED": "1"}, queue=batch.get("queue"),

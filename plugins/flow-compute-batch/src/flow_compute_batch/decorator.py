@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-
 from flow_core.plugin_api import DecoratorError, StepDecorator, TaskSpec
 
-#: Where `BatchCompute` finds a step's ``@batch`` attributes in `TaskSpec.resources`.
+#: Where `BatchCompute` finds a step's ``@batch`` attributes: ``TaskSpec.resources.options_for(RESOURCES_KEY)``.
 RESOURCES_KEY = "batch"
 _NUMBERS = ("cpu", "memory", "gpu", "shared_memory", "max_swap", "swappiness", "tmpfs_size")
 
@@ -44,7 +43,7 @@ class batch(StepDecorator):
 
     def runtime_task_spec(self, spec: TaskSpec) -> TaskSpec:
         given = {k: v for k, v in self.attributes.items() if v is not None and v != self.defaults[k]}
-        return attrs.evolve(spec, compute="batch", resources={**spec.resources, RESOURCES_KEY: given})
+        return attrs.evolve(spec, compute="batch", resources=spec.resources.with_options(RESOURCES_KEY, given))
 
     def task_metadata(self) -> dict[str, str]:
         return {f"batch-{k}": str(v) for k, v in self.attributes.items() if v not in (None, False)}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
+from flow_core.plugin_api import Resources
 
 #: Metaflow's defaults for a task that asks for nothing.
 DEFAULT_CPU = 1
@@ -39,12 +40,12 @@ class JobShape:
     privileged: bool = False
 
     @classmethod
-    def from_resources(cls, resources: Mapping[str, Any], image: str, job_role: str | None) -> "JobShape":
+    def from_resources(cls, resources: Resources, image: str, job_role: str | None) -> "JobShape":
         """Combine ``@resources`` and ``@batch`` (the larger of each number, as Metaflow does)."""
-        batch = dict(resources.get("batch") or {})
+        batch = dict(resources.options_for("batch"))
 
         def larger(key: str, default: float) -> float:
-            values = [v for v in (resources.get(key), batch.get(key)) if v is not None]
+            values = [v for v in (getattr(resources, key), batch.get(key)) if v is not None]
             return max(float(v) for v in values) if values else default
 
         volumes = batch.get("host_volumes") or ()
@@ -56,7 +57,7 @@ class JobShape:
             gpu=int(larger("gpu", 0)),
             job_role=batch.get("iam_role") or job_role,
             execution_role=batch.get("execution_role"),
-            shared_memory=_int_or_none(batch.get("shared_memory") or resources.get("shared_memory")),
+            shared_memory=_int_or_none(batch.get("shared_memory") or resources.shared_memory),
             max_swap=_int_or_none(batch.get("max_swap")),
             swappiness=_int_or_none(batch.get("swappiness")),
             # Batch's tmpfs needs a size; Metaflow's default is half the memory.

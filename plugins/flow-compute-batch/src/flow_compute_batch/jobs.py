@@ -13,7 +13,6 @@ from typing import Any, Mapping
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
 from flow_core.plugin_api import ConfigError, FlowError
 
 from .job_definition import JobShape

@@ -20,7 +20,6 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-
 from flow_core.plugin_api import Blob, BlobNotFound, ConfigError, DataStoreError, Settings, StorageBackend
 
 T = TypeVar("T")

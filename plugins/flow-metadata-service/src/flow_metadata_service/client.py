@@ -3,7 +3,9 @@
 
 A task's life costs at most three requests: its id (allocated with its step's other tasks
 in one request), its start and its end; the local runtime records the starts and ends of
-many short tasks in one request (`batch`).
+many short tasks in one request (`batch`). Runs and tasks an orchestrator names itself are
+created with the service's ``run_number``/``task_id`` body fields; its 409 for a name taken
+already is what makes a retried creation find the first one.
 Every request has a timeout, and connection errors and 5xx answers are retried with capped
 exponential back-off, so a service or database restart in the middle of a run costs a pause,
 not the run.
@@ -18,10 +20,10 @@ import threading
 import time
 import urllib.parse
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 import urllib3
-
 from flow_core.plugin_api import (
     FAILED,
     RUNNING,
@@ -30,6 +32,7 @@ from flow_core.plugin_api import (
     FlowRecord,
     MetadataBackend,
     MetadataField,
+    NotFound,
     RunRecord,
     Settings,
     StepRecord,
@@ -101,10 +104,13 @@ class ServiceMetadata(MetadataBackend):
             time.sleep(min(MAX_BACKOFF, 0.1 * 2 ** attempt) * random.uniform(0.8, 1.2))
 
     def _request(self, method: str, path: str, body: Any = None, query: Mapping[str, Any] | None = None,
-                 missing_ok: bool = False) -> urllib3.BaseHTTPResponse | None:
-        """The service's answer, None for a 404 when ``missing_ok``; any other error raises."""
+                 missing_ok: bool = False, accept: Collection[int] = ()) -> urllib3.BaseHTTPResponse | None:
+        """The service's answer, None for a 404 when ``missing_ok``; an error status in
+        ``accept`` is answered for the caller to read; any other error raises."""
         self._check_version()
         response = self._send(method, path, body, query)
+        if response.status in accept:
+            return response
         if response.status == 404 and missing_ok:
             return None
         if response.status >= 300:
@@ -140,10 +146,20 @@ class ServiceMetadata(MetadataBackend):
     # -- write side -------------------------------------------------------------------------------
 
     def new_run(self, flow_name: str, user: str, tags: Iterable[str] = (), system_tags: Iterable[str] = (),
-                origin_run_id: str | None = None) -> RunRecord:
+                origin_run_id: str | None = None, run_id: str | None = None) -> RunRecord:
         body = {"user_name": user, "tags": list(tags), "system_tags": list(system_tags),
                 "origin_run_id": origin_run_id}
-        return _run(self._call("POST", self._quote("flows", flow_name, "run"), body))
+        if run_id is None:
+            return _run(self._call("POST", self._quote("flows", flow_name, "run"), body))
+        body["run_number"] = self.check_name("run", run_id)
+        response = self._request("POST", self._quote("flows", flow_name, "run"), body, accept=[HTTPStatus.CONFLICT])
+        if response is not None and response.status != HTTPStatus.CONFLICT:
+            return _run(response.json())
+        existing = self.get_run(flow_name, run_id)  # taken already: by this run, on a retry
+        if existing is None:
+            raise ServiceError(f"the metadata service at {self.url} says run {flow_name}/{run_id} exists "
+                               "but does not return it")
+        return existing
 
     def finish_run(self, flow_name: str, run_id: str, succeeded: bool) -> None:
         self._call("POST", self._quote("flows", flow_name, "runs", run_id, "finish"),
@@ -156,6 +172,17 @@ class ServiceMetadata(MetadataBackend):
         tasks = self._call("POST", self._quote("flows", flow_name, "runs", run_id, "steps", step_name, "tasks"),
                            {"count": count, "user_name": self.user})
         return [str(t["task_id"]) for t in tasks]
+
+    def register_tasks(self, flow_name: str, run_id: str, step_name: str, task_ids: Sequence[str]) -> None:
+        """One request per name (the service creates named tasks one at a time, batching
+        concurrent requests); its 409 says the task exists, as it does on a retry."""
+        names = list(dict.fromkeys(self.check_name("task", t) for t in task_ids))
+        step = self._quote("flows", flow_name, "runs", run_id, "steps", step_name)
+        requests = [(step + "/task", {"task_id": n, "user_name": self.user}) for n in names]
+        for path, body in requests or [(step + "/step", {"user_name": self.user})]:
+            response = self._request("POST", path, body, accept=[HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT])
+            if response is not None and response.status == HTTPStatus.NOT_FOUND:
+                raise NotFound(f"run {flow_name}/{run_id} does not exist in {self.describe()}")
 
     def _task_path(self, flow_name: str, run_id: str, step_name: str, task_id: str, *rest: str) -> str:
         return self._quote("flows", flow_name, "runs", run_id, "steps", step_name, "tasks", task_id, *rest)

@@ -13,12 +13,10 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from .child_server import ChildServer
+from flow_core.testing.servers import ChildServer, free_port
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -41,19 +39,16 @@ def postgres_bin_dir() -> Path:
                        "dev group) or set FLOW_POSTGRES_BIN to a folder holding initdb and postgres")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PostgresServer(ChildServer):
     """``with PostgresServer(folder) as pg: pg.url`` -- initialised, started, and stopped after.
     Stopping sends SIGTERM, PostgreSQL's "fast" shutdown (it does not wait for clients)."""
 
+    name = "PostgreSQL"
+
     def __init__(self, folder: Path, port: int | None = None):
         self.folder = Path(folder)
         self.data = self.folder / "data"
+        self.log_path = self.folder / "postgres.log"
         self.port = port or free_port()
         self._user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
@@ -72,7 +67,7 @@ class PostgresServer(ChildServer):
             entry = pwd.getpwnam(self._user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    def start(self, timeout: float = 60.0) -> "PostgresServer":
+    def start(self, timeout: float = 60.0) -> PostgresServer:
         bin_dir = postgres_bin_dir()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)
@@ -82,22 +77,15 @@ class PostgresServer(ChildServer):
             subprocess.run([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
                             "-E", "UTF8", "--no-sync"], check=True, capture_output=True, env=env,
                            cwd=self.folder, **self._run_as())
-        log = open(self.folder / "postgres.log", "ab")
-        self._own(self.folder / "postgres.log")
-        self.process = subprocess.Popen(
-            [str(bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
-             "-k", str(self.folder), "-c", "max_connections=200", "-c", "fsync=on"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.folder,
-            **self._run_as())
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"PostgreSQL exited at start; see {self.folder / 'postgres.log'}")
-            probe = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                                   capture_output=True, env=env)
-            if probe.returncode == 0:
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"PostgreSQL did not answer on 127.0.0.1:{self.port} within {timeout:.0f}s")
+        self.log_path.touch()
+        self._own(self.log_path)
+        self.launch([str(bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+                     "-k", str(self.folder), "-c", "max_connections=200", "-c", "fsync=on"],
+                    env=env, cwd=self.folder, **self._run_as())
+        pg_isready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
+
+        def accepting() -> bool:
+            return subprocess.run(pg_isready, capture_output=True, env=env, check=False).returncode == 0
+
+        self.wait_until(accepting, timeout, where=f"127.0.0.1:{self.port}")
+        return self

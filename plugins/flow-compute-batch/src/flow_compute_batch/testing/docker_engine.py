@@ -10,48 +10,40 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from flow_core.testing.servers import ChildServer
 
-class DockerEngine:
+
+class DockerEngine(ChildServer):
+    name = "dockerd"
+
     def __init__(self, log_file: Path):
-        self.log_file = Path(log_file)
+        self.log_path = Path(log_file)
         # Short paths: containerd's sockets live under the exec root, and a socket path
         # must fit in 108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="flow-docker-", dir="/tmp"))
         self.socket = self.root / "docker.sock"
-        self.process: subprocess.Popen | None = None
 
     @property
     def host(self) -> str:
         """The DOCKER_HOST value that reaches this engine."""
         return f"unix://{self.socket}"
 
-    def start(self, timeout: float = 60.0) -> "DockerEngine":
+    def start(self, timeout: float = 60.0) -> DockerEngine:
         dockerd = shutil.which("dockerd")
         if dockerd is None:
             raise RuntimeError("dockerd is not installed; scripts/test installs Debian's docker.io")
         if os.geteuid() != 0:
             raise RuntimeError("the Batch container tests start their own dockerd, which needs root")
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [dockerd, "--bridge=none", "--iptables=false", "--ip-forward=false", "--ip6tables=false",
-                 "--host-gateway-ip=127.0.0.1", "--data-root", str(self.root / "data"),
-                 "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
-                 "-H", self.host],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while self.docker("version", check=False).returncode != 0:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"dockerd did not start; see {self.log_file}")
-            time.sleep(0.3)
+        self.launch([dockerd, "--bridge=none", "--iptables=false", "--ip-forward=false", "--ip6tables=false",
+                     "--host-gateway-ip=127.0.0.1", "--data-root", str(self.root / "data"),
+                     "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
+                     "-H", self.host], start_new_session=True)
+        self.wait_until(lambda: self.docker("version", check=False).returncode == 0, timeout, where=self.host,
+                        interval=0.3)
         return self
 
     def docker(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -63,17 +55,5 @@ class DockerEngine:
         return result
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> "DockerEngine":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

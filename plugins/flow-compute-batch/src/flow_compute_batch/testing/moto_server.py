@@ -4,32 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from flow_core.testing.servers import ChildServer, free_port, http_answers
 
 
-class MotoServer:
+class MotoServer(ChildServer):
     """One ``moto.server`` process. With ``docker_host`` its Batch runs every job in a
     container of that engine on the host's network; without, Batch's no-container mode
     marks each job succeeded at once (or failed, with ``fail_jobs``)."""
 
+    name = "moto server"
+    grace_seconds = 10.0
+
     def __init__(self, log_file: Path, docker_host: str | None = None, fail_jobs: bool = False):
-        self.log_file = Path(log_file)
+        self.log_path = Path(log_file)
         self.docker_host = docker_host
         self.fail_jobs = fail_jobs
         self.port = free_port()
-        self.process: subprocess.Popen | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -41,7 +36,7 @@ class MotoServer:
         return {"AWS_ENDPOINT_URL": self.endpoint_url,
                 **{f"AWS_ENDPOINT_URL_{service}": self.endpoint_url for service in ("BATCH", "CLOUDWATCH_LOGS", "IAM")}}
 
-    def start(self, timeout: float = 60.0) -> "MotoServer":
+    def start(self, timeout: float = 60.0) -> MotoServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
         env.update(AWS_ACCESS_KEY_ID="moto", AWS_SECRET_ACCESS_KEY="moto", AWS_DEFAULT_REGION="us-east-1")
         if self.docker_host:
@@ -50,24 +45,9 @@ class MotoServer:
             env.update(DOCKER_HOST=self.docker_host, MOTO_DOCKER_NETWORK_MODE="host")
         if self.fail_jobs:
             env["MOTO_SIMPLE_BATCH_FAIL_AFTER"] = "0"
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto server exited at start; see {self.log_file}")
-            try:
-                urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"moto server did not answer within {timeout:.0f}s; see {self.log_file}")
-                time.sleep(0.2)
+        self.launch([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], env=env)
+        self.wait_until(lambda: http_answers(f"{self.endpoint_url}/moto-api/", timeout=2), timeout,
+                        where=self.endpoint_url, interval=0.2)
         if not self.docker_host:
             self._post("/moto-api/config", {"batch": {"use_docker": False}})
         return self
@@ -90,21 +70,6 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every resource (between tests)."""
         self._post("/moto-api/reset", {})
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> "MotoServer":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def create_job_queue(name: str = "flow-tests") -> str:

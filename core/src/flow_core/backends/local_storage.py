@@ -1,0 +1,126 @@
+"""The local storage backend: blobs as files under the local root."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from flow_core.backends.storage import Blob, StorageBackend
+from flow_core.errors import BlobNotFound, DataStoreError
+from flow_core.plugin.settings import Settings
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+_TEMP_PREFIX = ".tmp-"
+_PARALLEL_FROM = 4  # batches smaller than this are done inline
+_MAP_FROM = 1024 * 1024  # get_buffer maps files this large instead of reading them
+
+
+def check_key(key: str) -> str:
+    segments = key.split("/")
+    if not key or any(s in ("", ".", "..") or not _SEGMENT.match(s) or s.startswith(_TEMP_PREFIX) for s in segments):
+        raise DataStoreError(f"'{key}' is not a valid datastore key")
+    return key
+
+
+class LocalStorage(StorageBackend):
+    """Files under one folder; a write goes to a temporary file that is then renamed into place."""
+
+    name = "local"
+    local_only = True
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LocalStorage":
+        return cls(settings.local_root)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _map(self, function, items: list) -> list:
+        if len(items) < _PARALLEL_FROM:
+            return [function(item) for item in items]
+        if self._pool is None or self._pool_pid != os.getpid():  # never reuse a pool across fork
+            self._pool = ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 4))
+            self._pool_pid = os.getpid()
+        return list(self._pool.map(function, items))
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put_pieces(self, key: str, pieces: Sequence[Blob], overwrite: bool = True) -> None:
+        self._put((key, pieces, overwrite))
+
+    def _put(self, item: tuple[str, "Blob | Sequence[Blob]", bool]) -> None:
+        key, blob, overwrite = item
+        pieces = blob if isinstance(blob, (list, tuple)) else (blob,)
+        path = self._path(key)
+        if not overwrite and path.exists():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.writelines(pieces)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise DataStoreError(f"cannot write {path}: {exc.strerror}") from None
+
+    def put_many(self, items: Iterable[tuple[str, Blob]], overwrite: bool = True) -> None:
+        self._map(self._put, [(key, blob, overwrite) for key, blob in items])
+
+    def _get(self, key: str) -> tuple[str, bytes]:
+        path = self._path(key)
+        try:
+            return key, path.read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise DataStoreError(f"cannot read {path}: {exc.strerror}") from None
+
+    def get_buffer(self, key: str) -> "bytes | memoryview":
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < _MAP_FROM:
+                    return handle.read()
+                return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise DataStoreError(f"cannot read {path}: {exc.strerror}") from None
+
+    def get_many(self, keys: Iterable[str]) -> Mapping[str, bytes]:
+        return dict(self._map(self._get, list(keys)))
+
+    def exists_many(self, keys: Iterable[str]) -> set[str]:
+        return {key for key in keys if self._path(key).is_file()}
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # Walk only the folder the prefix points into.
+        folder, _, partial = prefix.rpartition("/")
+        base = self.root / folder if folder else self.root
+        if not base.is_dir():
+            return iter(())
+        found = []
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel = os.path.relpath(dirpath, self.root)
+            for filename in filenames:
+                if filename.startswith(_TEMP_PREFIX):
+                    continue
+                key = filename if rel == "." else f"{rel.replace(os.sep, '/')}/{filename}"
+                if key.startswith(prefix):
+                    found.append(key)
+        return iter(sorted(found))

@@ -1,0 +1,67 @@
+"""Handing a flow to a scheduler for production runs: ``deploy``, ``trigger``, ``undeploy``,
+and ``flow deployments`` to see what is deployed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flow_core.backends.scheduler import DeployRequest
+from flow_core.cli.state import CliState
+from flow_core.model.parameters import flow_parameters
+
+_scheduler_option = click.option("--scheduler", default=None,
+                                 help="Scheduler backend (METAFLOW_DEFAULT_SCHEDULER).")
+
+
+@click.command(help="Deploy the flow to a scheduler for production runs.")
+@_scheduler_option
+@click.option("--tag", "tags", multiple=True, help="Tag every run of the deployment.")
+@click.pass_obj
+def deploy(state: CliState, scheduler: str | None, tags: tuple[str, ...]) -> None:
+    flow = state.flow
+    backend = state.backends().scheduler(scheduler)
+    deployment = backend.deploy(DeployRequest(flow.file, flow.name, flow.graph(), tuple(tags)))
+    state.console().info(
+        f"Deployed {deployment.flow_name} to the {backend.name} scheduler; its runs are in namespace "
+        f"{deployment.namespace}. Start one with: flow trigger {Path(flow.file).name}"
+    )
+
+
+@click.command(help="Start a run of the deployed flow now; parameters are options, as for `run`.")
+@_scheduler_option
+@click.pass_obj
+def trigger(state: CliState, scheduler: str | None, **kw: Any) -> None:
+    given = {}
+    for attribute, parameter in flow_parameters(state.flow.cls).items():
+        value = kw.get(f"param_{attribute}")
+        if value is not None:  # what the user left out, the run's own defaults fill in
+            given[parameter.name] = value if isinstance(value, str) else json.dumps(value)
+    backend = state.backends().scheduler(scheduler)
+    ref = backend.trigger(state.flow.name, given)
+    state.console().info(f"Triggered {ref} on the {backend.name} scheduler.")
+
+
+@click.command(help="Remove the flow's deployment; its past runs stay.")
+@_scheduler_option
+@click.pass_obj
+def undeploy(state: CliState, scheduler: str | None) -> None:
+    backend = state.backends().scheduler(scheduler)
+    backend.delete(state.flow.name)
+    state.console().info(f"Removed the deployment of {state.flow.name} from the {backend.name} scheduler.")
+
+
+@click.command(help="List the flows deployed to a scheduler.")
+@_scheduler_option
+@click.pass_obj
+def deployments(state: CliState, scheduler: str | None) -> None:
+    backend = state.backends().scheduler(scheduler)
+    found = backend.list_deployments()
+    if not found:
+        state.console().info(f"Nothing is deployed to the {backend.name} scheduler.")
+    for deployment in found:
+        schedule = f", on {deployment.schedule}" if deployment.schedule else ""
+        click.echo(f"{deployment.flow_name}  {deployment.namespace}  {deployment.flow_file}{schedule}")

@@ -1,0 +1,135 @@
+"""The commands that make runs: ``run``, ``resume``, and the two an orchestrator uses with no
+runtime alive, ``init`` (the run and its parameters) and ``step`` (one task)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from flow_core.cli.state import CliState
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.engine.resume import ResumePlan
+from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, create_run, store_parameters
+from flow_core.engine.runtime import DEFAULT_MAX_NUM_SPLITS, RunOptions, Runtime
+from flow_core.engine.task import TaskArguments, run_task
+from flow_core.model.parameters import ParameterContext, flow_parameters
+
+pass_state = click.pass_obj
+
+
+def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--compute", default=None, help="Compute backend for every step (METAFLOW_DEFAULT_COMPUTE)."),
+        click.option("--max-workers", type=click.IntRange(min=1), default=None,
+                     help="How many tasks run at once (default: the number of cores)."),
+        click.option("--max-num-splits", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SPLITS,
+                     show_default=True, help="Fail a foreach that would start more tasks than this."),
+        click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+        click.option("--with", "decospecs", multiple=True, metavar="DECORATOR[:k=v,...]",
+                     help="Attach a step decorator to every step, e.g. --with retry:times=2."),
+        click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
+                     help="Write the run id to this file as soon as it is known."),
+    ]):
+        function = option(function)
+    return function
+
+
+def _options_of(kw: dict[str, Any]) -> RunOptions:
+    return RunOptions(compute=kw["compute"], max_workers=kw["max_workers"], max_num_splits=kw["max_num_splits"],
+                      tags=tuple(kw["tags"]), decospecs=tuple(kw["decospecs"]),
+                      production_token=kw.get("production_token"), run_id_file=kw["run_id_file"])
+
+
+def parameter_values(state: CliState, kw: dict[str, Any]) -> dict[str, Any]:
+    """The flow's parameters from a command's ``param_*`` options (defaults filled in, types
+    checked), taking them out of ``kw``."""
+    flow = state.flow
+    values = {}
+    for attribute, parameter in flow_parameters(flow.cls).items():
+        context = ParameterContext(flow.name, state.settings().user, parameter.name)
+        values[attribute] = parameter.resolve(kw.pop(f"param_{attribute}", None), context)
+    return values
+
+
+@click.command(help="Run the flow on this machine (or on --compute).")
+@_run_options
+@click.option("--production-token", default=None, hidden=True)
+@pass_state
+def run(state: CliState, **kw: Any) -> None:
+    flow = state.flow
+    graph = flow.graph()
+    values = parameter_values(state, kw)
+    Runtime(flow.cls, graph, flow.file, state.backends(), state.console(), _options_of(kw),
+            parameters=values).execute()
+
+
+@click.command(help="Run the flow again, reusing the successful tasks of an earlier run.")
+@click.argument("step_name", required=False, metavar="[STEP]")
+@click.option("--origin-run-id", default=None, help="The run to resume (default: your latest run of this flow).")
+@_run_options
+@pass_state
+def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **kw: Any) -> None:
+    flow = state.flow
+    graph = flow.graph()
+    backends = state.backends()
+    metadata = backends.metadata
+    mine = metadata.list_runs(flow.name, tags=[f"user:{backends.settings.user}"], limit=1)
+    plan = ResumePlan.build(graph, FlowDataStore(backends.storage), metadata, origin_run_id, step_name, mine)
+    Runtime(flow.cls, graph, flow.file, backends, state.console(), _options_of(kw), resume=plan).execute()
+
+
+@click.command(help="Create a run and its parameters without running it: an orchestrator's first step.")
+@click.option("--run-id", default=None,
+              help="The run's id: a name of the orchestrator's (not a number). Asking again with the same "
+                   "name changes nothing. Default: a new number.")
+@click.option("--task-id", default=DEFAULT_PARAMETERS_TASK, show_default=True,
+              help="The id of the run's _parameters task.")
+@click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
+@click.option("--production-token", default=None, help="Make it a production run of this deployment.")
+@click.option("--origin-run-id", default=None, hidden=True)
+@click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
+              help="Write the run id to this file.")
+@pass_state
+def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...], production_token: str | None,
+         origin_run_id: str | None, run_id_file: str | None, **kw: Any) -> None:
+    flow = state.flow
+    flow.graph()
+    values = parameter_values(state, kw)
+    backends = state.backends()
+    record = create_run(backends.metadata, flow.name, backends.settings.user, tags, production_token,
+                        origin_run_id, run_id=run_id)
+    path = store_parameters(backends.metadata, FlowDataStore(backends.storage), flow.name, record.run_id, values,
+                            task_id)
+    if run_id_file:
+        Path(run_id_file).write_text(record.run_id)
+    state.console().result(f"{flow.name}/{path}")
+
+
+@click.command(help="Run one task: what every compute backend and orchestrator runs.")
+@click.argument("step_name")
+@click.option("--flow", "flow_name", default=None, hidden=True)
+@click.option("--run-id", required=True)
+@click.option("--task-id", required=True,
+              help="The task's id: one the runtime allocated, or a name of the orchestrator's.")
+@click.option("--input-paths", default="",
+              help="Parent tasks, comma-separated RUN/STEP/TASK; RUN/STEP/* is every successful task of STEP.")
+@click.option("--split-index", type=int, default=None)
+@click.option("--retry-count", type=int, default=0)
+@click.option("--max-user-code-retries", type=int, default=0)
+@click.option("--tag", "tags", multiple=True)
+@click.option("--with", "decospecs", multiple=True)
+@pass_state
+def step(state: CliState, step_name: str, flow_name: str | None, run_id: str, task_id: str, input_paths: str,
+         split_index: int | None, retry_count: int, max_user_code_retries: int, tags: tuple[str, ...],
+         decospecs: tuple[str, ...]) -> int:
+    flow = state.flow
+    args = TaskArguments(
+        flow_file=flow.file, step_name=step_name, flow_name=flow_name or flow.name,
+        run_id=run_id, task_id=task_id,
+        input_paths=tuple(p for p in input_paths.split(",") if p),
+        split_index=split_index, retry_count=retry_count,
+        max_user_code_retries=max_user_code_retries, tags=tuple(tags), decospecs=tuple(decospecs),
+    )
+    return run_task(args, state.backends())

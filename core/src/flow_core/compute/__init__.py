@@ -1,1 +1,0 @@
-"""Compute backends: where a task's command line runs."""

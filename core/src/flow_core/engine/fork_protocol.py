@@ -1,0 +1,46 @@
+"""The fork server's wire: one msgpack message per ``SOCK_SEQPACKET`` packet, with file
+descriptors passed alongside. Both the runtime's local compute and the fork server speak it."""
+
+from __future__ import annotations
+
+import array
+import os
+import signal
+import socket
+from typing import Any
+
+import msgpack
+
+MAX_MESSAGE = 1 << 20
+
+
+def send_message(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    payload = msgpack.packb(message)
+    if fds:
+        sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.send(payload)
+
+
+def receive_message(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """One message and the descriptors it carried; (None, []) when the peer has gone."""
+    payload, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 8)
+    if not payload:
+        return None, []
+    return msgpack.unpackb(payload), list(fds)
+
+
+def stop_forked_task(pid: int) -> None:
+    """SIGTERM a forked task and what it started. A child leads its own process group only
+    once it has called setsid, a moment after the fork: until then, signal the child itself."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        return
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,102 @@
+"""Resuming a run: which of the origin run's tasks can be reused, and reusing one.
+
+A resumed run walks the graph like any run. When it is about to launch a task, it asks
+the plan whether the origin run has a successful task for the same step and foreach
+iteration, whose inputs were reused too, and outside the steps the user asked to re-run. If so, the
+task is cloned: a new task id whose index points at the same content-addressed artifacts
+(nothing is copied) and whose metadata names its origin.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import attrs
+
+from flow_core.backends.metadata import MetadataBackend
+from flow_core.backends.records import SUCCEEDED, TaskRecord
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.engine.run_start import PARAMETERS_STEP
+from flow_core.errors import FlowError, NotFound
+from flow_core.model.foreach import iteration_key, stack_from_info
+from flow_core.model.graph import FlowGraph
+
+
+@attrs.frozen
+class OriginTask:
+    record: TaskRecord
+
+    @property
+    def pathspec(self) -> str:
+        return self.record.pathspec
+
+
+class ResumePlan:
+    def __init__(self, flow_name: str, origin_run_id: str, rerun_steps: set[str],
+                 datastore: FlowDataStore, metadata: MetadataBackend):
+        self.flow_name = flow_name
+        self.origin_run_id = origin_run_id
+        self.rerun_steps = rerun_steps
+        self._by_key: dict[tuple[str, tuple[int, ...]], OriginTask] = {}
+        self._parameters: OriginTask | None = None
+        for task in metadata.list_tasks(flow_name, origin_run_id):
+            if task.status != SUCCEEDED:
+                continue
+            if task.step_name == PARAMETERS_STEP:
+                self._parameters = OriginTask(task)
+                continue
+            store = datastore.open_task(flow_name, origin_run_id, task.step_name, task.task_id, task.attempt)
+            key = iteration_key(stack_from_info(store.info.foreach_stack))
+            self._by_key[(task.step_name, key)] = OriginTask(task)
+
+    @classmethod
+    def build(cls, graph: FlowGraph, datastore: FlowDataStore, metadata: MetadataBackend,
+              origin_run_id: str | None, step: str | None, user_runs: Iterable) -> "ResumePlan":
+        if origin_run_id is None:
+            runs = list(user_runs)
+            if not runs:
+                raise NotFound(f"there is no earlier run of {graph.name} to resume; start one with `run`")
+            origin_run_id = runs[0].run_id
+        if metadata.get_run(graph.name, origin_run_id) is None:
+            raise NotFound(f"run {graph.name}/{origin_run_id} does not exist; check --origin-run-id")
+        rerun: set[str] = set()
+        if step is not None:
+            if step not in graph:
+                raise FlowError(f"{graph.name} has no step '{step}' to resume from")
+            rerun = _descendants(graph, step)
+        return cls(graph.name, origin_run_id, rerun, datastore, metadata)
+
+    def parameters_task(self) -> OriginTask | None:
+        return self._parameters
+
+    def reusable_task(self, step_name: str, key: tuple[int, ...]) -> OriginTask | None:
+        if step_name in self.rerun_steps:
+            return None
+        return self._by_key.get((step_name, key))
+
+    def clone_task(self, origin: OriginTask, run_id: str, task_id: str, datastore: FlowDataStore,
+                   metadata: MetadataBackend) -> None:
+        record = origin.record
+        source = datastore.open_task(self.flow_name, record.run_id, record.step_name, record.task_id, record.attempt)
+        store = datastore.task(self.flow_name, run_id, record.step_name, task_id, 0)
+        store.add_artifact_refs(source.artifact_records())
+        for stream in ("stdout", "stderr"):
+            store.save_log(stream, source.log(stream))
+        store.info = attrs.evolve(source.info, origin=origin.pathspec)
+        store.commit()
+        fields = {"origin-run-id": record.run_id, "origin-task-id": record.task_id,
+                  "origin-pathspec": origin.pathspec}
+        metadata.start_attempt(self.flow_name, run_id, record.step_name, task_id, 0, fields)
+        metadata.finish_attempt(self.flow_name, run_id, record.step_name, task_id, 0, True,
+                                list(store.artifact_records().values()))
+
+
+def _descendants(graph: FlowGraph, step: str) -> set[str]:
+    seen = {step}
+    pending = [step]
+    while pending:
+        for child in graph[pending.pop()].out_funcs:
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+    return seen

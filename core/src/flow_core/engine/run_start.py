@@ -1,0 +1,80 @@
+"""Starting a run: its record, its tags and the `_parameters` task that `start` inherits.
+
+The local runtime does this at the top of ``flow run``; an orchestrator does it with ``flow
+init`` before its first task, with no runtime at all. Both go through here, so a run started
+either way looks the same to the Client API and to ``resume``.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any, Iterable, Mapping
+
+from flow_core.backends.metadata import MetadataBackend
+from flow_core.backends.records import SUCCEEDED, RunRecord
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.plugin.settings import Settings
+from flow_core.version import __version__
+
+PARAMETERS_STEP = "_parameters"
+#: The `_parameters` task's id when an orchestrator names the run but not the task.
+DEFAULT_PARAMETERS_TASK = "params"
+
+#: Variables a task reads to know it belongs to a production deployment or a resumed run.
+PRODUCTION_TOKEN_VARIABLE = "METAFLOW_PRODUCTION_TOKEN"
+ORIGIN_RUN_VARIABLE = "FLOW_ORIGIN_RUN_ID"
+
+
+def system_tags(user: str, production_token: str | None = None, runtime: str = "local") -> list[str]:
+    tags = [
+        f"user:{user}",
+        f"runtime:{runtime}",
+        f"python_version:{platform.python_version()}",
+        f"flow_core_version:{__version__}",
+    ]
+    if production_token:
+        tags.append(f"production:{production_token}")
+    return tags
+
+
+def task_environment(settings: Settings, production_token: str | None = None,
+                     origin_run_id: str | None = None) -> dict[str, str]:
+    """What every task of the run needs in its environment: the configuration, and whether
+    the run is a production or a resumed one."""
+    environment = settings.task_environment()
+    if production_token:
+        environment[PRODUCTION_TOKEN_VARIABLE] = production_token
+    if origin_run_id:
+        environment[ORIGIN_RUN_VARIABLE] = origin_run_id
+    return environment
+
+
+def create_run(metadata: MetadataBackend, flow_name: str, user: str, tags: Iterable[str] = (),
+               production_token: str | None = None, origin_run_id: str | None = None,
+               run_id: str | None = None, runtime: str = "local") -> RunRecord:
+    """Record a new run; with a ``run_id`` (an orchestrator's name for it) asking twice
+    returns the first run, so a retried ``flow init`` does not make a second one."""
+    return metadata.new_run(flow_name, user, tags, system_tags(user, production_token, runtime),
+                            origin_run_id=origin_run_id, run_id=run_id)
+
+
+def store_parameters(metadata: MetadataBackend, datastore: FlowDataStore, flow_name: str, run_id: str,
+                     values: Mapping[str, Any], task_id: str | None = None) -> str:
+    """Store the parameter values as the artifacts of the run's `_parameters` task and return
+    its path (``run/_parameters/task``). A named task that already succeeded is kept as it is."""
+    if task_id is None:
+        (task_id,) = metadata.new_tasks(flow_name, run_id, PARAMETERS_STEP, 1)
+    else:
+        existing = metadata.get_task(flow_name, run_id, PARAMETERS_STEP, task_id)
+        if existing is not None and existing.status == SUCCEEDED:
+            return f"{run_id}/{PARAMETERS_STEP}/{task_id}"
+        if existing is None:
+            metadata.register_tasks(flow_name, run_id, PARAMETERS_STEP, [task_id])
+    metadata.start_attempt(flow_name, run_id, PARAMETERS_STEP, task_id, 0)
+    store = datastore.task(flow_name, run_id, PARAMETERS_STEP, task_id, 0)
+    store.save_artifacts(dict(values))
+    store.info.success = True
+    store.commit()
+    metadata.finish_attempt(flow_name, run_id, PARAMETERS_STEP, task_id, 0, True,
+                            list(store.artifact_records().values()))
+    return f"{run_id}/{PARAMETERS_STEP}/{task_id}"

@@ -1,0 +1,394 @@
+"""The local runtime: walks a run's graph and hands each ready task to a compute backend.
+
+The runtime never runs user code. It allocates ids through the metadata backend, launches
+task command lines (locally by default, anywhere a compute plugin reaches), reads back a
+finished foreach step's number of splits from the datastore, and decides what runs next:
+the children of a step, one task per foreach item, a join once all its inputs are done.
+A resumed run clones the origin run's successful tasks instead of running them again.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from flow_core.backends.compute import TaskHandle, TaskSpec
+from flow_core.backends.metadata import MetadataBackend
+from flow_core.backends.records import RunRecord
+from flow_core.backends.selection import Backends
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.engine.console import Console, StepProgress
+from flow_core.engine.heartbeat import RunHeartbeat
+from flow_core.engine.input_paths import pack_input_paths
+from flow_core.engine.metadata_path import apply_stored_records, route_environment, writes_through_datastore
+from flow_core.engine.resume import ResumePlan
+from flow_core.engine.run_start import PARAMETERS_STEP, create_run, store_parameters, task_environment
+from flow_core.errors import ConfigError, FlowError, RunFailed
+from flow_core.model.decorators import StepDecorator, step_decorators
+from flow_core.model.foreach import Stack, child_stack, iteration_key
+from flow_core.model.graph import FOREACH, JOIN, START, FlowGraph
+
+STOP_GRACE_SECONDS = 10.0
+DEFAULT_MAX_NUM_SPLITS = 100
+
+
+@attrs.frozen
+class _Output:
+    spec: TaskSpec
+    stream: str
+    line: str
+
+
+@attrs.frozen
+class _Finished:
+    spec: TaskSpec
+    returncode: int
+    reason: str | None
+
+
+class _EventQueue:
+    """Compute backends report here from their threads; the runtime's loop drains it."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+
+    def output(self, spec: TaskSpec, stream: str, line: str) -> None:
+        self.queue.put(_Output(spec, stream, line))
+
+    def finished(self, spec: TaskSpec, returncode: int, reason: str | None = None) -> None:
+        self.queue.put(_Finished(spec, returncode, reason))
+
+
+@attrs.frozen
+class RunOptions:
+    compute: str | None = None
+    max_workers: int | None = None
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS
+    tags: tuple[str, ...] = ()
+    decospecs: tuple[str, ...] = ()
+    production_token: str | None = None
+    run_id_file: str | None = None
+
+
+class Runtime:
+    def __init__(
+        self,
+        flow_cls: type,
+        graph: FlowGraph,
+        flow_file: str,
+        backends: Backends,
+        console: Console,
+        options: RunOptions = RunOptions(),
+        parameters: dict[str, Any] | None = None,
+        resume: ResumePlan | None = None,
+    ):
+        self.flow_cls = flow_cls
+        self.flow_name = flow_cls.__name__
+        self.graph = graph
+        self.flow_file = os.path.abspath(flow_file)
+        self.backends = backends
+        self.settings = backends.settings
+        self.console = console
+        self.options = options
+        self.parameters = parameters or {}
+        self.resume = resume
+        self.max_workers = options.max_workers or os.cpu_count() or 1
+        self.default_compute = options.compute or self.settings.backend_name("compute")
+        # Select every backend and check every decorator before anything runs.
+        self.decorators: dict[str, list[StepDecorator]] = {}
+        for node in graph:
+            self.decorators[node.name] = step_decorators(flow_cls, node.name, options.decospecs,
+                                                         backends.step_decorators)
+            for decorator in self.decorators[node.name]:
+                decorator.step_init(flow_cls, graph, node.name)
+        self.storage = backends.storage
+        self.datastore = FlowDataStore(self.storage)
+        self.metadata: MetadataBackend = backends.metadata
+        self._check_remote_steps()
+        self._events = _EventQueue()
+        self._pending: deque[TaskSpec] = deque()
+        self._delayed: list[tuple[float, TaskSpec]] = []
+        self._running: dict[str, tuple[TaskSpec, TaskHandle]] = {}
+        self._slots_used = 0
+        self._stacks: dict[str, Stack] = {}
+        self._join_inputs: dict[tuple, dict[Any, str]] = {}
+        self._fresh: set[str] = set()  # tasks this run executed (not cloned)
+        self._failed: list[tuple[TaskSpec, str]] = []
+        self._stopping: set[str] = set()  # tasks the runtime itself terminated
+        self.counts = {"done": 0, "cloned": 0}
+        self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
+
+    def _check_remote_steps(self) -> None:
+        """Build every compute backend the run uses, and refuse a step sent to remote compute
+        with a datastore that only this machine reaches, before anything runs."""
+        for node in self.graph:
+            probe = TaskSpec(flow_file=self.flow_file, flow_name=self.flow_name, run_id="0", step_name=node.name,
+                             task_id="0", compute=self.default_compute)
+            for decorator in self.decorators[node.name]:
+                probe = decorator.runtime_task_spec(probe)
+            remote = self.backends.compute(probe.compute).remote  # built now: its settings are checked up front
+            if remote and self.storage.local_only:
+                raise ConfigError(
+                    f"step '{node.name}' runs on {probe.compute}, which cannot reach the local datastore "
+                    f"{self.storage.describe()}; use one both can reach, e.g. --datastore s3 "
+                    "(METAFLOW_DEFAULT_DATASTORE=s3)"
+                )
+
+    # -- the run --------------------------------------------------------------------------
+
+    def execute(self) -> RunRecord:
+        user = self.settings.user
+        token = self.options.production_token
+        origin = self.resume.origin_run_id if self.resume else None
+        run = create_run(self.metadata, self.flow_name, user, self.options.tags, token, origin)
+        self.run = run
+        if self.options.run_id_file:
+            Path(self.options.run_id_file).write_text(run.run_id)
+        self.task_environment = task_environment(self.settings, token, origin)
+        verb = f"Resuming {self.flow_name}/{origin}" if origin else "Workflow starting"
+        self.console.info(f"{verb} (run-id {run.run_id}), {self.flow_name} by {user}:")
+        self.console.detail(f"Datastore {self.storage.describe()}, metadata {self.metadata.describe()}, "
+                            f"compute {self.default_compute}, up to {self.max_workers} tasks at once.")
+        started = time.time()
+        try:
+            with RunHeartbeat(self.metadata, self.flow_name, run.run_id):
+                parameters_path = self._store_parameters()
+                self._enqueue(START, [((parameters_path,), (), None)])
+                self._loop()
+        except KeyboardInterrupt:
+            self._terminate_all()
+            self._drain_stopped()
+            self.metadata.finish_run(self.flow_name, run.run_id, succeeded=False)
+            raise RunFailed(
+                f"run {run.pathspec} was interrupted; finished tasks are kept, and "
+                f"`resume --origin-run-id {run.run_id}` continues it"
+            ) from None
+        finally:
+            self.console.end_progress()
+            self.backends.close()
+        succeeded = not self._failed
+        self.metadata.finish_run(self.flow_name, run.run_id, succeeded)
+        if not succeeded:
+            spec, why = self._failed[0]
+            raise RunFailed(f"run {run.pathspec} failed: task {spec.pathspec} {why}")
+        cloned = f" ({self.counts['cloned']} reused from run {origin})" if origin else ""
+        self.console.result(f"Done! Run {run.pathspec} finished {self.counts['done']} tasks{cloned} "
+                          f"in {time.time() - started:.1f}s.")
+        return run
+
+    def _store_parameters(self) -> str:
+        """Parameters become the artifacts of a `_parameters` task that `start` inherits."""
+        if self.resume:
+            origin_task = self.resume.parameters_task()
+            if origin_task is not None:
+                return self._clone(PARAMETERS_STEP, origin_task)
+        return store_parameters(self.metadata, self.datastore, self.flow_name, self.run.run_id, self.parameters)
+
+    def _loop(self) -> None:
+        while self._pending or self._running or self._delayed:
+            self._release_delayed()
+            while self._pending and not self._failed and self._has_slot(self._pending[0]):
+                self._launch(self._pending.popleft())
+            if self._failed and not self._running:
+                break
+            timeout = max(0.0, min(t for t, _ in self._delayed) - time.time()) if self._delayed else None
+            try:
+                event = self._events.queue.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            if isinstance(event, _Output):
+                self.console.task_output(event.spec.label, event.stream, event.line)
+            else:
+                self._on_finished(event)
+
+    def _release_delayed(self) -> None:
+        now = time.time()
+        for item in [d for d in self._delayed if d[0] <= now]:
+            self._delayed.remove(item)
+            self._pending.appendleft(item[1])
+
+    def _slots(self, spec: TaskSpec) -> int:
+        """How many of --max-workers a task takes: its CPUs when it runs on this machine."""
+        if self.backends.compute(spec.compute).remote:
+            return 1
+        return max(1, min(int(spec.resources.cpu or 1), self.max_workers))
+
+    def _has_slot(self, spec: TaskSpec) -> bool:
+        return self._slots_used + self._slots(spec) <= self.max_workers or not self._running
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _enqueue(self, step_name: str, tasks: list[tuple[tuple[str, ...], Stack, int | None]]) -> None:
+        """Queue tasks of one step: (input paths, foreach stack, split index) each."""
+        to_run = []
+        for input_paths, stack, split_index in tasks:
+            origin = self._reusable(step_name, input_paths, stack)
+            if origin is not None:
+                path = self._clone(step_name, origin)
+                self._stacks[path.rsplit("/", 1)[1]] = stack
+                self.console.task_event(path, f"Reused {origin.pathspec}.")
+                self._count(step_name, done=1)
+                self._on_success(step_name, path, stack)
+            else:
+                to_run.append((input_paths, stack, split_index))
+        if not to_run:
+            return
+        task_ids = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, len(to_run))
+        decorators = self.decorators[step_name]
+        for task_id, (input_paths, stack, split_index) in zip(task_ids, to_run):
+            spec = TaskSpec(
+                flow_file=self.flow_file, flow_name=self.flow_name, run_id=self.run.run_id,
+                step_name=step_name, task_id=task_id, split_index=split_index,
+                input_paths=pack_input_paths(self.datastore.cas, input_paths),
+                tags=self.options.tags, decospecs=self.options.decospecs,
+                environment=self.task_environment, compute=self.default_compute,
+            )
+            for decorator in decorators:
+                spec = decorator.runtime_task_spec(spec)
+            route = route_environment(self.backends.compute(spec.compute), self.metadata)
+            if route:
+                spec = attrs.evolve(spec, environment={**spec.environment, **route})
+            self._stacks[task_id] = stack
+            self._pending.append(spec)
+
+    def _reusable(self, step_name: str, input_paths: tuple[str, ...], stack: Stack):
+        if self.resume is None or any(path in self._fresh for path in input_paths):
+            return None
+        return self.resume.reusable_task(step_name, iteration_key(stack))
+
+    def _clone(self, step_name: str, origin) -> str:
+        (task_id,) = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, 1)
+        self.resume.clone_task(origin, self.run.run_id, task_id, self.datastore, self.metadata)
+        self.counts["cloned"] += 1
+        return f"{self.run.run_id}/{step_name}/{task_id}"
+
+    def _launch(self, spec: TaskSpec) -> None:
+        retry = f" (retry {spec.retry_count})" if spec.retry_count else ""
+        self.console.task_event(spec.label, f"Task is starting{retry}.")
+        self.console.detail(f"[{spec.label}] on {spec.compute}, after {', '.join(spec.input_paths) or 'nothing'}")
+        handle = self.backends.compute(spec.compute).launch(spec, self._events)
+        self._running[spec.task_id] = (spec, handle)
+        self._slots_used += self._slots(spec)
+        self._count(spec.step_name, running=1)
+
+    def _count(self, step_name: str, done: int = 0, running: int = 0, failed: int = 0) -> None:
+        progress = self._progress.setdefault(step_name, StepProgress(step_name))
+        progress.done += done
+        progress.running += running
+        progress.failed += failed
+        self.console.progress(list(self._progress.values()))
+
+    def _on_finished(self, event: _Finished) -> None:
+        spec = event.spec
+        if writes_through_datastore(spec):
+            failure = apply_stored_records(self.metadata, self.storage, spec)
+            if failure and event.returncode == 0:
+                event = _Finished(spec, 1, failure)
+        if self._running.pop(spec.task_id, None) is not None:
+            self._slots_used -= self._slots(spec)
+        if spec.task_id in self._stopping and event.returncode != 0:
+            self._on_stopped(spec)
+            return
+        if event.returncode == 0:
+            self.console.task_event(spec.label, "Task finished successfully.")
+            self._count(spec.step_name, done=1, running=-1)
+            path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
+            self._fresh.add(path)
+            self.counts["done"] += 1
+            if not self._failed:
+                self._on_success(spec.step_name, path, self._stacks[spec.task_id], spec)
+            return
+        why = event.reason or self._task_exception(spec) or f"exited with status {event.returncode}"
+        if spec.retry_count < spec.max_user_code_retries and not self._failed:
+            self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
+            retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
+            self._delayed.append((time.time() + spec.retry_delay, retry))
+            self._count(spec.step_name, running=-1)
+            return
+        self.console.task_event(spec.label, f"Task failed: {why}", failed=True)
+        self._count(spec.step_name, failed=1, running=-1)
+        self._failed.append((spec, f"failed: {why}"))
+        self._terminate_all()
+
+    def _task_exception(self, spec: TaskSpec) -> str | None:
+        try:
+            store = self.datastore.open_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
+                                             spec.retry_count)
+        except FlowError:
+            return None
+        exception = store.info.exception
+        return f"raised {exception}" if exception else None
+
+    def _on_success(self, step_name: str, path: str, stack: Stack, spec: TaskSpec | None = None) -> None:
+        node = self.graph[step_name]
+        if node.type == FOREACH:
+            run_id, _, task_id = path.split("/")
+            store = self.datastore.open_task(self.flow_name, run_id, step_name, task_id)
+            num_splits = int(store.info.foreach_num_splits or 0)
+            if num_splits > self.options.max_num_splits:
+                self._failed.append((spec or _spec_for(self, step_name, task_id),
+                                     f"asked for a foreach of {num_splits} items, more than --max-num-splits "
+                                     f"{self.options.max_num_splits}; raise it if that many is intended"))
+                self._terminate_all()
+                return
+            child = self.graph[node.out_funcs[0]]
+            self._enqueue(child.name, [
+                ((path,), child_stack(stack, node, child, index, num_splits), index) for index in range(num_splits)
+            ])
+            return
+        for child_name in node.out_funcs:
+            child = self.graph[child_name]
+            new_stack = child_stack(stack, node, child, None, None)
+            if child.type != JOIN:
+                self._enqueue(child_name, [((path,), new_stack, None)])
+                continue
+            closes_foreach = len(new_stack) < len(stack)
+            key = (child_name, iteration_key(new_stack))
+            arrived = self._join_inputs.setdefault(key, {})
+            arrived[stack[-1].index if closes_foreach else step_name] = path
+            expected = stack[-1].num_splits if closes_foreach else len(child.in_funcs)
+            if len(arrived) == expected:
+                del self._join_inputs[key]
+                order = sorted(arrived) if closes_foreach else child.in_funcs
+                self._enqueue(child_name, [(tuple(arrived[k] for k in order), new_stack, None)])
+
+    def _terminate_all(self) -> None:
+        self._pending.clear()
+        self._delayed.clear()
+        for spec, handle in list(self._running.values()):
+            self._stopping.add(spec.task_id)
+            handle.terminate()
+
+    def _on_stopped(self, spec: TaskSpec) -> None:
+        """A task the runtime stopped: record the attempt as failed so nothing looks still running."""
+        self.console.task_event(spec.label, "Task stopped.", failed=True)
+        self._count(spec.step_name, running=-1)
+        try:
+            self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
+                                         spec.retry_count, False, fields={"stopped": "by the runtime"})
+        except FlowError:
+            pass  # the run is ending anyway; resume does not depend on this record
+
+    def _drain_stopped(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """After Ctrl-C: wait briefly for the stopped tasks to exit, so none outlives the run."""
+        deadline = time.monotonic() + grace
+        while self._running and time.monotonic() < deadline:
+            try:
+                event = self._events.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+                break
+            if isinstance(event, _Finished):
+                self._on_finished(event)
+
+
+def _spec_for(runtime: Runtime, step_name: str, task_id: str) -> TaskSpec:
+    return TaskSpec(flow_file=runtime.flow_file, flow_name=runtime.flow_name, run_id=runtime.run.run_id,
+                    step_name=step_name, task_id=task_id)

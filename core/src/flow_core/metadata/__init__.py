@@ -1,1 +1,0 @@
-"""Metadata backends: the record of every run, step, task, attempt and artifact."""

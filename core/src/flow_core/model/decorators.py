@@ -1,0 +1,147 @@
+"""Step and flow decorators: the base classes plugins subclass, and how users attach them.
+
+A decorator is a class with a ``name`` and ``defaults``; users write ``@retry`` or
+``@retry(times=3)`` above ``@step``. Its methods are hooks Flow calls at fixed points of a
+task's life, in the runtime and in the task process. Only override what you need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+
+from flow_core.errors import FlowError
+
+if TYPE_CHECKING:
+    from flow_core.backends.compute import TaskSpec
+
+
+class DecoratorError(FlowError):
+    """A decorator was given an attribute it does not know, or used in the wrong place."""
+
+
+class _Decorator:
+    name: ClassVar[str]
+    #: Every attribute the decorator accepts, with its default.
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, attributes: Mapping[str, Any] | None = None):
+        attributes = dict(attributes or {})
+        unknown = set(attributes) - set(self.defaults)
+        if unknown:
+            raise DecoratorError(
+                f"@{self.name} has no attribute {', '.join(sorted(unknown))}; "
+                f"it accepts: {', '.join(self.defaults) or 'nothing'}"
+            )
+        self.attributes = {**self.defaults, **attributes}
+
+    def __repr__(self) -> str:
+        return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self.attributes.items())})"
+
+
+class StepDecorator(_Decorator):
+    """Base of ``@retry``, ``@batch`` and every other step decorator."""
+
+    def step_init(self, flow_cls: type, graph: Any, step_name: str) -> None:
+        """Validate the attributes once the graph is known, before anything runs."""
+
+    def runtime_task_spec(self, spec: "TaskSpec") -> "TaskSpec":
+        """Adjust a task before it is launched (retries, compute backend, resources)."""
+        return spec
+
+    def task_metadata(self) -> dict[str, str]:
+        """Metadata fields to record with each attempt of the step (what it asked for)."""
+        return {}
+
+    def task_pre_step(self, ctx: Any) -> None:
+        """In the task process, before the step's code runs."""
+
+    def task_decorate(self, step_function: Callable[[], None], ctx: Any) -> Callable[[], None]:
+        """Wrap the step's code (a timeout, say); return the callable to run instead."""
+        return step_function
+
+    def task_post_step(self, ctx: Any) -> None:
+        """In the task process, after the step's code succeeded."""
+
+    def task_exception(self, exception: BaseException, ctx: Any) -> bool:
+        """The step's code raised; return True if this decorator handled it (``@catch``)."""
+        return False
+
+
+class FlowDecorator(_Decorator):
+    """Base of ``@schedule`` and every other decorator on a FlowSpec class."""
+
+
+def attach_step_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
+    """The user-facing ``@name`` / ``@name(**attributes)`` for a step decorator class."""
+
+    def decorator(function: Callable[..., Any] | None = None, **attributes: Any) -> Any:
+        def attach(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if not getattr(fn, "is_step", False):
+                raise DecoratorError(f"@{cls.name} must be placed above @step (on {fn.__name__})")
+            if any(d.name == cls.name for d in fn.decorators):
+                raise DecoratorError(f"@{cls.name} is used twice on step {fn.__name__}")
+            fn.decorators.append(cls(attributes))
+            return fn
+
+        return attach(function) if function is not None else attach
+
+    decorator.__name__ = cls.name
+    decorator.__doc__ = cls.__doc__
+    return decorator
+
+
+def attach_flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
+    """The user-facing ``@name`` / ``@name(**attributes)`` for a flow decorator class."""
+
+    def decorator(flow_cls: type | None = None, **attributes: Any) -> Any:
+        def attach(target: type) -> type:
+            existing = dict(getattr(target, "_flow_decorators", {}))
+            existing[cls.name] = cls(attributes)
+            target._flow_decorators = existing
+            return target
+
+        return attach(flow_cls) if flow_cls is not None else attach
+
+    decorator.__name__ = cls.name
+    decorator.__doc__ = cls.__doc__
+    return decorator
+
+
+def parse_decospec(spec: str, known: Mapping[str, type[StepDecorator]]) -> StepDecorator:
+    """``retry:times=3,minutes_between_retries=0`` (from ``run --with``) to a decorator."""
+    name, _, rest = spec.partition(":")
+    cls = known.get(name)
+    if cls is None:
+        raise DecoratorError(f"--with {name}: no step decorator of that name is installed "
+                             f"(installed: {', '.join(sorted(known)) or 'none'})")
+    attributes: dict[str, Any] = {}
+    for pair in filter(None, rest.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise DecoratorError(f"--with {spec}: write attributes as name=value")
+        attributes[key.strip()] = _literal(value.strip())
+    return cls(attributes)
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def step_decorators(flow_cls: type, step_name: str, decospecs: tuple[str, ...],
+                    known: Mapping[str, type[StepDecorator]]) -> list[StepDecorator]:
+    """The decorators of one step: those written on it, then ``--with`` ones (among the
+    ``known`` installed decorators) it lacks."""
+    found = list(getattr(getattr(flow_cls, step_name), "decorators", []))
+    if decospecs:
+        present = {d.name for d in found}
+        for spec in decospecs:
+            decorator = parse_decospec(spec, known)
+            if decorator.name not in present:
+                found.append(decorator)
+                present.add(decorator.name)
+    return found

@@ -1,1 +1,0 @@
-"""Schedulers: where `flow deploy` puts a flow to run in production."""

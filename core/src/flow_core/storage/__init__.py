@@ -1,1 +1,0 @@
-"""Storage backends: move named blobs. The content-addressed store sits on top."""
