@@ -168,3 +168,49 @@ def test_a_plugins_flow_command_is_reached_from_both_command_lines(install_plugi
                                   capture_output=True, text=True, env=env, timeout=60)
     assert as_script.stdout.strip() == "count of Tiny: 2 via local", as_script.stderr
     assert through_flow.stdout == as_script.stdout, through_flow.stderr
+
+
+OWNER_PLUGIN = """
+    from flow_core.plugin_api import FlowDecorator, hookimpl
+
+    class owner(FlowDecorator):
+        name = "owner"
+        defaults = {"team": None}
+
+    @hookimpl
+    def flow_flow_decorators():
+        return [owner]
+"""
+
+
+def test_a_plugins_flow_decorator_is_importable_from_flow_core_and_attaches(install_plugin, monkeypatch):
+    import flow_core
+
+    install_plugin("flow-owner", OWNER_PLUGIN)
+    monkeypatch.delitem(flow_core.__dict__, "owner", raising=False)
+    from flow_core import FlowSpec, owner
+
+    @owner(team="forecasting")
+    class Owned(FlowSpec):
+        pass
+
+    assert Owned._flow_decorators["owner"].attributes == {"team": "forecasting"}
+    monkeypatch.delitem(flow_core.__dict__, "owner", raising=False)
+
+
+def test_every_hook_is_documented_with_an_example_and_implemented_by_a_test():
+    """As datasette does: a hook nobody exercises is a hook that may silently break."""
+    from pathlib import Path
+
+    from flow_core.plugin import hookspecs
+
+    repo = Path(__file__).resolve().parents[2]
+    implementations = [*repo.glob("tests/**/*.py"), *repo.glob("plugins/*/src/**/*.py"),
+                       repo / "core/src/flow_core/plugin/builtins.py"]  # the core's own plugin
+    sources = [p.read_text() for p in implementations]
+    hooks = [name for name in dir(hookspecs) if name.startswith("flow_")]
+    assert len(hooks) == 9
+    for name in hooks:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert f"def {name}():" in doc, f"the docstring of {name} has no example"
+        assert any(f"def {name}(" in source for source in sources), f"no test or plugin implements {name}"
