@@ -142,3 +142,11 @@ def test_the_server_restarting_mid_run_never_leaves_a_corrupt_artifact(flow_env,
             "run = Flow('Uploads').latest_successful_run\n"
             "print(sorted(len(t.data.blob) for t in run['make']))\n")], env=env, capture_output=True, text=True)
         assert check.stdout.strip() == str([12 * 1024 * 1024 + 1] * 6), check.stderr
+
+
+def test_the_test_s3_server_listens_on_loopback_only_and_reports_nothing_home(seaweed):
+    """Nothing a test starts may reach an outside address: SeaweedFS's telemetry is off."""
+    with open(f"/proc/{seaweed.process.pid}/cmdline", "rb") as cmdline:
+        args = cmdline.read().decode().split("\0")
+    assert "-master.telemetry=false" in args
+    assert "-ip.bind=127.0.0.1" in args

@@ -45,6 +45,7 @@ class SeaweedS3(ChildServer):
     def start(self, timeout: float = 60.0) -> SeaweedS3:
         self.folder.mkdir(parents=True, exist_ok=True)
         args = [weed_binary(), "mini", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",  # it would report to telemetry.seaweedfs.com
                 "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
                 *(f"-{name}={port}" for name, port in self.ports.items())]
         # With AWS keys in its environment, weed would require exactly those; without, it takes any.
