@@ -17,7 +17,6 @@ from flow_core.engine.run_start import PARAMETERS_STEP, create_run, store_parame
 from flow_core.engine.runtime import RunOptions, Runtime
 from flow_core.engine.task import TaskArguments, TaskRunner
 from flow_core.errors import RunFailed
-from flow_core.model.current import current
 from flow_core.model.graph import FlowGraph
 from flow_core.model.loader import load_flow_class
 from flow_core.plugin.registry import current_settings, load_plugins
@@ -50,14 +49,6 @@ FLOW = """
         def end(self):
             self.total = sum(self.values)
 """
-
-
-@pytest.fixture(autouse=True)
-def outside_a_task():
-    """The task runner fills `current` in its process; here that is the test session's, so
-    empty it again for the tests that follow (the Client API reads its namespace from it)."""
-    yield
-    current.__dict__.clear()
 
 
 @pytest.fixture

@@ -14,11 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
 from flow_core.errors import FlowError, NotFound
 from flow_core.plugin.settings import Settings
+
+if TYPE_CHECKING:
+    from flow_core.backends.selection import Backends
 
 TRIGGER_WAIT_SECONDS = 60.0
 
@@ -31,7 +34,7 @@ class LocalScheduler(SchedulerBackend):
         self.settings = settings
 
     @classmethod
-    def from_settings(cls, settings: Settings, backends: object = None) -> "LocalScheduler":
+    def from_settings(cls, settings: Settings, backends: Backends) -> "LocalScheduler":
         return cls(settings.local_root, settings)
 
     def _path(self, flow_name: str) -> Path:

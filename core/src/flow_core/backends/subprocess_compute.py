@@ -10,10 +10,13 @@ import os
 import signal
 import subprocess
 import threading
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from flow_core.backends.compute import ComputeBackend, TaskEvents, TaskHandle, TaskSpec
 from flow_core.plugin.settings import Settings
+
+if TYPE_CHECKING:
+    from flow_core.backends.selection import Backends
 
 
 class LocalProcessHandle(TaskHandle):
@@ -35,7 +38,7 @@ class SubprocessCompute(ComputeBackend):
     name = "subprocess"
 
     @classmethod
-    def from_settings(cls, settings: Settings, backends: object = None) -> "SubprocessCompute":
+    def from_settings(cls, settings: Settings, backends: Backends) -> "SubprocessCompute":
         return cls()
 
     def launch(self, spec: TaskSpec, events: TaskEvents) -> TaskHandle:

@@ -153,6 +153,8 @@ class TaskRunner:
                     print(f"Error: {exc}", file=sys.stderr)
                 else:
                     print_user_traceback(exc)
+            finally:
+                current._clear()  # the process may go on (a test, an embedding) outside the task
         store.save_log("stdout", logs.stdout)
         store.save_log("stderr", logs.stderr)
         store.info.success = succeeded

@@ -33,6 +33,10 @@ class Current:
                 raise AttributeError(key)
             setattr(self, key, value)
 
+    def _clear(self) -> None:
+        """Back to outside a task: what a task set is gone."""
+        self.__dict__.clear()
+
     def __repr__(self) -> str:
         return f"<current {self.pathspec or '(not in a task)'}>"
 
