@@ -70,6 +70,7 @@ WORKLOADS_BY_NAME = {
     "foreach 1000": foreach(1000, None),
     "foreach 1000, 2 workers": foreach(1000, 2),
     "128 MiB array save+load": artifact("array", 128 * MiB),
+    "1 GiB array save+load": artifact("array", 1024 * MiB),
     "1e6-entry dict save+load": artifact("dict", 1_000_000),
 }
 

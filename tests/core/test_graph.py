@@ -265,3 +265,54 @@ class Bad(FlowSpec):
 """
     err = error_of(write_flow, source)
     assert "must end with its self.next" in err.message and err.line == line_of(source, "def start")
+
+
+def named(flow: str = "Named", middle: str = "middle") -> str:
+    """A three-step flow whose class and middle step have the names given."""
+    return f"""
+class {flow}(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.{middle})
+
+    @step
+    def {middle}(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_names_the_datastore_holds_are_accepted(write_flow):
+    graph = graph_of(write_flow, named("F" * 128, "m" * 128))
+    assert graph.name == "F" * 128 and "m" * 128 in graph
+
+
+@pytest.mark.parametrize("flow, message", [
+    ("Флоу", ("flow name 'Флоу' is not an ASCII identifier (the letters A-Z and a-z, digits and '_', "
+              "not starting with a digit); rename the class")),
+    ("F" * 129, (f"flow name '{'F' * 20}...' is 129 characters long, more than the 128 a name may have; "
+                 "rename the class")),
+])
+def test_flow_names_the_datastore_cannot_hold(write_flow, flow, message):
+    source = named(flow=flow)
+    err = error_of(write_flow, source)
+    assert err.message.endswith(message) and err.line == line_of(source, f"class {flow}")
+
+
+@pytest.mark.parametrize("middle, message", [
+    ("шаг", "step name 'шаг' is not an ASCII identifier"),
+    ("m" * 129, "is 129 characters long, more than the 128 a name may have"),
+    ("_parameters", "step name '_parameters' starts with '_', which Flow keeps for its own steps"),
+    ("_mine", "step name '_mine' starts with '_'"),
+    ("next", "step name 'next' is reserved: it would hide self.next of every flow"),
+    ("merge_artifacts", "step name 'merge_artifacts' is reserved"),
+    ("cmd", "step name 'cmd' is reserved"),
+])
+def test_step_names_the_datastore_cannot_hold_or_flow_keeps(write_flow, middle, message):
+    source = named(middle=middle)
+    err = error_of(write_flow, source)
+    assert message in err.message and err.message.endswith("; rename the step")
+    assert err.file.endswith("g.py") and err.line == line_of(source, f"def {middle}")

@@ -41,6 +41,30 @@ def test_broken_profile_is_a_clear_error(profile_dir):
         Settings()
 
 
+def test_profile_that_is_not_utf8_is_a_clear_error(profile_dir):
+    (profile_dir / "config.json").write_bytes(b'{"METAFLOW_USER": "caf\xe9"}')
+    with pytest.raises(ConfigError, match=r"config.json is not UTF-8 text \(byte 0xe9 at offset 22\); save it as"):
+        Settings()
+
+
+def test_profile_value_that_is_not_text_is_a_clear_error(profile_dir):
+    (profile_dir / "config.json").write_text('{"METAFLOW_USER": "\\udcff"}')  # a JSON escape of a lone surrogate
+    with pytest.raises(ConfigError, match="is not valid UTF-8 text; fix or remove it"):
+        Settings()
+
+
+def test_profile_saved_with_a_byte_order_mark_is_read(profile_dir, monkeypatch):
+    (profile_dir / "config.json").write_bytes(b'\xef\xbb\xbf{"METAFLOW_USER": "alice"}')
+    monkeypatch.delenv("METAFLOW_USER")
+    assert Settings().user == "alice"
+
+
+def test_a_user_name_that_is_not_text_is_a_clear_error(flow_env, monkeypatch):
+    monkeypatch.setenv("METAFLOW_USER", "bj\udcf6rn")  # what Python makes of Latin-1 bytes in the environment
+    with pytest.raises(ConfigError, match="your user name 'bj\\\\udcf6rn' is not valid UTF-8 text; set METAFLOW_USER"):
+        _ = Settings().user
+
+
 def test_local_root_is_found_upwards(tmp_path, monkeypatch, flow_env):
     monkeypatch.delenv("METAFLOW_DATASTORE_SYSROOT_LOCAL")
     (tmp_path / "project" / ".flow").mkdir(parents=True)

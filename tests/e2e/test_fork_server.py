@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from flow_core.backends.selection import Backends
+from flow_core.engine import local_compute
 from flow_core.testing import last_error, run_id_of
+from flow_core.testing.compute import CONFORMANCE_FLOW, ComputeHarness
 
 ISOLATION = """
     import os, random, subprocess, sys, threading
@@ -92,3 +101,144 @@ def test_a_flow_file_that_fails_to_import_in_the_fork_server_fails_the_run_clean
     assert "the fork server could not load" in failed.stderr and "only the runtime may import me" in failed.stderr
     assert "/start/" in last_error(failed) and "Traceback" not in failed.stderr
     assert flow_cli("run", str(path), "--compute", "subprocess").returncode == 0  # the portable path is unaffected
+
+
+STRANDED = """
+    import os, subprocess, time
+    from pathlib import Path
+    from flow_core import FlowSpec, step
+
+    class Stranded(FlowSpec):
+        @step
+        def start(self):
+            self.items = [0, 1]
+            self.next(self.work, foreach="items")
+
+        @step
+        def work(self):
+            if not os.environ.get("FAST"):
+                helper = subprocess.Popen(["sleep", "120"])  # something the task started itself
+                marks = Path(os.environ["MARKS"])
+                (marks / f"{self.input}.tmp").write_text(f"{os.getpid()} {os.getppid()} {helper.pid}")
+                (marks / f"{self.input}.tmp").rename(marks / str(self.input))
+                time.sleep(120)
+            self.square = self.input ** 2
+            self.next(self.join)
+
+        @step
+        def join(self, inputs):
+            self.total = sum(i.square for i in inputs)
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_fork_server_fails_the_run_at_once_and_leaves_no_task_behind(write_flow, flow_env, records,
+                                                                              tmp_path):
+    path = write_flow("stranded.py", STRANDED)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**os.environ, **flow_env, "MARKS": str(marks)}
+    proc = subprocess.Popen([sys.executable, "-m", "flow_core", "run", str(path), "--max-workers", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len([p for p in marks.iterdir() if not p.name.endswith(".tmp")]) < 2:
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("the tasks never got going: " + "".join(proc.communicate()))
+        time.sleep(0.1)
+    pids = [tuple(map(int, (marks / str(i)).read_text().split())) for i in range(2)]
+    (server,) = {parent for _task, parent, _helper in pids}
+    os.kill(server, signal.SIGKILL)
+    started = time.time()
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the run did not notice its fork server died") from None
+    assert time.time() - started < 10  # noticed at once, not when the tasks end by themselves
+    assert proc.returncode == 1
+    run_id = run_id_of(out)
+    last = err.strip().splitlines()[-1]
+    assert f"run Stranded/{run_id} failed: task Stranded/{run_id}/work/" in last
+    assert f"the fork server (pid {server}) died" in last and "its tasks were stopped" in last
+    assert f"`resume --origin-run-id {run_id}` continues it" in last
+    deadline = time.time() + 5  # the tasks and what they started are gone, not orphaned
+    while any(_alive(pid) for task, _parent, helper in pids for pid in (task, helper)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for task, _parent, helper in pids for pid in (task, helper) if _alive(pid)]
+    assert [t.status for t in records.metadata.list_tasks("Stranded", run_id, "work")] == ["failed", "failed"]
+    assert records.run("Stranded", run_id).status == "failed"
+
+    resumed = subprocess.run([sys.executable, "-m", "flow_core", "resume", str(path), "--origin-run-id", run_id],
+                             env={**env, "FAST": "1"}, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert records.artifact("Stranded", run_id_of(resumed.stdout), "join", "total") == 0 + 1
+    assert "Reused Stranded/" in resumed.stdout
+
+
+def test_a_retry_after_the_fork_server_died_runs_on_a_new_one(write_flow, flow_cli, records):
+    path = write_flow("phoenix.py", """
+        import os, signal, time
+        from flow_core import FlowSpec, current, retry, step
+
+        class Phoenix(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.rise)
+
+            @retry(times=1, minutes_between_retries=0)
+            @step
+            def rise(self):
+                self.server = os.getppid()
+                if current.retry_count == 0:
+                    os.kill(self.server, signal.SIGKILL)
+                    time.sleep(120)
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+    """)
+    result = flow_cli("run", str(path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "its tasks were stopped); retrying." in result.stderr
+    (task,) = records.metadata.list_tasks("Phoenix", run_id_of(result.stdout), "rise")
+    assert task.attempt == 1 and task.status == "succeeded"
+
+
+def test_a_task_the_runtime_never_heard_of_does_not_outlive_its_fork_server(flow_env, write_flow, monkeypatch):
+    """A task forked a moment before its server died was never named to the runtime: the
+    kernel stops it (Linux), since nobody else can."""
+    monkeypatch.setattr(local_compute, "stop_forked_task", lambda *args: None)  # the runtime cannot stop it
+    with Backends.configured() as backends:
+        harness = ComputeHarness(backends, "local", write_flow("conformance.py", CONFORMANCE_FLOW), 60)
+        spec = harness.spec(harness.new_run("sleep", 120))
+        harness.launch(spec)
+        harness.wait_started(spec)
+        (pid,) = [int(f.value) for f in backends.metadata.list_metadata(spec.flow_name, spec.run_id, "start",
+                                                                         spec.task_id) if f.field == "pid"]
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                server = int(stat.read().rsplit(")", 1)[1].split()[1])
+            os.kill(server, signal.SIGKILL)
+            finish = harness.wait(spec, timeout=30)
+            assert finish.returncode != 0 and f"the fork server (pid {server}) died" in finish.reason
+            deadline = time.time() + 5
+            while _alive(pid) and time.time() < deadline:
+                time.sleep(0.1)
+            assert not _alive(pid)
+        finally:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -103,7 +103,8 @@ def test_failing_step_names_task_and_exception(write_flow, flow_cli, records):
     assert "ValueError: the data looked wrong" in result.stderr  # the task's own traceback, streamed
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"Error: run Failing/\d+ failed: task Failing/\d+/boom/\d+ failed: "
-                        r"raised ValueError: the data looked wrong", last), last
+                        r"raised ValueError: the data looked wrong; `resume --origin-run-id \d+` continues it",
+                        last), last
     (run,) = records.runs("Failing")
     assert run.status == "failed"
     assert not records.metadata.list_tasks("Failing", run.run_id, "end")

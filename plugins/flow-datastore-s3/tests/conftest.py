@@ -16,6 +16,18 @@ def seaweed(tmp_path_factory):
         yield server
 
 
+#: The one key pair the bucket-creating server takes.
+KEYED = ("flow-keyed", "flow-keyed-secret")
+
+
+@pytest.fixture(scope="session")
+def keyed_seaweed(tmp_path_factory):
+    """A second server, which takes only the `KEYED` pair and so, like several S3-compatible
+    stores, creates a missing bucket on the first write to it."""
+    with SeaweedS3(tmp_path_factory.mktemp("keyed-seaweed"), credentials=KEYED) as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def aws_test_credentials(monkeypatch):
     """SeaweedFS takes any key pair; never let a test reach real AWS credentials or config."""

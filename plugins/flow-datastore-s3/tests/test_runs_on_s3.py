@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import boto3
-from flow_core.testing import BREAKABLE_FLOW, assert_blob_intact, run_id_of
+from flow_core.testing import BREAKABLE_FLOW, assert_blob_intact, last_error, run_id_of
 from flow_datastore_s3.seaweedfs import SeaweedS3
+
+from .conftest import KEYED
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 CAS_KEY = re.compile(r"^flow/data/([0-9a-f]{2})/\1[0-9a-f]{62}$")
@@ -40,7 +42,7 @@ def test_hello_and_fanout_store_everything_in_the_bucket_in_the_cas_layout(s3_en
         "run = Flow('FanOutFlow').latest_successful_run\n"
         "print(run.data.total, [t.data.words for t in run['count']], [t.stdout for t in run['count']])\n"
     )
-    read = subprocess.run([sys.executable, "-c", script], env={**os.environ, **flow_env}, capture_output=True, text=True)
+    read = subprocess.run([sys.executable, "-c", script], env={**os.environ, **flow_env}, capture_output=True, text=True, check=False)
     assert read.returncode == 0, read.stderr
     assert read.stdout.strip() == "9 [4, 2, 3] ['sentence 0: 4 words\\n', 'sentence 1: 2 words\\n', 'sentence 2: 3 words\\n']"
 
@@ -70,7 +72,7 @@ def test_resume_works_across_s3_runs(s3_env, flow_cli, flow_env, write_flow):
     assert resumed.stdout.count("Reused Mends/") == 1  # start's artifacts are read back from S3
 
     script = "from flow_core import Flow\nrun = Flow('Mends').latest_successful_run\nprint(run.data.total, run['start'].task.data.numbers[-1])\n"
-    read = subprocess.run([sys.executable, "-c", script], env={**os.environ, **flow_env}, capture_output=True, text=True)
+    read = subprocess.run([sys.executable, "-c", script], env={**os.environ, **flow_env}, capture_output=True, text=True, check=False)
     assert read.stdout.split() == ["499500", "999"], read.stderr
 
 
@@ -79,8 +81,29 @@ def test_a_missing_bucket_fails_the_run_before_it_starts(flow_env, seaweed, flow
         "METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": "s3://no-such-bucket/flow",
         "METAFLOW_S3_ENDPOINT_URL": seaweed.endpoint_url})
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "Error: the S3 bucket 'no-such-bucket' does not exist; create it or fix METAFLOW_DATASTORE_SYSROOT_S3"]
+    assert result.stderr.strip().splitlines() == [(
+        "Error: the S3 bucket 'no-such-bucket' does not exist (METAFLOW_DATASTORE_SYSROOT_S3=s3://no-such-bucket/flow, "
+        f"METAFLOW_S3_ENDPOINT_URL={seaweed.endpoint_url}); create it or point METAFLOW_DATASTORE_SYSROOT_S3 at "
+        "an existing one")]
+
+
+def test_a_run_never_creates_a_missing_bucket_even_where_a_write_would(flow_env, keyed_seaweed, flow_cli, write_flow):
+    """On a store that creates a bucket on the first write to it, a mistyped bucket would
+    quietly become a new, empty datastore; the run stops instead, and no bucket appears."""
+    env = {"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": "s3://mistyped-bucket/flow",
+           "METAFLOW_S3_ENDPOINT_URL": keyed_seaweed.endpoint_url,
+           "AWS_ACCESS_KEY_ID": KEYED[0], "AWS_SECRET_ACCESS_KEY": KEYED[1]}
+    sentence = ("the S3 bucket 'mistyped-bucket' does not exist (METAFLOW_DATASTORE_SYSROOT_S3=s3://mistyped-bucket/flow, "
+                f"METAFLOW_S3_ENDPOINT_URL={keyed_seaweed.endpoint_url}); create it or point "
+                "METAFLOW_DATASTORE_SYSROOT_S3 at an existing one")
+    result = flow_cli("run", str(EXAMPLES / "hello.py"), env=env)
+    assert result.returncode == 1
+    assert last_error(result) == f"Error: {sentence}"
+    # An orchestrator's first command (no runtime before it) stops the same way.
+    init = flow_cli("init", str(write_flow("mends.py", BREAKABLE_FLOW)), "--run-id", "sfn-1", env=env)
+    assert init.returncode == 1
+    assert last_error(init) == f"Error: {sentence}"
+    assert "mistyped-bucket" not in keyed_seaweed.bucket_names()
 
 
 def test_the_server_restarting_mid_run_never_leaves_a_corrupt_artifact(flow_env, flow_cli, tmp_path, write_flow):
@@ -128,7 +151,7 @@ def test_the_server_restarting_mid_run_never_leaves_a_corrupt_artifact(flow_env,
             assert "Traceback" not in err.strip().splitlines()[-1]
             assert err.strip().splitlines()[-1].startswith("Error: run Uploads/")
             resumed = subprocess.run([sys.executable, "-m", "flow_core", "resume", str(path)], env=env,
-                                     capture_output=True, text=True, timeout=600)
+                                     capture_output=True, text=True, timeout=600, check=False)
             assert resumed.returncode == 0, resumed.stderr
             out = resumed.stdout
         assert "ends [0, 1, 2, 3, 4, 5]" in out
@@ -140,7 +163,7 @@ def test_the_server_restarting_mid_run_never_leaves_a_corrupt_artifact(flow_env,
         check = subprocess.run([sys.executable, "-c", (
             "from flow_core import Flow, namespace; namespace(None)\n"
             "run = Flow('Uploads').latest_successful_run\n"
-            "print(sorted(len(t.data.blob) for t in run['make']))\n")], env=env, capture_output=True, text=True)
+            "print(sorted(len(t.data.blob) for t in run['make']))\n")], env=env, capture_output=True, text=True, check=False)
         assert check.stdout.strip() == str([12 * 1024 * 1024 + 1] * 6), check.stderr
 
 
@@ -150,3 +173,101 @@ def test_the_test_s3_server_listens_on_loopback_only_and_reports_nothing_home(se
         args = cmdline.read().decode().split("\0")
     assert "-master.telemetry=false" in args
     assert "-ip.bind=127.0.0.1" in args
+
+
+def test_s3_going_away_mid_run_fails_the_run_with_the_cause(flow_env, tmp_path, write_flow):
+    """The S3 server stops while a task runs: the run fails and says it cannot reach S3 and
+    why, in one sentence, not with a botocore traceback."""
+    path = write_flow("outage.py", """
+        import os
+        import time
+        from pathlib import Path
+        from flow_core import FlowSpec, step
+
+        class Outage(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.work)
+
+            @step
+            def work(self):
+                markers = Path(os.environ["OUTAGE_MARKERS"])
+                (markers / "waiting").touch()
+                while not (markers / "go").exists():
+                    time.sleep(0.05)
+                self.result = "computed while S3 was away"
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+    """)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    with SeaweedS3(tmp_path / "outage-s3") as server:  # its own server: this test stops it
+        env = {**os.environ, **flow_env, "OUTAGE_MARKERS": str(markers), "METAFLOW_DEFAULT_DATASTORE": "s3",
+               "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{server.create_bucket('outage')}/flow",
+               "METAFLOW_S3_ENDPOINT_URL": server.endpoint_url}
+        proc = subprocess.Popen([sys.executable, "-m", "flow_core", "run", str(path)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 120
+            while not (markers / "waiting").exists() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            assert (markers / "waiting").exists(), "the step never started"
+            server.stop()
+            (markers / "go").touch()
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 1
+    assert "Traceback" not in out + err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("Error: run Outage/"), err
+    assert f"cannot reach S3 at {server.endpoint_url} to " in summary
+    assert summary.endswith(": connection refused") or ": connection refused;" in summary, summary
+
+
+def test_a_corrupted_artifact_object_is_an_error_naming_it_not_a_wrong_value(s3_env, flow_env, flow_cli, write_flow,
+                                                                             seaweed, bucket):
+    """One byte of a stored artifact flips in the bucket: reading the artifact fails with an
+    error that names the damaged object, instead of handing back a different value."""
+    path = write_flow("motto.py", """
+        from flow_core import FlowSpec, step
+
+        class Motto(FlowSpec):
+            @step
+            def start(self):
+                self.motto = "-".join(["keep", "every", "byte"])  # no such literal in the code package
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+    """)
+    result = flow_cli("run", str(path))
+    assert result.returncode == 0, result.stderr
+    client = boto3.client("s3", endpoint_url=seaweed.endpoint_url)
+    stored = {key: client.get_object(Bucket=bucket, Key=key)["Body"].read()
+              for key in bucket_keys(seaweed.endpoint_url, bucket) if CAS_KEY.match(key)}
+    (key,) = [key for key, blob in stored.items() if b"keep-every-byte" in blob]
+    damaged = stored[key].replace(b"keep-every-byte", b"keep-evErY-byte")
+    client.put_object(Bucket=bucket, Key=key, Body=damaged)
+
+    script = (
+        "from flow_core import FlowError, Flow\n"
+        "try:\n"
+        "    value = Flow('Motto').latest_run['start'].task.data.motto\n"
+        "except FlowError as exc:\n"
+        "    print('DataStoreError' in [kind.__name__ for kind in type(exc).__mro__], exc)\n"
+        "else:\n"
+        "    print('read', repr(value))\n"
+    )
+    read = subprocess.run([sys.executable, "-c", script], env={**os.environ, **flow_env}, capture_output=True,
+                          text=True, check=False)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.startswith("True "), read.stdout  # a DataStoreError
+    assert key[len("flow/"):] in read.stdout  # data/<2 hex>/<digest>
+    assert "keep-evErY-byte" not in read.stdout

@@ -16,6 +16,14 @@ from flow_metadata_service.service_process import ServiceProcess
 TABLES = "flows, runs, steps, tasks, metadata, artifacts"
 
 
+async def _count_rows(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return sum([await conn.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES.split(", ")])
+    finally:
+        await conn.close()
+
+
 def run_sql(database_url: str, *statements: str) -> None:
     async def run():
         conn = await asyncpg.connect(database_url)
@@ -69,8 +77,8 @@ def service_env(flow_env, service, clean_database, monkeypatch) -> dict:
 
 @pytest.fixture
 def sql(database_url):
-    """``sql("ALTER …")``: statements run on the test database."""
-    return lambda *statements: run_sql(database_url, *statements)
+    """``sql("ALTER …")``: statements run on the test database (or on ``url=``)."""
+    return lambda *statements, url=database_url: run_sql(url, *statements)
 
 
 def call_service(base: str, method: str, path: str, body=None, raw: bytes | None = None,
@@ -99,3 +107,22 @@ def api(service, clean_database):
             "application/json") else payload
         return status, decoded, response_headers
     return request
+
+
+@pytest.fixture
+def count_rows(database_url):
+    """``count_rows()``: how many rows all the service's tables hold together."""
+    return lambda: asyncio.run(_count_rows(database_url))
+
+
+@pytest.fixture
+def new_task(api):
+    """``new_task(flow="ApiFlow")``: a new run with one task of step ``start``, as (run, task)."""
+    def create(flow: str = "ApiFlow") -> tuple[int, int]:
+        status, run, _ = api("POST", f"/flows/{flow}/run", {"user_name": "alice", "system_tags": ["user:alice"]})
+        assert status == 200
+        status, task, _ = api("POST", f"/flows/{flow}/runs/{run['run_number']}/steps/start/task",
+                              {"user_name": "alice"})
+        assert status == 200
+        return run["run_number"], task["task_id"]
+    return create

@@ -8,31 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from flow_metadata_service.migrations import migrate_database
 from flow_metadata_service.service_process import ServiceProcess
-
-
-def count_rows(database_url: str) -> int:
-    import asyncio
-
-    import asyncpg
-
-    async def count():
-        conn = await asyncpg.connect(database_url)
-        try:
-            return sum([await conn.fetchval(f"SELECT count(*) FROM {table}")
-                        for table in ("flows", "runs", "steps", "tasks", "metadata", "artifacts")])
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
-
-
-def new_task(api, flow: str = "ApiFlow") -> tuple[int, int]:
-    status, run, _ = api("POST", f"/flows/{flow}/run", {"user_name": "alice", "system_tags": ["user:alice"]})
-    assert status == 200
-    status, task, _ = api("POST", f"/flows/{flow}/runs/{run['run_number']}/steps/start/task", {"user_name": "alice"})
-    assert status == 200
-    return run["run_number"], task["task_id"]
 
 
 def test_ping_reports_a_version_metaflow_accepts(api):
@@ -41,8 +18,8 @@ def test_ping_reports_a_version_metaflow_accepts(api):
     assert headers["metadata_service_version"] == "2.5.0"
 
 
-def test_missing_objects_are_404_with_a_message_even_for_huge_numbers(api):
-    run, task = new_task(api)
+def test_missing_objects_are_404_with_a_message_even_for_huge_numbers(api, new_task):
+    run, task = new_task()
     for path in ["/flows/Nope", "/flows/Nope/runs", "/flows/ApiFlow/runs/99999999999999999999999",
                  "/flows/ApiFlow/runs/argo-unknown", "/flows/ApiFlow/runs/%C2%B9",  # "¹" is a digit to Python
                  "/flows/ApiFlow/runs/1721143286111471/steps",
@@ -53,8 +30,8 @@ def test_missing_objects_are_404_with_a_message_even_for_huge_numbers(api):
         assert "does not exist" in body["message"]
 
 
-def test_bad_bodies_are_400_and_never_5xx(api):
-    run, task = new_task(api)
+def test_bad_bodies_are_400_and_never_5xx(api, new_task):
+    run, task = new_task()
     metadata = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/metadata"
     artifact = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/artifact"
     cases = [
@@ -79,14 +56,14 @@ def test_bad_bodies_are_400_and_never_5xx(api):
         assert answer["message"]
 
 
-def test_metadata_values_may_be_json_and_attempt_fields_move_the_task(api):
-    run, task = new_task(api)
+def test_metadata_values_may_be_json_and_attempt_fields_move_the_task(api, new_task):
+    run, task = new_task()
     base = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}"
     assert api("POST", base + "/metadata", [
         {"field_name": "attempt", "value": "0", "type": "attempt", "tags": ["attempt_id:0"]},
         {"field_name": "foreach-stack", "value": ["items=2"], "type": "foreach-stack", "tags": ["attempt_id:0"]},
     ])[1] == {"metadata_created": 2}
-    status, rows, _ = api("GET", base + "/metadata")
+    _, rows, _ = api("GET", base + "/metadata")
     assert [(r["field_name"], r["value"], r["tags"]) for r in rows] == [
         ("attempt", "0", ["attempt_id:0"]), ("foreach-stack", '["items=2"]', ["attempt_id:0"])]
     api("POST", base + "/metadata", [{"field_name": "attempt_ok", "value": "False", "type": "internal_attempt_status",
@@ -94,9 +71,9 @@ def test_metadata_values_may_be_json_and_attempt_fields_move_the_task(api):
     assert api("GET", base)[1]["status"] == "failed"
 
 
-def test_a_retried_end_task_that_succeeds_finishes_its_run(api):
+def test_a_retried_end_task_that_succeeds_finishes_its_run(api, new_task):
     """Metaflow reports attempts only as metadata fields; the task's and run's state follow them."""
-    run, _ = new_task(api)
+    run, _ = new_task()
     status, task, _ = api("POST", f"/flows/ApiFlow/runs/{run}/steps/end/task", {"user_name": "alice"})
     base = f"/flows/ApiFlow/runs/{run}/steps/end/tasks/{task['task_id']}"
 
@@ -125,8 +102,8 @@ def test_a_retried_end_task_that_succeeds_finishes_its_run(api):
     assert api("POST", missing + "/artifact", [])[0] == 404
 
 
-def test_heartbeats_answer_200_with_the_doubly_encoded_wait(api):
-    run, task = new_task(api)
+def test_heartbeats_answer_200_with_the_doubly_encoded_wait(api, new_task):
+    run, task = new_task()
     for path in [f"/flows/ApiFlow/runs/{run}/heartbeat", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}/heartbeat"]:
         for _ in range(2):  # twice in a row: never a 404 for a live object
             status, body, _ = api("POST", path, raw=b"{}")
@@ -134,8 +111,8 @@ def test_heartbeats_answer_200_with_the_doubly_encoded_wait(api):
     assert api("POST", "/flows/ApiFlow/runs/424242/heartbeat", raw=b"{}")[0] == 404
 
 
-def test_tag_mutation_keeps_system_tags_and_refuses_to_remove_them(api):
-    run, _ = new_task(api)
+def test_tag_mutation_keeps_system_tags_and_refuses_to_remove_them(api, new_task):
+    run, _ = new_task()
     path = f"/flows/ApiFlow/runs/{run}/tag/mutate"
     status, body, _ = api("PATCH", path, {"tags_to_add": ["a", "b", "user:alice"], "tags_to_remove": []})
     assert status == 200 and body["tags"] == ["a", "b"]
@@ -166,21 +143,21 @@ def test_client_chosen_ids_are_names_and_numbers_stay_numbers(api):
     assert api("GET", "/flows/ApiFlow/runs/sfn-abc/steps/start/tasks/t-1")[1]["run_number"] == "sfn-abc"
 
 
-def test_deleting_a_run_and_a_flow(api, service, database_url):
-    run, task = new_task(api)
-    other, _ = new_task(api)
+def test_deleting_a_run_and_a_flow(api, new_task, service, database_url, count_rows):
+    run, task = new_task()
+    other, _ = new_task()
     assert api("DELETE", f"/flows/ApiFlow/runs/{run}")[0] == 200
     assert api("GET", f"/flows/ApiFlow/runs/{run}")[0] == 404
     assert api("GET", f"/flows/ApiFlow/runs/{other}")[0] == 200
     cli = subprocess.run([sys.executable, "-m", "flow_core", "metadata-service", "delete-run", f"ApiFlow/{other}",
-                          "--database-url", database_url], capture_output=True, text=True)
+                          "--database-url", database_url], capture_output=True, check=False, text=True)
     assert cli.returncode == 0 and cli.stdout.strip() == f"Deleted ApiFlow/{other}."
     assert api("GET", "/flows/ApiFlow/runs")[1] == []
     assert api("GET", f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}")[0] == 404
-    new_task(api)
+    new_task()
     assert api("DELETE", "/flows/ApiFlow")[0] == 200
     assert api("GET", "/flows/ApiFlow")[0] == 404
-    assert count_rows(database_url) == 0  # nothing left behind in any table
+    assert count_rows() == 0  # nothing left behind in any table
 
 
 def test_openapi_describes_every_route(api):
@@ -217,7 +194,7 @@ def test_the_service_refuses_an_unmigrated_database(postgres, sql):
     sql("CREATE DATABASE unmigrated")
     url = postgres.url.rsplit("/", 1)[0] + "/unmigrated"
     result = subprocess.run([sys.executable, "-m", "flow_core", "metadata-service", "serve", "--database-url", url,
-                             "--port", "0"], capture_output=True, text=True, timeout=60,
+                             "--port", "0"], capture_output=True, check=False, text=True, timeout=60,
                             env={k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
@@ -225,11 +202,32 @@ def test_the_service_refuses_an_unmigrated_database(postgres, sql):
         "run `flow metadata-service migrate --database-url …` first")
 
 
-def test_run_status_tells_running_succeeded_failed_and_crashed_apart(api, sql):
-    running, _ = new_task(api)
-    crashed, _ = new_task(api)
-    failed, failed_task = new_task(api)
-    finished, _ = new_task(api)
+def test_every_command_refuses_a_schema_newer_than_it_knows(postgres, sql):
+    """A database a later release migrated: ``status`` and ``migrate`` say so as ``serve`` does."""
+    from flow_metadata_service import __version__
+    from flow_metadata_service.migrations import LATEST
+
+    sql("CREATE DATABASE from_the_future")
+    url = postgres.url.rsplit("/", 1)[0] + "/from_the_future"
+    migrate_database(url)
+    sql(f"INSERT INTO flow_schema_version VALUES ({LATEST + 1}, 'a later release', 0)", url=url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
+    for command in (["status"], ["migrate"], ["serve", "--port", "0"]):
+        result = subprocess.run([sys.executable, "-m", "flow_core", "metadata-service", *command,
+                                 "--database-url", url], capture_output=True, text=True, timeout=60, env=env,
+                                check=False)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"Error: the database schema is at version {LATEST + 1}, newer than this version of Flow; upgrade Flow "
+            f"(flow-metadata-service {__version__} knows schema versions up to {LATEST})"), command
+        assert "Schema version" not in result.stdout and "is at version" not in result.stdout, command
+
+
+def test_run_status_tells_running_succeeded_failed_and_crashed_apart(api, new_task, sql):
+    running, _ = new_task()
+    crashed, _ = new_task()
+    failed, failed_task = new_task()
+    finished, _ = new_task()
     api("POST", f"/flows/ApiFlow/runs/{failed}/steps/start/tasks/{failed_task}/metadata",
         [{"field_name": "attempt_ok", "value": "False", "type": "internal_attempt_status", "tags": ["attempt_id:0"]}])
     api("POST", f"/flows/ApiFlow/runs/{finished}/finish", {"status": "succeeded"})

@@ -59,5 +59,5 @@ def test_concurrent_requests_through_the_service_each_get_their_own_answer(api):
     assert [s for s, e in zip(statuses, expected) if e is not None] == [e for e in expected if e is not None]
     assert sorted(s for s, e in zip(statuses, expected) if e is None) == [200] + [409] * 35
     for i, (run, task) in enumerate(tasks):
-        status, rows, _ = api("GET", f"/flows/BatchFlow/runs/{run}/steps/start/tasks/{task}/metadata")
+        _, rows, _ = api("GET", f"/flows/BatchFlow/runs/{run}/steps/start/tasks/{task}/metadata")
         assert [(r["field_name"], r["value"]) for r in rows] == [("i", str(i))] * 3

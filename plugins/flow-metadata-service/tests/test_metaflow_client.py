@@ -67,12 +67,12 @@ def test_metaflow_runs_and_reads_back_through_the_service(metaflow_env, tmp_path
     flow = tmp_path / "mfflow.py"
     flow.write_text(textwrap.dedent(FLOW))
     ran = subprocess.run([sys.executable, str(flow), "--no-pylint", "run"], env=metaflow_env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, check=False, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "total 14" in ran.stdout + ran.stderr
 
     read = subprocess.run([sys.executable, "-c", READ_BACK], env=metaflow_env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, check=False, text=True, timeout=300)
     assert read.returncode == 0, read.stderr
     assert read.stdout.splitlines() == [
         f"service@{service.url}",
@@ -92,8 +92,25 @@ def test_flow_reads_a_metaflow_run_status_from_the_service(metaflow_env, tmp_pat
     flow = tmp_path / "mfflow.py"
     flow.write_text(textwrap.dedent(FLOW))
     ran = subprocess.run([sys.executable, str(flow), "--no-pylint", "run"], env=metaflow_env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, check=False, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr
     with urllib.request.urlopen(f"{service.url}/flows/MfServiceFlow/runs?status=succeeded&_limit=1") as response:
         (latest,) = json.load(response)
     assert latest["run_number"] == 1 and latest["user_name"] == "alice"
+
+
+def test_metaflow_at_its_own_tag_limits_stays_within_the_services(metaflow_env, tmp_path, service):
+    """Metaflow allows 50 user tags of 500 characters and sends them with every metadata
+    entry and artifact: the service's limits must take that whole run."""
+    import json
+    import urllib.request
+
+    flow = tmp_path / "mfflow.py"
+    flow.write_text(textwrap.dedent(FLOW))
+    tags = [f"{i:02d}" + "t" * 498 for i in range(50)]
+    ran = subprocess.run([sys.executable, str(flow), "--no-pylint", "run", *(f"--tag={t}" for t in tags)],
+                         env=metaflow_env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    with urllib.request.urlopen(f"{service.url}/flows/MfServiceFlow/runs/1") as response:
+        run = json.load(response)
+    assert (run["status"], sorted(run["tags"])) == ("succeeded", tags)

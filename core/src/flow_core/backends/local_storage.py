@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
 import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 from flow_core.backends.storage import Blob, StorageBackend
 from flow_core.errors import BlobNotFound, DataStoreError
@@ -39,7 +41,7 @@ class LocalStorage(StorageBackend):
         self._pool_pid = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "LocalStorage":
+    def from_settings(cls, settings: Settings) -> LocalStorage:
         return cls(settings.local_root)
 
     def describe(self) -> str:
@@ -59,7 +61,7 @@ class LocalStorage(StorageBackend):
     def put_pieces(self, key: str, pieces: Sequence[Blob], overwrite: bool = True) -> None:
         self._put((key, pieces, overwrite))
 
-    def _put(self, item: tuple[str, "Blob | Sequence[Blob]", bool]) -> None:
+    def _put(self, item: tuple[str, Blob | Sequence[Blob], bool]) -> None:
         key, blob, overwrite = item
         pieces = blob if isinstance(blob, (list, tuple)) else (blob,)
         path = self._path(key)
@@ -72,8 +74,9 @@ class LocalStorage(StorageBackend):
                 with os.fdopen(fd, "wb") as handle:
                     handle.writelines(pieces)
                 os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
+            except BaseException:  # a failed or interrupted write leaves no temporary file behind
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
                 raise
         except OSError as exc:
             raise DataStoreError(f"cannot write {path}: {exc.strerror}") from None
@@ -90,7 +93,7 @@ class LocalStorage(StorageBackend):
         except OSError as exc:
             raise DataStoreError(f"cannot read {path}: {exc.strerror}") from None
 
-    def get_buffer(self, key: str) -> "bytes | memoryview":
+    def get_buffer(self, key: str) -> bytes | memoryview:
         path = self._path(key)
         try:
             with open(path, "rb") as handle:
@@ -107,6 +110,30 @@ class LocalStorage(StorageBackend):
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         return {key for key in keys if self._path(key).is_file()}
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            try:
+                self._path(key).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise DataStoreError(f"cannot remove {self._path(key)}: {exc.strerror}") from None
+
+    def remove_leftovers(self, older_than: float) -> list[str]:
+        """Temporary files of writes that never finished (the writer was killed before its rename)."""
+        cutoff = time.time() - older_than
+        removed = []
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for filename in filenames:
+                path = os.path.join(dirpath, filename)
+                try:
+                    if filename.startswith(_TEMP_PREFIX) and os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed.append(os.path.relpath(path, self.root))
+                except FileNotFoundError:
+                    pass  # its writer finished or another clean-up got there first
+        return sorted(removed)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # Walk only the folder the prefix points into.

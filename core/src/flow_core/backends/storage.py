@@ -8,7 +8,10 @@ so a run stored on S3 holds exactly the objects a local run holds.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Mapping, Sequence, Union
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Union
+
+from flow_core.errors import DataStoreError
 
 if TYPE_CHECKING:
     from flow_core.plugin.settings import Settings
@@ -71,7 +74,7 @@ class StorageBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings: "Settings") -> "StorageBackend":
+    def from_settings(cls, settings: Settings) -> StorageBackend:
         """Build the backend from configuration; raise ConfigError naming a missing setting."""
 
     @abstractmethod
@@ -101,6 +104,18 @@ class StorageBackend(ABC):
         itself is importable; None when there is no such address."""
         return None
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove these blobs (missing ones are fine). Only `verify --remove-damaged` calls it,
+        so that the next task producing a damaged value stores it again; a backend that cannot
+        delete leaves this as it is and that option says so."""
+        raise DataStoreError(f"the {self.name} datastore cannot delete objects")
+
+    def remove_leftovers(self, older_than: float) -> list[str]:
+        """Remove what interrupted writes left behind more than ``older_than`` seconds ago
+        (temporary files of a process killed mid-write, say) and return their names. A store
+        whose writes leave nothing behind keeps this default."""
+        return []
+
     def warm_up(self) -> None:
         """Do slow, one-time setup (loading an SDK's models, say) in the local fork server,
         so every task forked from it starts ready. Must not open a connection: the object is
@@ -120,7 +135,7 @@ class StorageBackend(ABC):
     def get(self, key: str) -> bytes:
         return self.get_many([key])[key]
 
-    def get_buffer(self, key: str) -> "bytes | memoryview":
+    def get_buffer(self, key: str) -> bytes | memoryview:
         """One blob as a read-only buffer, for a reader that only looks at it once (a chunk
         decompressed into place). A backend that can hand out its bytes without a copy, as
         the local one maps the file, overrides this; the default is `get`."""

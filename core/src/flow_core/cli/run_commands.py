@@ -14,9 +14,30 @@ from flow_core.engine.resume import ResumePlan
 from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, create_run, store_parameters
 from flow_core.engine.runtime import DEFAULT_MAX_NUM_SPLITS, RunOptions, Runtime
 from flow_core.engine.task import TaskArguments, run_task
+from flow_core.model.names import TAG_RULE, tag_problem, text_problem
 from flow_core.model.parameters import ParameterContext, flow_parameters
 
 pass_state = click.pass_obj
+
+
+def checked_tags(ctx: click.Context, param: click.Parameter, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """``--tag`` values every backend can store (a click callback): said at once, before a
+    run record exists, instead of failing inside a backend."""
+    for tag in tags:
+        problem = tag_problem(tag)
+        if problem:
+            raise click.BadParameter(f"{problem}, so it cannot be a tag; {TAG_RULE}", ctx, param)
+    return tags
+
+
+def checked_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A run id, task id, step name or path given on the command line must be UTF-8 text:
+    bytes that are not arrive as lone surrogates, which no backend can store or look up."""
+    problem = text_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(f"{problem}; give names in UTF-8 (is the terminal set to another encoding?)",
+                                 ctx, param)
+    return value
 
 
 def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,7 +47,7 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="How many tasks run at once (default: the number of cores)."),
         click.option("--max-num-splits", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SPLITS,
                      show_default=True, help="Fail a foreach that would start more tasks than this."),
-        click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+        click.option("--tag", "tags", multiple=True, callback=checked_tags, help="Tag the run (repeatable)."),
         click.option("--with", "decospecs", multiple=True, metavar="DECORATOR[:k=v,...]",
                      help="Attach a step decorator to every step, e.g. --with retry:times=2."),
         click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
@@ -55,7 +76,7 @@ def parameter_values(state: CliState, kw: dict[str, Any]) -> dict[str, Any]:
 
 @click.command(help="Run the flow on this machine (or on --compute).")
 @_run_options
-@click.option("--production-token", default=None, hidden=True)
+@click.option("--production-token", default=None, hidden=True, callback=checked_text)
 @pass_state
 def run(state: CliState, **kw: Any) -> None:
     flow = state.flow
@@ -66,8 +87,9 @@ def run(state: CliState, **kw: Any) -> None:
 
 
 @click.command(help="Run the flow again, reusing the successful tasks of an earlier run.")
-@click.argument("step_name", required=False, metavar="[STEP]")
-@click.option("--origin-run-id", default=None, help="The run to resume (default: your latest run of this flow).")
+@click.argument("step_name", required=False, metavar="[STEP]", callback=checked_text)
+@click.option("--origin-run-id", default=None, callback=checked_text,
+              help="The run to resume (default: your latest run of this flow).")
 @_run_options
 @pass_state
 def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **kw: Any) -> None:
@@ -81,14 +103,15 @@ def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **
 
 
 @click.command(help="Create a run and its parameters without running it: an orchestrator's first step.")
-@click.option("--run-id", default=None,
+@click.option("--run-id", default=None, callback=checked_text,
               help="The run's id: a name of the orchestrator's (not a number). Asking again with the same "
                    "name changes nothing. Default: a new number.")
-@click.option("--task-id", default=DEFAULT_PARAMETERS_TASK, show_default=True,
+@click.option("--task-id", default=DEFAULT_PARAMETERS_TASK, show_default=True, callback=checked_text,
               help="The id of the run's _parameters task.")
-@click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
-@click.option("--production-token", default=None, help="Make it a production run of this deployment.")
-@click.option("--origin-run-id", default=None, hidden=True)
+@click.option("--tag", "tags", multiple=True, callback=checked_tags, help="Tag the run (repeatable).")
+@click.option("--production-token", default=None, callback=checked_text,
+              help="Make it a production run of this deployment.")
+@click.option("--origin-run-id", default=None, hidden=True, callback=checked_text)
 @click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
               help="Write the run id to this file.")
 @pass_state
@@ -108,17 +131,17 @@ def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...
 
 
 @click.command(help="Run one task: what every compute backend and orchestrator runs.")
-@click.argument("step_name")
-@click.option("--flow", "flow_name", default=None, hidden=True)
-@click.option("--run-id", required=True)
-@click.option("--task-id", required=True,
+@click.argument("step_name", callback=checked_text)
+@click.option("--flow", "flow_name", default=None, hidden=True, callback=checked_text)
+@click.option("--run-id", required=True, callback=checked_text)
+@click.option("--task-id", required=True, callback=checked_text,
               help="The task's id: one the runtime allocated, or a name of the orchestrator's.")
-@click.option("--input-paths", default="",
+@click.option("--input-paths", default="", callback=checked_text,
               help="Parent tasks, comma-separated RUN/STEP/TASK; RUN/STEP/* is every successful task of STEP.")
 @click.option("--split-index", type=int, default=None)
 @click.option("--retry-count", type=int, default=0)
 @click.option("--max-user-code-retries", type=int, default=0)
-@click.option("--tag", "tags", multiple=True)
+@click.option("--tag", "tags", multiple=True, callback=checked_tags)
 @click.option("--with", "decospecs", multiple=True)
 @pass_state
 def step(state: CliState, step_name: str, flow_name: str | None, run_id: str, task_id: str, input_paths: str,

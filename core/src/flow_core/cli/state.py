@@ -12,8 +12,9 @@ import click
 
 from flow_core.backends.selection import Backends
 from flow_core.engine.console import NORMAL, QUIET, VERBOSE, Console
-from flow_core.errors import FlowError
+from flow_core.errors import FlowError, FlowLoadError
 from flow_core.model.graph import FlowGraph
+from flow_core.model.names import shown, text_problem
 from flow_core.plugin.settings import Settings
 
 
@@ -30,6 +31,10 @@ class FlowTarget:
 
     def graph(self) -> FlowGraph:
         """The flow's graph, checked: a bad graph is reported, with file and line, before anything runs."""
+        if text_problem(self.file):
+            # Every task is told where its flow file is, in messages and records that are UTF-8.
+            raise FlowLoadError(f"the flow file's path {shown(self.file, 200)} is not valid UTF-8 text; rename "
+                                "the file or its folders")
         return FlowGraph(self.cls, self.file)
 
 

@@ -17,6 +17,7 @@ from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.model.current import current
+from flow_core.model.names import text_problem
 from flow_core.plugin.registry import current_settings
 
 _UNSET: Any = object()
@@ -59,6 +60,8 @@ def namespace(ns: str | None) -> str | None:
     global _namespace
     if ns is not None and (not isinstance(ns, str) or not ns):
         raise ValueError("a namespace is a tag such as 'user:alice', or None for all runs")
+    if ns is not None and text_problem(ns):
+        raise ValueError(f"{text_problem(ns)}, so it cannot be a namespace; a namespace is a tag such as 'user:alice'")
     _namespace = ns
     return ns
 

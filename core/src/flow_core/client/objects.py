@@ -15,6 +15,7 @@ from flow_core.client.namespace import backends, get_namespace
 from flow_core.datastore.task_store import TaskDataStore
 from flow_core.errors import FlowError, NotFound
 from flow_core.model.foreach import stack_from_info
+from flow_core.model.names import TAG_RULE, tag_problem, text_problem
 
 HIDDEN_STEP_PREFIX = "_"  # _parameters: where the run's parameters live, not a user step
 
@@ -35,7 +36,12 @@ def _split(pathspec: str, parts: int, kind: str) -> list[str]:
     pieces = pathspec.strip("/").split("/") if isinstance(pathspec, str) else []
     if len(pieces) != parts or not all(pieces):
         example = "/".join(["Flow", "run_id", "step", "task_id"][:parts])
-        raise NotFound(f"'{pathspec}' is not a {kind} pathspec; a {kind} is named {example}")
+        raise NotFound(f"{pathspec!r} is not a {kind} pathspec; a {kind} is named {example}")
+    for piece in pieces:
+        # Nothing Flow stored has such a name, and no backend could even be asked for it.
+        problem = text_problem(piece)
+        if problem:
+            raise NotFound(f"{kind} {pathspec!r} cannot exist: {problem}; check the pathspec")
     return pieces
 
 
@@ -121,6 +127,9 @@ class Flow(ClientObject):
     def runs(self, *tags: str) -> Iterator["Run"]:
         """Runs carrying every one of ``tags`` (and the namespace), newest first."""
         ns = get_namespace()
+        for tag in tags:
+            if text_problem(tag):
+                raise TaggingError(f"{text_problem(tag)}, so no run carries it as a tag")
         wanted = [*tags, *([ns] if ns is not None else [])]
         for record in backends().metadata.list_runs(self.pathspec, tags=wanted):
             yield Run(record.pathspec, _record=record)
@@ -276,8 +285,9 @@ class Run(ClientObject):
 def _valid_tags(tags: Iterable[str]) -> list[str]:
     tags = list(tags)
     for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise TaggingError(f"{tag!r} is not a tag; tags are non-empty strings")
+        problem = tag_problem(tag)
+        if problem:
+            raise TaggingError(f"{problem}, so it cannot be a tag; {TAG_RULE}")
     return tags
 
 

@@ -1,6 +1,6 @@
 """The content-addressed store: every value encoded, hashed and compressed once.
 
-A blob's key is the SHA-256 of its encoded bytes (and encoding), so an equal value is stored once whatever
+A blob's key is the BLAKE3 hash of its encoded bytes (and encoding), so an equal value is stored once whatever
 run or flow wrote it, and a key that exists is never uploaded again. Stored layout::
 
     data/<first two hex digits>/<64 hex digits>
@@ -9,7 +9,10 @@ Each stored blob is a 16-byte header (magic, format, flags, encoding, payload si
 the payload, zstd-compressed unless that does not shrink it. A payload over `CHUNK_SIZE` is
 cut into chunks stored as blobs of their own, and the value's key then holds a manifest
 listing them, so a large artifact moves in parallel and in bounded memory. (The key of a
-chunked value is the SHA-256 of its chunks' digests.)
+chunked value is the hash of its chunks' digests.)
+
+Every read checks that the bytes still hash to their key, chunk by chunk in the threads that
+load them: a flipped bit on disk or a truncated upload is refused, never returned as a value.
 """
 
 from __future__ import annotations
@@ -17,20 +20,33 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
+import blake3
 import msgpack
 import zstandard
 
 from flow_core.backends.records import ArtifactRecord
 from flow_core.backends.storage import StorageBackend
-from flow_core.datastore.encoding import MSGPACK, PICKLE, RAW, Encoded, Part, decode, encode
-from flow_core.errors import DataStoreError
+from flow_core.datastore.encoding import (
+    MSGPACK,
+    PICKLE,
+    RAW,
+    Encoded,
+    Part,
+    decode,
+    encode,
+)
+from flow_core.errors import BlobNotFound, DataStoreError
 
 DATA_PREFIX = "data"
 MAGIC = b"FLWB"
-FORMAT = 1
+#: Format 1 named objects by SHA-256; format 2 by BLAKE3, which hashes several times faster, so
+#: that every read can afford to check its bytes. Objects of both formats stay readable.
+FORMAT = 2
+HASHES: dict[int, Callable[[bytes], Any]] = {1: hashlib.sha256, 2: blake3.blake3}
 HEADER = struct.Struct("<4sBBBxQ")  # magic, format, flags, encoding id, payload size
 FLAG_ZSTD, FLAG_MANIFEST = 1, 2
 ENCODING_IDS = {RAW: 0, MSGPACK: 1, PICKLE: 2}
@@ -48,6 +64,26 @@ CHUNKS_IN_FLIGHT = 8
 POOL_SIZE = 8  # remote stores want several transfers at once; hashing and zstd release the GIL
 
 
+class DamagedObject(DataStoreError):
+    """A stored object whose bytes no longer hash to its name: a flipped bit on disk, a
+    truncated upload, a hand-edited file. Never handed back as a value."""
+
+    def __init__(self, key: str, why: str):
+        super().__init__(f"the datastore object {key} is damaged: {why}")
+        self.key = key
+        self.why = why
+        self.value_digest = key.rsplit("/", 1)[-1]
+
+
+class UnstorableValue(DataStoreError):
+    """A value neither msgpack nor pickle can encode."""
+
+    def __init__(self, name: str, cause: Exception):
+        super().__init__(f"'{name}' cannot be stored ({type(cause).__name__}: {cause})")
+        self.name = name
+        self.cause = cause
+
+
 def blob_key(digest: str) -> str:
     return f"{DATA_PREFIX}/{digest[:2]}/{digest}"
 
@@ -61,11 +97,19 @@ def _views(parts: Sequence[Part]) -> list[memoryview]:
     return [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]
 
 
-def _digest(encoding: str, parts: Sequence[memoryview]) -> str:
-    sha = hashlib.sha256(bytes([ENCODING_IDS[encoding]]))
+def _digest(encoding: str, parts: Sequence[memoryview], fmt: int | None = None) -> str:
+    hasher = HASHES[fmt or FORMAT](bytes([ENCODING_IDS[encoding]]))
     for part in parts:
-        sha.update(part)
-    return sha.hexdigest()
+        hasher.update(part)
+    return hasher.hexdigest()
+
+
+def _chunked_digest(encoding: str, chunk_digests: Sequence[str], fmt: int | None = None) -> str:
+    """A chunked value's name: the hash of its chunks' digests (a Merkle root)."""
+    hasher = HASHES[fmt or FORMAT](b"chunks" + bytes([ENCODING_IDS[encoding]]))
+    for chunk_digest in chunk_digests:
+        hasher.update(bytes.fromhex(chunk_digest))
+    return hasher.hexdigest()
 
 
 def _slice(parts: list[memoryview], start: int, size: int) -> list[memoryview]:
@@ -91,6 +135,10 @@ class ContentAddressedStore:
             self._pool = ThreadPoolExecutor(max_workers=max(POOL_SIZE, os.cpu_count() or 1))
             self._pool_pid = os.getpid()
         return self._pool
+
+    def map_in_parallel(self, function: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+        """``function`` over ``items`` on the store's threads, results in order."""
+        return self._executor().map(function, items)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -136,10 +184,7 @@ class ContentAddressedStore:
         starts = range(0, size, CHUNK_SIZE)
         chunk_digests = list(self._executor().map(
             lambda start: _digest(RAW, _slice(parts, start, min(CHUNK_SIZE, size - start))), starts))
-        sha = hashlib.sha256(b"chunks" + bytes([ENCODING_IDS[encoding]]))
-        for chunk_digest in chunk_digests:
-            sha.update(bytes.fromhex(chunk_digest))
-        digest = sha.hexdigest()
+        digest = _chunked_digest(encoding, chunk_digests)
         key = blob_key(digest)
         if self.storage.exists(key):
             return digest
@@ -164,7 +209,10 @@ class ContentAddressedStore:
         """Store each value; return its record (content key, type, encoded size, encoding)."""
         records = {}
         for name, value in values.items():
-            encoded = encode(value)
+            try:
+                encoded = encode(value)
+            except Exception as exc:  # pickle refuses locks, generators, sockets, local functions
+                raise UnstorableValue(name, exc) from None
             digest = self._save_encoded(encoded)
             records[name] = ArtifactRecord(name=name, key=digest, type=qualified_type(value),
                                            size=encoded.size, encoding=encoded.encoding)
@@ -181,42 +229,34 @@ class ContentAddressedStore:
         stored = self.storage.get_many([blob_key(d) for d in unique])
         out = {}
         for digest in unique:
-            out[digest] = self._open(digest, stored[blob_key(digest)], copy)
+            try:
+                out[digest] = self._open(digest, stored[blob_key(digest)], copy)
+            except DamagedObject as exc:
+                exc.value_digest = digest  # a chunk's damage is the value's damage
+                raise
         return out
 
-    def _open(self, digest: str, blob: bytes, copy: bool = True, into: memoryview | None = None) -> tuple[str, Part]:
-        """(encoding, payload). A pickle payload is writable (arrays load writable); with
-        ``copy=False`` an uncompressed payload may be a view of the stored blob; with ``into``
-        the payload is written there (a chunk, straight into its place in the value)."""
-        if len(blob) < HEADER.size:
-            raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
-        magic, fmt, flags, encoding_id, size = HEADER.unpack_from(blob)
-        if magic != MAGIC or fmt != FORMAT or encoding_id not in ENCODINGS:
-            raise DataStoreError(
-                f"the datastore object {blob_key(digest)} is not in a format this flow-core understands")
-        encoding = ENCODINGS[encoding_id]
-        body = memoryview(blob)[HEADER.size:]
+    def _open(self, digest: str, blob: Part, copy: bool = True, into: memoryview | None = None) -> tuple[str, Part]:
+        """(encoding, payload), checked against ``digest``: bytes that no longer hash to their
+        name raise `DamagedObject` instead of coming back as a wrong value. A pickle payload is
+        writable (arrays load writable); with ``copy=False`` an uncompressed payload may be a
+        view of the stored blob; with ``into`` the payload is written there (a chunk, straight
+        into its place in the value)."""
+        fmt, encoding, flags, size, body = self._header(digest, blob)
         if flags & FLAG_MANIFEST:
-            return encoding, self._join_chunks(digest, msgpack.unpackb(body), size)
+            return encoding, self._join_chunks(digest, self._manifest(digest, fmt, encoding, body), size)
         if into is not None and into.nbytes != size:
-            raise DataStoreError(f"the datastore object {blob_key(digest)} has the wrong size")
+            raise DamagedObject(blob_key(digest), "its size is not the one its manifest gives")
         if flags & FLAG_ZSTD:
-            out = into if into is not None else bytearray(size)
-            try:
-                with zstandard.ZstdDecompressor().stream_reader(body) as reader:
-                    filled = reader.readinto(out)
-                    while filled < size:
-                        more = reader.readinto(memoryview(out)[filled:])
-                        if not more:
-                            break
-                        filled += more
-            except zstandard.ZstdError as exc:
-                raise DataStoreError(f"the datastore object {blob_key(digest)} is corrupt ({exc})") from None
-            if filled != size:
-                raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
-            return encoding, out
-        if len(body) != size:
-            raise DataStoreError(f"the datastore object {blob_key(digest)} is truncated")
+            payload: Part = self._decompress(digest, body, size, into)
+        elif len(body) != size:
+            raise DamagedObject(blob_key(digest), "it is truncated")
+        else:
+            payload = body
+        if _digest(encoding, [memoryview(payload)], fmt) != digest:
+            raise DamagedObject(blob_key(digest), "its bytes do not match their hash")
+        if payload is not body:
+            return encoding, payload
         if into is not None:
             into[:] = body
             return encoding, into
@@ -224,19 +264,89 @@ class ContentAddressedStore:
             return encoding, body
         return encoding, bytearray(body) if encoding == PICKLE else bytes(body)
 
+    @staticmethod
+    def _header(digest: str, blob: Part) -> tuple[int, str, int, int, memoryview]:
+        """(format, encoding, flags, payload size, stored body) of a stored object."""
+        if len(blob) < HEADER.size:
+            raise DamagedObject(blob_key(digest), "it is truncated")
+        magic, fmt, flags, encoding_id, size = HEADER.unpack_from(blob)
+        if magic == MAGIC and fmt > FORMAT:
+            raise DataStoreError(f"the datastore object {blob_key(digest)} was written by a newer "
+                                 "version of Flow; upgrade flow-core to read it")
+        if magic != MAGIC or fmt not in HASHES or encoding_id not in ENCODINGS or flags & ~(FLAG_ZSTD | FLAG_MANIFEST):
+            raise DamagedObject(blob_key(digest), "its header is not one Flow writes")
+        return fmt, ENCODINGS[encoding_id], flags, size, memoryview(blob)[HEADER.size:]
+
+    @staticmethod
+    def _manifest(digest: str, fmt: int, encoding: str, body: memoryview) -> dict:
+        """A chunked value's manifest, checked: its chunks' digests must hash to its name."""
+        try:
+            manifest = msgpack.unpackb(body)
+            chunks, chunk_size = manifest["chunks"], manifest["chunk_size"]
+            ok = all(isinstance(c, str) and len(c) == 64 for c in chunks) and chunk_size > 0
+        except Exception:
+            ok = False
+        if not ok or _chunked_digest(encoding, chunks, fmt) != digest:
+            raise DamagedObject(blob_key(digest), "its list of chunks does not match its hash")
+        return manifest
+
+    @staticmethod
+    def _decompress(digest: str, body: memoryview, size: int, into: memoryview | None) -> Part:
+        out = into if into is not None else bytearray(size)
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+                filled = reader.readinto(out)
+                while filled < size:
+                    more = reader.readinto(memoryview(out)[filled:])
+                    if not more:
+                        break
+                    filled += more
+        except zstandard.ZstdError as exc:
+            raise DamagedObject(blob_key(digest), f"it does not decompress ({exc})") from None
+        if filled != size:
+            raise DamagedObject(blob_key(digest), "it is truncated")
+        return out
+
     def _join_chunks(self, digest: str, manifest: dict, size: int) -> bytearray:
-        """Read and decompress the chunks in parallel, each straight into its place."""
+        """Read, decompress and check the chunks in parallel, each straight into its place."""
         out = bytearray(size)
         view = memoryview(out)
         chunk_size = manifest["chunk_size"]
+        chunks = manifest["chunks"]
+        if len(chunks) != -(-size // chunk_size):
+            raise DamagedObject(blob_key(digest), "its list of chunks does not cover its size")
 
         def load(item: tuple[int, str]) -> None:
             index, chunk_digest = item
-            blob = self.storage.get_buffer(blob_key(chunk_digest))
+            blob = self._read_chunk(digest, chunk_digest)
             self._open(chunk_digest, blob, into=view[index * chunk_size: min(size, (index + 1) * chunk_size)])
 
-        list(self._executor().map(load, enumerate(manifest["chunks"])))
+        list(self._executor().map(load, enumerate(chunks)))
         return out
+
+    def _read_chunk(self, digest: str, chunk_digest: str) -> Part:
+        try:
+            return self.storage.get_buffer(blob_key(chunk_digest))
+        except BlobNotFound:
+            raise DamagedObject(blob_key(digest), f"its chunk {blob_key(chunk_digest)} is missing") from None
+
+    def verify(self, digest: str) -> None:
+        """Re-read one stored object (each chunk of a chunked one, without joining them) and
+        raise `DamagedObject` if its bytes no longer hash to its name; `BlobNotFound` if gone."""
+        blob = self.storage.get_buffer(blob_key(digest))
+        fmt, encoding, flags, size, body = self._header(digest, blob)
+        if not flags & FLAG_MANIFEST:
+            self._open(digest, blob, copy=False)
+            return
+        manifest = self._manifest(digest, fmt, encoding, body)
+        chunk_size = manifest["chunk_size"]
+
+        def check(item: tuple[int, str]) -> None:
+            index, chunk_digest = item
+            length = min(chunk_size, size - index * chunk_size)
+            self._open(chunk_digest, self._read_chunk(digest, chunk_digest), into=memoryview(bytearray(length)))
+
+        list(self._executor().map(check, enumerate(manifest["chunks"])))
 
     def load_values(self, records: Mapping[str, ArtifactRecord]) -> dict[str, Any]:
         payloads = self._payloads([record.key for record in records.values()])

@@ -11,20 +11,36 @@ reader could mistake for a result. Layout under the storage root::
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgpack
 
 from flow_core.backends.records import ArtifactRecord
 from flow_core.backends.storage import StorageBackend
 from flow_core.datastore.attempt_info import AttemptInfo
-from flow_core.datastore.cas import ContentAddressedStore
+from flow_core.datastore.cas import (
+    ContentAddressedStore,
+    DamagedObject,
+    UnstorableValue,
+)
 from flow_core.errors import BlobNotFound, DataStoreError, NotFound
 
 INDEX_PREFIX = "flows"
 INDEX_SUFFIX = ".index"
 INDEX_FORMAT = 1
 BULK_FROM = 32  # from this many tasks of one step, `open_tasks` lists the whole step once
+
+
+class DamagedIndex(DataStoreError):
+    """A task's index that does not parse: its artifacts and logs cannot be found."""
+
+    def __init__(self, pathspec: str, key: str):
+        super().__init__(
+            f"the datastore index of {pathspec} ({key}) is damaged, so that task's artifacts and logs "
+            "cannot be read; its status and every other task still can, and `resume` runs it again")
+        self.pathspec = pathspec
+        self.key = key
 
 
 def task_prefix(flow_name: str, run_id: str, step_name: str, task_id: str) -> str:
@@ -66,7 +82,15 @@ class TaskDataStore:
     def save_artifacts(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:
         """Encode and store the values; they become part of this attempt's index."""
         self._writable()
-        records = self.cas.save_values(values)
+        try:
+            records = self.cas.save_values(values)
+        except UnstorableValue as exc:
+            step = self.pathspec.split("/")[2]
+            cause = f"{type(exc.cause).__name__}: {exc.cause}"
+            raise DataStoreError(
+                f"self.{exc.name}, set in step '{step}', cannot be stored as an artifact ({cause}); "
+                f"`del self.{exc.name}` before the step ends, or keep what it holds in a form that pickles"
+            ) from None
         self.add_artifact_refs(records)
         self._values.update(values)
         return records
@@ -117,13 +141,31 @@ class TaskDataStore:
             raise NotFound(f"{self.pathspec} has no artifact '{unknown[0]}'")
         missing = {n: self._records[n] for n in names if n not in self._values}
         if missing:
-            self._values.update(self.cas.load_values(missing))
+            try:
+                self._values.update(self.cas.load_values(missing))
+            except DamagedObject as exc:
+                name = next(n for n, r in missing.items() if r.key == exc.value_digest)
+                raise self._damaged(f"artifact '{name}'", exc) from None
         return {n: self._values[n] for n in names}
+
+    def log_keys(self) -> dict[str, str]:
+        """``{stream: content key}`` of the attempt's captured output."""
+        return dict(self._logs)
 
     def log(self, stream: str) -> bytes:
         """The attempt's captured output on ``stream`` ("stdout" or "stderr"); empty if none."""
         key = self._logs.get(stream)
-        return self.cas.load_blobs([key])[0] if key else b""
+        try:
+            return self.cas.load_blobs([key])[0] if key else b""
+        except DamagedObject as exc:
+            raise self._damaged(f"the {stream} log", exc) from None
+
+    def _damaged(self, what: str, exc: DamagedObject) -> DataStoreError:
+        run_id = self.pathspec.split("/")[1]
+        return DataStoreError(
+            f"{what} of {self.pathspec} cannot be read because {exc.key} is damaged ({exc.why}); "
+            f"`verify {run_id}` lists every damaged object of the run and can remove them so that "
+            "`resume` writes them again")
 
 
 class FlowDataStore:
@@ -172,13 +214,23 @@ class FlowDataStore:
             raise NotFound(f"the datastore has no finished attempt of {flow_name}/{missing[0]}")
         keys = {p: index_key(flow_name, *p.split("/"), latest[p]) for p in paths}
         blobs = self.storage.get_many(list(dict.fromkeys(keys.values())))
-        return [self._from_index(f"{flow_name}/{p}", latest[p], blobs[keys[p]]) for p in paths]
+        return [self.open_index(f"{flow_name}/{p}", latest[p], blobs[keys[p]]) for p in paths]
 
-    def _from_index(self, pathspec: str, attempt: int, blob: bytes) -> TaskDataStore:
-        index = msgpack.unpackb(blob)
-        if index.get("format") != INDEX_FORMAT:
-            raise DataStoreError(f"the index of {pathspec} is in a format this flow-core does not understand")
-        return TaskDataStore(self.cas, pathspec, attempt, index)
+    def open_index(self, pathspec: str, attempt: int, blob: bytes) -> TaskDataStore:
+        """A committed attempt from its index's bytes, already read."""
+        try:
+            index = msgpack.unpackb(blob)
+            if isinstance(index, dict) and isinstance(index.get("format"), int) and index["format"] > INDEX_FORMAT:
+                raise DataStoreError(f"the index of {pathspec} was written by a newer version of Flow; "
+                                     "upgrade flow-core to read it")
+            if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+                raise ValueError("not an index")
+            return TaskDataStore(self.cas, pathspec, attempt, index)
+        except DataStoreError:
+            raise
+        except Exception:
+            flow, run, step, task = pathspec.split("/")
+            raise DamagedIndex(pathspec, index_key(flow, run, step, task, attempt)) from None
 
     def open_task(self, flow_name: str, run_id: str, step_name: str, task_id: str,
                   attempt: int | None = None) -> TaskDataStore:
@@ -193,4 +245,4 @@ class FlowDataStore:
             blob = self.storage.get(index_key(flow_name, run_id, step_name, task_id, attempt))
         except BlobNotFound:
             raise NotFound(f"the datastore has no attempt {attempt} of {pathspec}") from None
-        return self._from_index(pathspec, attempt, blob)
+        return self.open_index(pathspec, attempt, blob)

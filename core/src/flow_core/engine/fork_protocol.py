@@ -30,17 +30,18 @@ def receive_message(sock: socket.socket) -> tuple[dict[str, Any] | None, list[in
     return msgpack.unpackb(payload), list(fds)
 
 
-def stop_forked_task(pid: int) -> None:
-    """SIGTERM a forked task and what it started. A child leads its own process group only
-    once it has called setsid, a moment after the fork: until then, signal the child itself."""
+def stop_forked_task(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal (SIGTERM unless told) a forked task and what it started. A child leads its own
+    process group only once it has called setsid, a moment after the fork: until then, signal
+    the child itself."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
         return
     except ProcessLookupError:
         pass
     except PermissionError:
         return
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass

@@ -11,11 +11,13 @@ packet: the runtime sends ``launch`` with the task's arguments and, as passed fi
 descriptors, the pipes the child's stdout, stderr and metadata writes
 (`flow_core.engine.metadata_path`) go to; the server answers
 ``started`` (with the child's pid, for Ctrl-C) and ``exited`` (with its exit status). When
-the runtime goes away, the server stops its children and exits.
+the runtime goes away, the server stops its children and exits; when the server dies, the
+runtime stops the children it was told of, and on Linux the kernel stops the others.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import selectors
@@ -23,6 +25,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from flow_core.backends.selection import Backends
@@ -33,11 +36,28 @@ from flow_core.errors import FlowError
 from flow_core.model.graph import FlowGraph
 from flow_core.model.loader import load_flow_class
 
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a function a child calls to be sent SIGTERM when its parent dies: a task
+    forked a moment before the server died was never named to the runtime, which could not
+    stop it otherwise."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
 
 class ForkServer:
     def __init__(self, sock: socket.socket, flow_file: str, flow_name: str):
         self.sock = sock
+        self.pid = os.getpid()
         self.children: dict[int, str] = {}  # pid -> the runtime's key for the task
+        self._arm_parent_death = _parent_death_signal()
         self._warm_up(flow_file, flow_name)
 
     def _warm_up(self, flow_file: str, flow_name: str) -> None:
@@ -101,6 +121,10 @@ class ForkServer:
     def _child(self, message: dict[str, Any], fds: list[int]) -> None:
         code = 1
         try:
+            if self._arm_parent_death is not None:
+                self._arm_parent_death()
+                if os.getppid() != self.pid:  # the server died before that took effect
+                    os._exit(1)
             gc.enable()
             os.setsid()  # its own process group: stopping it stops what it started too
             signal.set_wakeup_fd(-1)

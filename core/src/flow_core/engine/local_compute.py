@@ -5,6 +5,10 @@ on the portable path (`flow_core.backends.subprocess_compute`); it only skips st
 and importing everything again. One I/O thread in the runtime reads every task's output
 pipes and the fork server's messages, so a thousand tasks cost no thousand threads, and it
 applies the tasks' relayed metadata writes in batches before reporting them finished.
+
+The fork server's socket closes the moment the server dies, so its death is noticed at once:
+its running tasks (whose parent it was) are stopped, not left to run unwatched, and reported
+failed with the reason. A later launch (a retry) starts a new fork server.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import itertools
 import os
 import queue
 import selectors
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+import traceback
 
 import attrs
 
@@ -30,6 +37,22 @@ from flow_core.errors import FlowError
 from flow_core.plugin.settings import Settings
 
 READ_SIZE = 65536
+#: Once the fork server is gone: seconds its tasks get to end on SIGTERM before SIGKILL, and
+#: seconds after which the runtime stops waiting for their output pipes to close.
+ORPHAN_KILL_AFTER = 2.0
+ORPHAN_GIVE_UP_AFTER = 4.0
+
+
+@attrs.define(eq=False)
+class _Server:
+    """One fork server process and the runtime's end of its socket."""
+
+    process: subprocess.Popen
+    sock: socket.socket
+    errors: bytes = b""  # what the server itself printed: why it died, if it did
+    stderr_open: bool = True
+    gone: str | None = None  # why it is gone, once the I/O thread noticed
+    gone_at: float = 0.0
 
 
 @attrs.define(eq=False)
@@ -37,13 +60,16 @@ class _ForkedTask:
     key: str
     spec: TaskSpec
     events: TaskEvents
+    server: _Server
     pipes: dict[int, str]  # read end -> stream name ("stdout", "stderr" or "metadata")
     relayed: RelayedCalls
     partial: dict[str, bytes] = attrs.Factory(dict)
     pid: int | None = None
     status: int | None = None
+    exited: bool = False  # the server reported the exit status
     reason: str | None = None
     stop_requested: bool = False
+    killed: bool = False  # SIGKILLed after its server died
 
     def done(self) -> bool:
         return self.status is not None and not self.pipes
@@ -72,15 +98,14 @@ class LocalCompute(ComputeBackend):
         self._relayed_calls: list[tuple[str, list]] = []
         self._finished: list[_ForkedTask] = []  # reported once their metadata is written
         self._lock = threading.Lock()
-        self._server: subprocess.Popen | None = None
-        self._sock: socket.socket | None = None
+        self._server: _Server | None = None  # the one new tasks go to
+        self._servers: list[_Server] = []  # every one this compute started
         self._tasks: dict[str, _ForkedTask] = {}
         self._keys = itertools.count(1)
-        self._new_pipes: queue.SimpleQueue = queue.SimpleQueue()
+        self._new: queue.SimpleQueue = queue.SimpleQueue()  # tasks and servers for the I/O thread
         self._wake_read, self._wake_write = os.pipe()
         self._io_thread: threading.Thread | None = None
         self._closed = False
-        self._server_errors = b""  # what the fork server itself printed: why it died, if it did
 
     @classmethod
     def from_settings(cls, settings: Settings, backends: Backends) -> "LocalCompute":
@@ -88,32 +113,38 @@ class LocalCompute(ComputeBackend):
 
     # -- the runtime's side -------------------------------------------------------------------
 
-    def _start_server(self, spec: TaskSpec) -> socket.socket:
+    def _start_server(self, spec: TaskSpec) -> _Server:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, **spec.environment, "PYTHONUNBUFFERED": "1"}
-        self._server = subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "flow_core.engine.fork_server", str(theirs.fileno()), spec.flow_file,
              spec.flow_name],
             env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[theirs.fileno()],
             start_new_session=True,  # Ctrl-C reaches the runtime, which stops tasks in order
         )
         theirs.close()
-        self._sock = ours
-        self._io_thread = threading.Thread(target=self._io_loop, name="flow-local-io", daemon=True)
-        self._io_thread.start()
-        return ours
+        server = _Server(process, ours)
+        self._servers.append(server)
+        self._new.put(server)
+        if self._io_thread is None:
+            self._io_thread = threading.Thread(target=self._io_loop, name="flow-local-io", daemon=True)
+            self._io_thread.start()
+        return server
 
     def launch(self, spec: TaskSpec, events: TaskEvents) -> TaskHandle:
-        sock = self._sock or self._start_server(spec)
         key = str(next(self._keys))
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         metadata_read, metadata_write = os.pipe()
-        task = _ForkedTask(key, spec, events, {out_read: "stdout", err_read: "stderr", metadata_read: "metadata"},
-                           RelayedCalls(self._relayed_calls))
         with self._lock:
+            server = self._server
+            if server is None or server.gone is not None:  # the first task, or its server died
+                server = self._server = self._start_server(spec)
+            task = _ForkedTask(key, spec, events, server,
+                               {out_read: "stdout", err_read: "stderr", metadata_read: "metadata"},
+                               RelayedCalls(self._relayed_calls))
             self._tasks[key] = task
-        self._new_pipes.put(task)
+        self._new.put(task)
         os.write(self._wake_write, b"\0")
         message = {
             "op": "launch", "key": key, "env": dict(spec.environment),
@@ -126,67 +157,100 @@ class LocalCompute(ComputeBackend):
             },
         }
         try:
-            send_message(sock, message, [out_write, err_write, metadata_write])
-        except OSError:
-            with self._lock:
+            send_message(server.sock, message, [out_write, err_write, metadata_write])
+        except OSError as exc:
+            with self._lock:  # if the server died, noticing it gives the task that reason instead
                 task.status = 1
+                task.reason = task.reason or (
+                    server.gone or f"the fork server (pid {server.process.pid}) could not take the task: {exc}")
         finally:
             for fd in (out_write, err_write, metadata_write):
                 os.close(fd)
         return ForkedTaskHandle(self, task)
 
     def close(self) -> None:
-        self._closed = True
-        if self._sock is not None:
-            self._sock.shutdown(socket.SHUT_RDWR)  # the server stops leftover children and exits
-        if self._server is not None:
+        with self._lock:
+            self._closed = True
+            server = self._server
+        if server is not None and server.gone is None:
             try:
-                self._server.wait(timeout=10)
+                server.sock.shutdown(socket.SHUT_RDWR)  # the server stops leftover children and exits
+            except OSError:
+                pass
+            try:
+                server.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._server.kill()
+                server.process.kill()
         if self._io_thread is not None:
             os.write(self._wake_write, b"\0")
             self._io_thread.join(timeout=5)
+        for each in self._servers:
+            each.process.poll()  # reap a dead one
+            if self._io_thread is None or not self._io_thread.is_alive():
+                each.sock.close()
 
     # -- the I/O thread -----------------------------------------------------------------------
 
     def _io_loop(self) -> None:
         selector = selectors.DefaultSelector()
-        assert self._sock is not None
-        selector.register(self._sock, selectors.EVENT_READ)
-        selector.register(self._wake_read, selectors.EVENT_READ)
-        assert self._server is not None and self._server.stderr is not None
-        selector.register(self._server.stderr, selectors.EVENT_READ)
-        server_alive = True
-        while server_alive or self._tasks:
-            while not self._new_pipes.empty():
-                task = self._new_pipes.get()
-                for fd in task.pipes:
-                    selector.register(fd, selectors.EVENT_READ, task)
-            for key, _ in selector.select(timeout=1.0):
-                if key.fileobj is self._sock:
-                    server_alive = self._on_message()
-                    if not server_alive:
-                        selector.unregister(self._sock)
-                elif key.fd == self._wake_read:
-                    os.read(self._wake_read, 4096)
-                elif key.fileobj is self._server.stderr:
-                    chunk = os.read(key.fd, READ_SIZE)
-                    self._server_errors = (self._server_errors + chunk)[-4096:]
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                else:
-                    self._on_output(selector, key.fd, key.data)
-            if not server_alive:
-                self._fail_orphans()
-            self._report_finished()
-            if self._closed and not self._tasks:
-                break
-        selector.close()
-
-    def _on_message(self) -> bool:
+        selector.register(self._wake_read, selectors.EVENT_READ, None)
         try:
-            message, _fds = receive_message(self._sock)  # type: ignore[arg-type]
+            self._serve_io(selector)
+        except Exception as exc:  # a bug here must fail the tasks, not hang the run
+            traceback.print_exc()
+            with self._lock:
+                stuck, self._tasks = list(self._tasks.values()), {}
+            for task in stuck:
+                task.events.finished(task.spec, 1, f"the local compute's I/O thread failed: {exc!r}")
+        finally:
+            selector.close()
+
+    def _serve_io(self, selector: selectors.BaseSelector) -> None:
+        while True:
+            self._register_new(selector)
+            timeout = 0.2 if self._stranded() else 1.0
+            for key, _ in selector.select(timeout=timeout):
+                data = key.data
+                if data is None:
+                    os.read(self._wake_read, 4096)
+                elif isinstance(data, _ForkedTask):
+                    if key.fd in data.pipes:
+                        self._on_output(selector, key.fd, data)
+                elif key.fileobj is data.sock:
+                    if not self._on_message(data):
+                        selector.unregister(data.sock)
+                        self._on_server_gone(selector, data)
+                elif data.stderr_open:  # not drained already by _on_server_gone in this round
+                    self._read_server_errors(selector, data)
+            self._stop_stranded(selector)
+            self._report_finished()
+            with self._lock:
+                if self._closed and not self._tasks:
+                    return
+
+    def _register_new(self, selector: selectors.BaseSelector) -> None:
+        while not self._new.empty():
+            item = self._new.get()
+            if isinstance(item, _Server):
+                selector.register(item.sock, selectors.EVENT_READ, item)
+                assert item.process.stderr is not None
+                selector.register(item.process.stderr, selectors.EVENT_READ, item)
+            else:
+                for fd in item.pipes:
+                    selector.register(fd, selectors.EVENT_READ, item)
+
+    def _read_server_errors(self, selector: selectors.BaseSelector, server: _Server) -> None:
+        assert server.process.stderr is not None
+        chunk = os.read(server.process.stderr.fileno(), READ_SIZE)
+        server.errors = (server.errors + chunk)[-4096:]
+        if not chunk:
+            selector.unregister(server.process.stderr)
+            server.process.stderr.close()
+            server.stderr_open = False
+
+    def _on_message(self, server: _Server) -> bool:
+        try:
+            message, _fds = receive_message(server.sock)
         except OSError:
             message = None
         if message is None:
@@ -203,8 +267,71 @@ class LocalCompute(ComputeBackend):
                 stop_forked_task(task.pid)
         elif message["op"] == "exited":
             task.status = message["status"]
+            task.exited = True
             self._finish_if_done(task)
         return True
+
+    def _on_server_gone(self, selector: selectors.BaseSelector, server: _Server) -> None:
+        """The server's socket closed: it died (or, at the end of the run, stopped). Stop the
+        tasks it had not reported on: they are running with nobody to report their end."""
+        why = self._why_gone(selector, server)
+        with self._lock:
+            server.gone, server.gone_at = why, time.monotonic()
+            orphans = [t for t in self._tasks.values() if t.server is server and not t.exited]
+            for task in orphans:
+                task.status = 1 if task.status is None else task.status
+                task.reason = why
+        for task in orphans:
+            if task.pid is not None:
+                stop_forked_task(task.pid)
+            self._finish_if_done(task)
+
+    def _why_gone(self, selector: selectors.BaseSelector, server: _Server) -> str:
+        try:  # it is gone or going: wait for its last words and its exit status
+            server.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        if server.stderr_open:
+            assert server.process.stderr is not None
+            os.set_blocking(server.process.stderr.fileno(), False)
+            try:
+                while server.stderr_open:
+                    self._read_server_errors(selector, server)
+            except BlockingIOError:
+                pass
+        lines = server.errors.decode("utf-8", "replace").strip().splitlines()
+        errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
+        if errors:
+            return errors[-1]
+        if self._closed:
+            return "the fork server stopped at the end of the run"
+        code = server.process.returncode
+        if code is None:
+            how = "closed its connection"
+        elif code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exit status {code}"
+        return f"the fork server (pid {server.process.pid}) died ({how}); its tasks were stopped"
+
+    def _stranded(self) -> list[_ForkedTask]:
+        """Tasks whose server is gone and whose output pipes are still open."""
+        with self._lock:
+            return [t for t in self._tasks.values() if t.server.gone is not None and t.pipes]
+
+    def _stop_stranded(self, selector: selectors.BaseSelector) -> None:
+        """SIGKILL a stranded task that ignored SIGTERM; in the end, stop waiting for its pipes
+        (a task forked a moment before its server died was never named to the runtime)."""
+        now = time.monotonic()
+        for task in self._stranded():
+            waited = now - task.server.gone_at
+            if waited >= ORPHAN_KILL_AFTER and task.pid is not None and not task.killed:
+                task.killed = True
+                stop_forked_task(task.pid, signal.SIGKILL)
+            if waited >= ORPHAN_GIVE_UP_AFTER:
+                for fd in list(task.pipes):
+                    self._close_pipe(selector, fd, task)
+                self._finish_if_done(task)
 
     def _on_output(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
         stream = task.pipes[fd]
@@ -220,18 +347,22 @@ class LocalCompute(ComputeBackend):
             if rest:
                 task.partial[stream] = rest
             return
+        self._close_pipe(selector, fd, task)
+        self._finish_if_done(task)
+
+    def _close_pipe(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
+        stream = task.pipes.pop(fd)
         selector.unregister(fd)
         os.close(fd)
-        del task.pipes[fd]
         rest = task.partial.pop(stream, b"")
         if rest:
             task.events.output(task.spec, stream, rest.decode("utf-8", "replace"))
-        self._finish_if_done(task)
 
     def _finish_if_done(self, task: _ForkedTask) -> None:
         if task.done():
             with self._lock:
-                self._tasks.pop(task.key, None)
+                if self._tasks.pop(task.key, None) is None:
+                    return
             self._finished.append(task)
 
     def _report_finished(self) -> None:
@@ -249,15 +380,3 @@ class LocalCompute(ComputeBackend):
             if failure and status == 0:
                 status, task.reason = 1, failure
             task.events.finished(task.spec, status, task.reason or killed_reason(status))
-
-    def _fail_orphans(self) -> None:
-        """The fork server is gone: a task it never reported on has failed (its pipes close
-        when the last process holding them ends)."""
-        with self._lock:
-            orphans = [t for t in self._tasks.values() if t.status is None]
-        lines = self._server_errors.decode("utf-8", "replace").strip().splitlines()
-        why = lines[-1].removeprefix("Error: ") if lines else "the fork server stopped"
-        for task in orphans:
-            task.status = 1
-            task.reason = why
-            self._finish_if_done(task)

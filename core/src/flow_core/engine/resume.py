@@ -9,13 +9,14 @@ task is cloned: a new task id whose index points at the same content-addressed a
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 
 from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.records import SUCCEEDED, TaskRecord
-from flow_core.datastore.task_store import FlowDataStore
+from flow_core.datastore.cas import blob_key
+from flow_core.datastore.task_store import DamagedIndex, FlowDataStore
 from flow_core.engine.run_start import PARAMETERS_STEP
 from flow_core.errors import FlowError, NotFound
 from flow_core.model.foreach import iteration_key, stack_from_info
@@ -39,19 +40,29 @@ class ResumePlan:
         self.rerun_steps = rerun_steps
         self._by_key: dict[tuple[str, tuple[int, ...]], OriginTask] = {}
         self._parameters: OriginTask | None = None
+        stores = []
         for task in metadata.list_tasks(flow_name, origin_run_id):
             if task.status != SUCCEEDED:
                 continue
             if task.step_name == PARAMETERS_STEP:
                 self._parameters = OriginTask(task)
                 continue
-            store = datastore.open_task(flow_name, origin_run_id, task.step_name, task.task_id, task.attempt)
-            key = iteration_key(stack_from_info(store.info.foreach_stack))
-            self._by_key[(task.step_name, key)] = OriginTask(task)
+            try:
+                stores.append((task, datastore.open_task(flow_name, origin_run_id, task.step_name,
+                                                         task.task_id, task.attempt)))
+            except (DamagedIndex, NotFound):
+                continue  # its artifacts cannot be found: the task runs again
+        # A task whose objects were removed (`verify --remove-damaged`) runs again and stores them anew.
+        keys = [{blob_key(r.key) for r in store.artifact_records().values()} for _, store in stores]
+        present = datastore.storage.exists_many(set().union(*keys)) if keys else set()
+        for (task, store), task_keys in zip(stores, keys):
+            if task_keys <= present:
+                key = iteration_key(stack_from_info(store.info.foreach_stack))
+                self._by_key[(task.step_name, key)] = OriginTask(task)
 
     @classmethod
     def build(cls, graph: FlowGraph, datastore: FlowDataStore, metadata: MetadataBackend,
-              origin_run_id: str | None, step: str | None, user_runs: Iterable) -> "ResumePlan":
+              origin_run_id: str | None, step: str | None, user_runs: Iterable) -> ResumePlan:
         if origin_run_id is None:
             runs = list(user_runs)
             if not runs:

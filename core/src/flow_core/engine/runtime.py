@@ -20,7 +20,7 @@ import attrs
 
 from flow_core.backends.compute import TaskHandle, TaskSpec
 from flow_core.backends.metadata import MetadataBackend
-from flow_core.backends.records import RunRecord
+from flow_core.backends.records import RUNNING, RunRecord
 from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.console import Console, StepProgress
@@ -36,6 +36,11 @@ from flow_core.model.graph import FOREACH, JOIN, START, FlowGraph
 
 STOP_GRACE_SECONDS = 10.0
 DEFAULT_MAX_NUM_SPLITS = 100
+#: The longest line of a task's own output quoted as the reason it failed.
+MAX_REASON_LENGTH = 500
+#: Lines of a Python traceback's frame that say nothing of the cause.
+_TRACEBACK_NOISE = ("Traceback (most recent call last):", "During handling of the above exception",
+                    "The above exception was the direct cause")
 
 
 @attrs.frozen
@@ -121,6 +126,7 @@ class Runtime:
         self._fresh: set[str] = set()  # tasks this run executed (not cloned)
         self._failed: list[tuple[TaskSpec, str]] = []
         self._stopping: set[str] = set()  # tasks the runtime itself terminated
+        self._last_words: dict[str, _LastWords] = {}  # running tasks' last telling stderr lines
         self.counts = {"done": 0, "cloned": 0}
         self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
 
@@ -176,7 +182,8 @@ class Runtime:
         self.metadata.finish_run(self.flow_name, run.run_id, succeeded)
         if not succeeded:
             spec, why = self._failed[0]
-            raise RunFailed(f"run {run.pathspec} failed: task {spec.pathspec} {why}")
+            raise RunFailed(f"run {run.pathspec} failed: task {spec.pathspec} {why}; "
+                            f"`resume --origin-run-id {run.run_id}` continues it")
         cloned = f" ({self.counts['cloned']} reused from run {origin})" if origin else ""
         self.console.result(f"Done! Run {run.pathspec} finished {self.counts['done']} tasks{cloned} "
                           f"in {time.time() - started:.1f}s.")
@@ -204,6 +211,8 @@ class Runtime:
                 continue
             if isinstance(event, _Output):
                 self.console.task_output(event.spec.label, event.stream, event.line)
+                if event.stream == "stderr":
+                    self._last_words.setdefault(event.spec.task_id, _LastWords()).hear(event.line)
             else:
                 self._on_finished(event)
 
@@ -292,8 +301,9 @@ class Runtime:
                 event = _Finished(spec, 1, failure)
         if self._running.pop(spec.task_id, None) is not None:
             self._slots_used -= self._slots(spec)
+        last_words = self._last_words.pop(spec.task_id, None)
         if spec.task_id in self._stopping and event.returncode != 0:
-            self._on_stopped(spec)
+            self._on_stopped(spec, event.reason)
             return
         if event.returncode == 0:
             self.console.task_event(spec.label, "Task finished successfully.")
@@ -304,7 +314,9 @@ class Runtime:
             if not self._failed:
                 self._on_success(spec.step_name, path, self._stacks[spec.task_id], spec)
             return
-        why = event.reason or self._task_exception(spec) or f"exited with status {event.returncode}"
+        why = (event.reason or self._task_exception(spec)
+               or (last_words or _LastWords()).describe(event.returncode))
+        self._record_failure(spec, why)
         if spec.retry_count < spec.max_user_code_retries and not self._failed:
             self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
             retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
@@ -324,6 +336,17 @@ class Runtime:
             return None
         exception = store.info.exception
         return f"raised {exception}" if exception else None
+
+    def _record_failure(self, spec: TaskSpec, why: str) -> None:
+        """A task that died before recording its attempt's end (killed, its fork server gone,
+        its datastore unreachable) would look running forever: record it failed, and why."""
+        try:
+            task = self.metadata.get_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
+            if task is not None and task.status == RUNNING:
+                self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
+                                             spec.retry_count, False, fields={"failure": why})
+        except FlowError:
+            pass  # the run fails either way; the summary still says why
 
     def _on_success(self, step_name: str, path: str, stack: Stack, spec: TaskSpec | None = None) -> None:
         node = self.graph[step_name]
@@ -365,13 +388,13 @@ class Runtime:
             self._stopping.add(spec.task_id)
             handle.terminate()
 
-    def _on_stopped(self, spec: TaskSpec) -> None:
+    def _on_stopped(self, spec: TaskSpec, reason: str | None = None) -> None:
         """A task the runtime stopped: record the attempt as failed so nothing looks still running."""
-        self.console.task_event(spec.label, "Task stopped.", failed=True)
+        self.console.task_event(spec.label, f"Task stopped: {reason}." if reason else "Task stopped.", failed=True)
         self._count(spec.step_name, running=-1)
         try:
             self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
-                                         spec.retry_count, False, fields={"stopped": "by the runtime"})
+                                         spec.retry_count, False, fields={"stopped": reason or "by the runtime"})
         except FlowError:
             pass  # the run is ending anyway; resume does not depend on this record
 
@@ -387,6 +410,31 @@ class Runtime:
                 break
             if isinstance(event, _Finished):
                 self._on_finished(event)
+
+
+class _LastWords:
+    """What a task last wrote to stderr that says why it failed, for when it could not record
+    its exception: its last ``Error: …`` line (how Flow reports a FlowError), else its last
+    line that is neither blank nor part of a traceback's frames."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.line: str | None = None
+
+    def hear(self, line: str) -> None:
+        text = line.strip()
+        if not text or line[:1].isspace() or text.startswith(_TRACEBACK_NOISE):
+            return
+        if text.startswith("Error: "):
+            self.error = text.removeprefix("Error: ")[:MAX_REASON_LENGTH]
+        self.line = text[:MAX_REASON_LENGTH]
+
+    def describe(self, returncode: int) -> str:
+        if self.error:
+            return self.error
+        if self.line:
+            return f"exited with status {returncode}: {self.line}"
+        return f"exited with status {returncode}"
 
 
 def _spec_for(runtime: Runtime, step_name: str, task_id: str) -> TaskSpec:

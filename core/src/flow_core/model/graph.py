@@ -1,9 +1,10 @@
 """The flow's graph, read from its source so that every error has a file and a line.
 
 The graph is built statically: each step's last statement must be ``self.next(...)`` (except
-``end``'s), naming other steps as ``self.<step>``. Validation runs before any task: no
-``start``/``end``, a target that is not a step, an unreachable step, a split that is never
-joined, a join that takes no ``inputs``, a cycle.
+``end``'s), naming other steps as ``self.<step>``. Validation runs before any task: a flow or
+step name the datastore cannot hold (see `flow_core.model.names`), no ``start``/``end``, a
+target that is not a step, an unreachable step, a split that is never joined, a join that
+takes no ``inputs``, a cycle.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from typing import Iterator
 import attrs
 
 from flow_core.errors import GraphError
+from flow_core.model.flowspec import FlowSpec
+from flow_core.model.names import name_problem
 
 START, END = "start", "end"
+
+#: Step names that would hide what ``self`` must keep (``self.next``, ``self.input``…), and
+#: those Metaflow reserves, so a Metaflow flow that passes here passes there too.
+RESERVED_STEP_NAMES = frozenset({n for n in dir(FlowSpec) if not n.startswith("_")} | {"cmd"})
 
 # Node types, as Metaflow names them.
 LINEAR, SPLIT, FOREACH, JOIN = "linear", "split", "foreach", "join"
@@ -51,6 +58,9 @@ class FlowGraph:
         self.nodes: dict[str, StepNode] = {}
         class_def = _find_class(flow_cls, self.file)
         self.class_line = class_def.lineno
+        problem = name_problem(self.name, "flow")
+        if problem:
+            raise self.error(f"{problem}; rename the class", self.class_line)
         step_names = set(flow_cls.step_functions())
         for required in (START, END):
             if required not in step_names:
@@ -63,6 +73,7 @@ class FlowGraph:
             # A step inherited from a base class: parse it where it is defined.
             function = getattr(flow_cls, name)
             self.nodes[name] = self._parse_inherited(function, step_names)
+        self._check_step_names()
         self._link()
         self._validate()
 
@@ -127,6 +138,19 @@ class FlowGraph:
         return self._parse_step(func, step_names)
 
     # -- linking and validation ------------------------------------------------------------
+
+    def _check_step_names(self) -> None:
+        """Every step name is stored as a datastore key and a metadata name; reject the ones
+        no backend holds, or that Flow keeps for itself, before anything runs."""
+        for node in sorted(self.nodes.values(), key=lambda n: n.line):
+            problem = name_problem(node.name, "step")
+            if problem is None and node.name.startswith("_"):
+                problem = (f"step name {node.name!r} starts with '_', which Flow keeps for its own "
+                           "steps (such as _parameters)")
+            if problem is None and node.name in RESERVED_STEP_NAMES:
+                problem = f"step name {node.name!r} is reserved: it would hide self.{node.name} of every flow"
+            if problem:
+                raise self.error(f"{problem}; rename the step", node.line)
 
     def _link(self) -> None:
         for node in self.nodes.values():

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from flow_core.errors import FlowError, ParameterError
+from flow_core.model.names import shown, text_problem
 
 
 class JSONTypeClass(click.ParamType):
@@ -22,7 +23,10 @@ class JSONTypeClass(click.ParamType):
         try:
             return json.loads(value)
         except ValueError as exc:
-            self.fail(f"{value!r} is not valid JSON ({exc})", param, ctx)
+            self.fail(f"{shown(value)} is not valid JSON ({exc})", param, ctx)
+        except RecursionError:
+            self.fail(f"{shown(value)} is nested too deeply to be read as JSON; pass a flatter value",
+                      param, ctx)
 
 
 JSONType = JSONTypeClass()
@@ -109,6 +113,8 @@ class Parameter:
             value = self.default
         if value is None and self.required:
             raise ParameterError(f"parameter --{self.name} is required; pass it as --{self.name} VALUE")
+        if isinstance(value, str) and text_problem(value):
+            raise ParameterError(f"parameter --{self.name}: {text_problem(value)}; pass UTF-8 text")
         if isinstance(value, str) and not isinstance(self.click_type, click.types.StringParamType):
             try:
                 value = self.click_type.convert(value, None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import traceback
@@ -11,6 +12,25 @@ import attrs
 
 from flow_core.errors import FlowError
 from flow_core.model.decorators import DecoratorError, StepDecorator
+
+#: Longest @timeout: the process timer takes no more (about 31 years).
+MAX_TIMEOUT_SECONDS = 10**9
+
+
+def _number(decorator: str, step_name: str, attribute: str, value: Any) -> float | int:
+    """An attribute that must be a finite number >= 0, as a number: ``--with`` and code may
+    give ``"10"`` as well as ``10``. Anything else is the user's mistake, said in one sentence."""
+    number: float | int | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value) if value.strip().lstrip("+").isdigit() else float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise DecoratorError(f"@{decorator} on step {step_name}: {attribute} must be a number >= 0, not {value!r}")
+    return number
 
 
 class retry(StepDecorator):
@@ -23,6 +43,8 @@ class retry(StepDecorator):
         times = self.attributes["times"]
         if not isinstance(times, int) or times < 0:
             raise DecoratorError(f"@retry on step {step_name}: times must be a whole number >= 0, not {times!r}")
+        self.attributes["minutes_between_retries"] = _number(
+            "retry", step_name, "minutes_between_retries", self.attributes["minutes_between_retries"])
 
     def runtime_task_spec(self, spec):
         return attrs.evolve(
@@ -77,8 +99,13 @@ class timeout(StepDecorator):
         return float(a["seconds"]) + 60 * float(a["minutes"]) + 3600 * float(a["hours"])
 
     def step_init(self, flow_cls, graph, step_name):
+        for unit in ("seconds", "minutes", "hours"):
+            self.attributes[unit] = _number("timeout", step_name, unit, self.attributes[unit])
         if self.limit <= 0:
             raise DecoratorError(f"@timeout on step {step_name} needs seconds, minutes or hours above zero")
+        if self.limit > MAX_TIMEOUT_SECONDS:
+            raise DecoratorError(f"@timeout on step {step_name} is {self.limit:g} seconds long; "
+                                 f"the most it can be is {MAX_TIMEOUT_SECONDS:g} seconds")
 
     def runtime_task_spec(self, spec):
         # Remote compute enforces the limit as well (AWS Batch's attempt duration), which
@@ -109,6 +136,11 @@ class resources(StepDecorator):
 
     name = "resources"
     defaults = {"cpu": 1, "memory": 4096, "gpu": 0, "disk": None, "shared_memory": None}
+
+    def step_init(self, flow_cls, graph, step_name):
+        for key, value in self.attributes.items():
+            if value is not None:
+                self.attributes[key] = _number("resources", step_name, key, value)
 
     def runtime_task_spec(self, spec):
         return attrs.evolve(spec, resources=spec.resources.with_defaults(**self.attributes))

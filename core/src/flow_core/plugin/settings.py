@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 import attrs
 
 from flow_core.errors import ConfigError
+from flow_core.model.names import text_problem
 
 
 @attrs.frozen
@@ -62,18 +63,28 @@ def profile_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def _read_profile(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read the profile file {path}: {exc.strerror}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8-sig"))  # JSON is UTF-8, whatever the locale says
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the profile file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8 or remove it") from None
     except ValueError as exc:
         raise ConfigError(f"the profile file {path} is not valid JSON ({exc}); fix or remove it") from None
+    except RecursionError:
+        raise ConfigError(f"the profile file {path} is nested too deeply to be read; fix or remove it") from None
     if not isinstance(data, dict):
         raise ConfigError(f"the profile file {path} must hold a JSON object of METAFLOW_* settings")
-    return {str(k): str(v) for k, v in data.items() if v is not None}
+    profile = {str(k): str(v) for k, v in data.items() if v is not None}
+    for key, value in profile.items():
+        problem = text_problem(key) or text_problem(value)
+        if problem:
+            raise ConfigError(f"in the profile file {path}, {problem}; fix or remove it")
+    return profile
 
 
 class Settings:
@@ -147,6 +158,8 @@ class Settings:
                 value = getpass.getuser()
             except Exception:  # no passwd entry, e.g. an anonymous container uid
                 value = "unknown"
+        if text_problem(value):  # it names namespaces and tags, which every backend stores as text
+            raise ConfigError(f"your user name {value!r} is not valid UTF-8 text; set METAFLOW_USER to another name")
         return value
 
     @property

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from flow_core.datastore.cas import ContentAddressedStore
+from flow_core.datastore.cas import ContentAddressedStore, DamagedObject, blob_key
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.errors import BlobNotFound
 
@@ -90,10 +90,30 @@ class StorageConformance:
             thread.join()
         assert storage.get("race") in blobs
 
+    def test_delete_many_removes_blobs_and_ignores_missing_ones(self, storage):
+        storage.put_many([("del/1", b"1"), ("del/2", b"2"), ("keep", b"k")])
+        storage.delete_many(["del/1", "del/2", "del/never-there"])
+        assert storage.exists_many(["del/1", "del/2", "keep"]) == {"keep"}
+
+    def test_remove_leftovers_keeps_every_stored_blob(self, storage):
+        storage.put_many([("left/1", b"1"), ("left/2", b"2")])
+        storage.remove_leftovers(older_than=0)
+        assert storage.get_many(["left/1", "left/2"]) == {"left/1": b"1", "left/2": b"2"}
+
     def test_describe_says_where(self, storage):
         assert isinstance(storage.describe(), str) and storage.describe()
 
     # -- the content-addressed store on this backend -----------------------------------------
+
+    def test_a_damaged_object_is_refused_on_read(self, storage):
+        cas = ContentAddressedStore(storage)
+        records = cas.save_values({"text": "hello world"})
+        key = blob_key(records["text"].key)
+        blob = bytearray(storage.get(key))
+        blob[-1] ^= 0x04
+        storage.put(key, bytes(blob))
+        with pytest.raises(DamagedObject, match=key):
+            ContentAddressedStore(storage).load_values(records)
 
     def test_values_round_trip_exactly_through_the_store(self, storage):
         values = {

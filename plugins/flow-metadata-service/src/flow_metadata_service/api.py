@@ -7,22 +7,25 @@ records in one transaction (``POST …/runs/{run}/attempts``), an explicit run o
 (``POST …/runs/{run}/finish``), ``?tag=``/``?status=`` filters and ``_limit``/
 ``_cursor`` pages on every listing, ``DELETE`` of runs and flows, ``/health``.
 
-Bad input is always a 4xx with ``{"message": …}``; a database that is down is a 503,
-which Metaflow's client and Flow's both retry.
+Bad input is always a 4xx with ``{"message": …}``; a request over one of the limits
+(`limits`) is a 413 or 422 that names the limit and its value; a database that is down is
+a 503, which Metaflow's client and Flow's both retry.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import orjson
 
 from .ids import is_number
+from .limits import MAX_NAME, OverLimit, check_count, check_length
 from .paging import Page
-from .router import Reply, Request, json_reply, message_reply, text_reply
+from .router import Reply, Request, json_reply, limit_reply, message_reply, text_reply
 from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFound
 
 #: What ``/ping`` reports in its METADATA_SERVICE_VERSION header. Metaflow's client turns on
@@ -30,9 +33,8 @@ from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFoun
 #: clients expect upstream's own pagination protocol, which this service does not speak.
 COMPATIBLE_VERSION = "2.5.0"
 API_VERSION = 1
-MAX_NAME = 255
 MAX_PAGE = 10_000
-NAME = re.compile(r"^[^/\x00]{1,255}$")
+NAME = re.compile(rf"^[^/\x00]{{1,{MAX_NAME}}}$")
 
 
 class BadRequest(Exception):
@@ -62,7 +64,7 @@ def _path(request: Request, name: str) -> str:
     return value
 
 
-def _text(body: dict, key: str, required: bool = False, default: Any = None) -> Any:
+def _text(body: dict, key: str, required: bool = False, default: Any = None, limit: str = "name_length") -> Any:
     value = body.get(key, default)
     if value is None:
         if required:
@@ -72,14 +74,22 @@ def _text(body: dict, key: str, required: bool = False, default: Any = None) -> 
         value = str(value)
     if not isinstance(value, str) or "\x00" in value:
         raise BadRequest(f"'{key}' must be a string")
-    return value
+    return check_length(value, f"'{key}'", limit)
+
+
+def _tags(values: list, where: str) -> list[str]:
+    """Tags within their limits, each once, in their order."""
+    check_count(len(values), where + " holds {count} tags", "tag_count")
+    for tag in values:
+        check_length(tag, f"a tag in {where}", "tag_length")
+    return list(dict.fromkeys(values))
 
 
 def _names(body: dict, key: str) -> list[str]:
     value = body.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) and v and "\x00" not in v for v in value):
         raise BadRequest(f"'{key}' must be a list of non-empty strings")
-    return list(dict.fromkeys(value))
+    return _tags(value, f"'{key}'")
 
 
 def _int(value: Any, what: str, low: int = 0, high: int = 2**31 - 1) -> int:
@@ -109,12 +119,14 @@ def _listing(rows: list, cursor: Any) -> Reply:
 def _field(item: Any) -> dict:
     if not isinstance(item, dict):
         raise BadRequest("each metadata entry must be a JSON object")
+    name = _text(item, "field_name", required=True)
     value = item.get("value")
     if not isinstance(value, str):  # Metaflow sends some values (foreach-stack) as JSON arrays
         value = json.dumps(value)
     if "\x00" in value:
         raise BadRequest("'value' must not contain NUL characters")
-    return {"field_name": _text(item, "field_name", required=True), "value": value,
+    check_length(value, f"the value of metadata field '{name}'", "value_length")
+    return {"field_name": name, "value": value,
             "type": _text(item, "type", default=""), "user_name": _text(item, "user_name"),
             "tags": _names(item, "tags"), "system_tags": _names(item, "system_tags")}
 
@@ -124,8 +136,9 @@ def _artifact(item: Any) -> dict:
         raise BadRequest("each artifact must be a JSON object")
     size = item.get("size")
     return {"name": _text(item, "name", required=True), "attempt_id": _int(item.get("attempt_id", 0), "attempt_id"),
-            "location": _text(item, "location", required=True), "ds_type": _text(item, "ds_type", required=True),
-            "sha": _text(item, "sha", required=True), "type": _text(item, "type", default=""),
+            "location": _text(item, "location", required=True, limit="text_length"),
+            "ds_type": _text(item, "ds_type", required=True),
+            "sha": _text(item, "sha", required=True), "type": _text(item, "type", default="", limit="text_length"),
             "content_type": _text(item, "content_type", default=""),
             "size": None if size is None else _int(size, "size", 0, 2**63 - 1),
             "user_name": _text(item, "user_name"), "tags": _names(item, "tags"),
@@ -194,7 +207,7 @@ async def list_runs(request, store):
     status = request.query_params.get("status")
     if status not in (None, "running", "succeeded", "failed", "crashed"):
         raise BadRequest("'status' must be one of running, succeeded, failed, crashed")
-    tags = request.query_params.getlist("tag")
+    tags = _tags(request.query_params.getlist("tag"), "the query")
     return _listing(*await store.list_runs(_path(request, "flow_id"), _page(request), tags, status))
 
 
@@ -246,14 +259,24 @@ async def mutate_tags(request, store):
     return json_reply(await store.mutate_tags(*_ids(request, "flow_id", "run"), add, remove))
 
 
+def _count_entries(metadata: int, artifacts: int) -> None:
+    check_count(metadata, "the request carries {count} metadata entries", "metadata_per_request")
+    check_count(artifacts, "the request carries {count} artifacts", "artifacts_per_request")
+
+
 @route("POST", RUN + "/attempts")
 async def record_attempts(request, store):
-    events = []
-    for item in _body(request, list):
+    items = _body(request, list)
+    check_count(len(items), "the request carries {count} attempt events", "events_per_request")
+    for item in items:
         if not isinstance(item, dict):
             raise BadRequest("each attempt event must be a JSON object")
         if not isinstance(item.get("metadata", []), list) or not isinstance(item.get("artifacts", []), list):
             raise BadRequest("'metadata' and 'artifacts' must be lists")
+    _count_entries(sum(len(item.get("metadata", [])) for item in items),
+                   sum(len(item.get("artifacts", [])) for item in items))
+    events = []
+    for item in items:
         step, task = _text(item, "step_name", required=True), _text(item, "task_id", required=True)
         if not NAME.match(step) or not NAME.match(task):
             raise BadRequest("'step_name' and 'task_id' must be names")
@@ -344,14 +367,18 @@ async def task_metadata(request, store):
 
 @route("POST", TASK + "/metadata")
 async def add_metadata(request, store):
-    fields = [_field(item) for item in _body(request, list)]
+    items = _body(request, list)
+    _count_entries(len(items), 0)
+    fields = [_field(item) for item in items]
     created = await store.add_metadata(*_ids(request, "flow_id", "run", "step", "task"), fields)
     return json_reply({"metadata_created": created})
 
 
 @route("POST", TASK + "/artifact")
 async def add_artifacts(request, store):
-    artifacts = [_artifact(item) for item in _body(request, list)]
+    items = _body(request, list)
+    _count_entries(0, len(items))
+    artifacts = [_artifact(item) for item in items]
     created = await store.add_artifacts(*_ids(request, "flow_id", "run", "step", "task"), artifacts)
     return json_reply({"artifacts_created": created})
 
@@ -397,6 +424,8 @@ def wrap(handler: Handler, app_state: Any) -> Callable[[Request], Awaitable[Repl
             return await handler(request, app_state.store)
         except BadRequest as exc:
             return message_reply(400, str(exc))
+        except OverLimit as exc:
+            return limit_reply(exc)
         except Invalid as exc:
             return message_reply(exc.status, str(exc))
         except NotFound as exc:

@@ -8,7 +8,7 @@ into one change here lets the store write fields and state in a single statement
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -24,7 +24,7 @@ class AttemptChange:
     run_succeeded: bool = False  #: the end step succeeded, so the run did
 
     @classmethod
-    def of(cls, fields: Sequence[dict], step: str, now: int) -> "AttemptChange":
+    def of(cls, fields: Sequence[dict], step: str, now: int) -> AttemptChange:
         attempt, status, finished_at, failed, succeeded = None, None, None, False, False
         for field in fields:
             if field["field_name"] == "attempt" and is_number(field["value"]):

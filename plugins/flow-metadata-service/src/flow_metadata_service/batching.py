@@ -13,7 +13,8 @@ whole on something an item could cause (bad data, a deadlock), every item runs a
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -53,7 +54,7 @@ class Batcher:
     async def _run(self, key: Hashable, batch: list[tuple[Any, asyncio.Future]]) -> None:
         try:
             outcomes = await self._outcomes(key, [item for item, _ in batch])
-        except Exception as exc:  # a lost connection, say: every request of the batch answers with it
+        except Exception as exc:  # noqa: BLE001 -- a lost connection, say: every request of the batch answers with it
             outcomes = [exc] * len(batch)
         except BaseException:
             for _, future in batch:

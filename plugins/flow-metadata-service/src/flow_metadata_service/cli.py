@@ -75,8 +75,10 @@ def delete_run(database_url: str, pathspec: str) -> None:
 def status(database_url: str) -> None:
     """Say which schema version the database is at."""
     from .database import on_connection
-    from .migrations import LATEST, schema_version
+    from .migrations import LATEST, newer_schema, schema_version
 
     version = asyncio.run(on_connection(database_url, schema_version))
+    if version > LATEST:
+        raise newer_schema(version)
     state = "up to date" if version == LATEST else f"needs `flow metadata-service migrate` (to {LATEST})"
     click.echo(f"Schema version {version}: {state}.")

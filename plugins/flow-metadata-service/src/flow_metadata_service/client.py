@@ -8,7 +8,8 @@ created with the service's ``run_number``/``task_id`` body fields; its 409 for a
 already is what makes a retried creation find the first one.
 Every request has a timeout, and connection errors and 5xx answers are retried with capped
 exponential back-off, so a service or database restart in the middle of a run costs a pause,
-not the run.
+not the run. Batches are cut to stay within the service's per-request limits (`limits`); a
+request the service still refuses as over a limit is a `LimitExceeded` naming it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import random
 import threading
 import time
 import urllib.parse
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import urllib3
 from flow_core.plugin_api import (
@@ -39,8 +41,9 @@ from flow_core.plugin_api import (
     TaskRecord,
 )
 
-from .errors import ServiceError
+from .errors import LimitExceeded, ServiceError
 from .ids import attempt_from_tags, is_number
+from .limits import MAX_ARTIFACTS, MAX_BODY, MAX_EVENTS, MAX_METADATA
 
 FLOW_API_HEADER = "FLOW_METADATA_API"
 FLOW_API_VERSION = "1"
@@ -67,7 +70,7 @@ class ServiceMetadata(MetadataBackend):
         self.retry_for = float(os.environ.get("FLOW_SERVICE_RETRY_SECONDS", RETRY_FOR_SECONDS))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ServiceMetadata":
+    def from_settings(cls, settings: Settings) -> ServiceMetadata:
         url = settings.require("METAFLOW_SERVICE_URL", "set it to the metadata service's address, "
                                                        "for example http://metadata.internal:8080")
         return cls(url, settings.get("METAFLOW_SERVICE_AUTH_KEY"), settings.user)
@@ -113,6 +116,12 @@ class ServiceMetadata(MetadataBackend):
             return response
         if response.status == 404 and missing_ok:
             return None
+        if response.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY):
+            over = _over_limit(response)
+            if over is not None:
+                reason, limit, maximum = over
+                raise LimitExceeded(f"the metadata service at {self.url} refused {method} {path} because {reason}",
+                                    limit, maximum)
         if response.status >= 300:
             raise ServiceError(f"the metadata service at {self.url} refused {method} {path} "
                                f"({response.status}): {_message(response)}")
@@ -204,14 +213,19 @@ class ServiceMetadata(MetadataBackend):
         finally:
             events, self._batches.events = self._batches.events, None
             for (flow_name, run_id), batch in events.items():
-                self._call("POST", self._quote("flows", flow_name, "runs", run_id, "attempts"), batch)
+                self._post_events(flow_name, run_id, batch)
 
     def _record(self, flow_name: str, run_id: str, event: dict) -> None:
         events = getattr(self._batches, "events", None)
         if events is not None:
             events.setdefault((flow_name, run_id), []).append(event)
         else:
-            self._call("POST", self._quote("flows", flow_name, "runs", run_id, "attempts"), [event])
+            self._post_events(flow_name, run_id, [event])
+
+    def _post_events(self, flow_name: str, run_id: str, events: list[dict]) -> None:
+        path = self._quote("flows", flow_name, "runs", run_id, "attempts")
+        for request in attempt_requests(events):
+            self._call("POST", path, request)
 
     def start_attempt(self, flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int,
                       fields: Mapping[str, str] = {}) -> None:
@@ -298,6 +312,76 @@ class ServiceMetadata(MetadataBackend):
         rows = self._all(self._task_path(flow_name, run_id, step_name, task_id, "metadata"))
         return [MetadataField(m["field_name"], m["value"], m["type"] if m["type"] != m["field_name"] else "",
                               attempt_from_tags(m["tags"]) or 0, m["ts_epoch"] / 1000) for m in rows if m["type"] != BOOKKEEPING]
+
+
+#: What the client puts in one request at most: half the service's limit leaves room for
+#: what a size estimate misses.
+REQUEST_BYTES = MAX_BODY // 2
+_COUNTS = {"metadata": MAX_METADATA, "artifacts": MAX_ARTIFACTS}
+
+
+def attempt_requests(events: Sequence[dict], max_bytes: int = REQUEST_BYTES) -> list[list[dict]]:
+    """The attempt events as the bodies of as few ``…/attempts`` requests as the service's
+    limits allow, in their order. A 1000-task foreach's starts fit in one request; a task
+    with too many artifacts or fields for one is cut into pieces of itself."""
+    requests: list[list[dict]] = []
+    current: list[dict] = []
+    counts = {"metadata": 0, "artifacts": 0}
+    size = 0
+    for event in events:
+        for piece in _pieces(event, max_bytes):
+            piece_size = _size(piece)
+            if current and (len(current) >= MAX_EVENTS or size + piece_size > max_bytes or any(
+                    counts[kind] + len(piece.get(kind, ())) > most for kind, most in _COUNTS.items())):
+                requests.append(current)
+                current, counts, size = [], {"metadata": 0, "artifacts": 0}, 0
+            current.append(piece)
+            size += piece_size
+            for kind in _COUNTS:
+                counts[kind] += len(piece.get(kind, ()))
+    if current:
+        requests.append(current)
+    return requests
+
+
+def _pieces(event: dict, max_bytes: int) -> list[dict]:
+    """One event as events that each fit a request: its artifacts first, then its fields in
+    their order, so the field that closes the attempt still comes after its artifacts."""
+    if _size(event) <= max_bytes and all(len(event.get(kind, ())) <= most for kind, most in _COUNTS.items()):
+        return [event]
+    head = {"step_name": event["step_name"], "task_id": event["task_id"]}
+    pieces = [{**head, "metadata": [], "artifacts": []}]
+    size = _size(pieces[0])
+    for kind in ("artifacts", "metadata"):
+        for item in event.get(kind, ()):
+            item_size = _size(item) + 1
+            piece = pieces[-1]
+            if (piece["metadata"] or piece["artifacts"]) and (
+                    len(piece[kind]) >= _COUNTS[kind] or size + item_size > max_bytes):
+                piece = {**head, "metadata": [], "artifacts": []}
+                pieces.append(piece)
+                size = _size(piece)
+            piece[kind].append(item)
+            size += item_size
+    return pieces
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value))
+
+
+def _over_limit(response: urllib3.BaseHTTPResponse) -> tuple[str, str, int | None] | None:
+    """(reason, limit, maximum) of a refusal over one of the service's limits; a 413 from a
+    proxy in front of the service, which names no limit, counts as the body's."""
+    try:
+        answer = json.loads(response.data)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("limit"):
+        return str(answer.get("message", ""))[:300], str(answer["limit"]), answer.get("maximum")
+    if response.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        return "the request body is larger than it (or a proxy in front of it) accepts", "body_size", None
+    return None
 
 
 def _run(row: dict) -> RunRecord:

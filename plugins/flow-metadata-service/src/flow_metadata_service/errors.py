@@ -9,3 +9,11 @@ class ServiceError(MetadataError):
 
 class SchemaError(MetadataError):
     """The database is not at the schema version this service needs."""
+
+
+class LimitExceeded(ServiceError):
+    """The service refused a request over one of its limits; ``limit`` names which."""
+
+    def __init__(self, message: str, limit: str, maximum: int | None):
+        super().__init__(message)
+        self.limit, self.maximum = limit, maximum

@@ -3,7 +3,8 @@
 Each migration runs in one transaction together with the row that records it in
 ``flow_schema_version``: PostgreSQL's DDL is transactional, so a schema is either at a
 version or not, never half way. An advisory lock keeps two ``migrate`` commands from racing.
-The server checks the version at start and refuses to serve a schema it does not match.
+The server checks the version at start and refuses to serve a schema it does not match;
+``serve``, ``migrate`` and ``status`` all refuse a schema newer than they know, alike.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import attrs
 
+from . import __version__
 from .errors import SchemaError
 
 MIGRATION_LOCK = 0x466C6F77  # "Flow": pg_advisory_xact_lock key for migrations
@@ -134,8 +136,17 @@ async def schema_version(conn) -> int:
     return await conn.fetchval("SELECT coalesce(max(version), 0) FROM flow_schema_version")
 
 
+def newer_schema(version: int) -> SchemaError:
+    """The error for a database a later release migrated: nothing here may touch it."""
+    return SchemaError(f"the database schema is at version {version}, newer than this version of Flow; "
+                       f"upgrade Flow (flow-metadata-service {__version__} knows schema versions up to {LATEST})")
+
+
 async def migrate(conn) -> list[Migration]:
     """Apply every migration the database lacks, each in its own transaction; return them."""
+    version = await schema_version(conn)
+    if version > LATEST:
+        raise newer_schema(version)
     applied = []
     for migration in MIGRATIONS:
         async with conn.transaction():
@@ -164,6 +175,5 @@ async def check_schema(conn) -> int:
         raise SchemaError(f"the database schema is at version {version} and this service needs {LATEST}; "
                           "run `flow metadata-service migrate --database-url …` first")
     if version > LATEST:
-        raise SchemaError(f"the database schema is at version {version}, newer than this service "
-                          f"(version {LATEST}) knows; upgrade flow-metadata-service")
+        raise newer_schema(version)
     return version

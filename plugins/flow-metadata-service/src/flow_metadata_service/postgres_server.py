@@ -13,6 +13,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def postgres_bin_dir() -> Path:
 
 class PostgresServer(ChildServer):
     """``with PostgresServer(folder) as pg: pg.url`` -- initialised, started, and stopped after.
-    Stopping sends SIGTERM, PostgreSQL's "fast" shutdown (it does not wait for clients)."""
+    Stopping is PostgreSQL's fast shutdown (SIGINT): it ends the clients' sessions and stops.
+    SIGTERM would be its smart shutdown, which waits for every client to disconnect, so a
+    service holding pooled connections would keep the database up for as long as it runs."""
 
     name = "PostgreSQL"
 
@@ -89,3 +92,14 @@ class PostgresServer(ChildServer):
 
         self.wait_until(accepting, timeout, where=f"127.0.0.1:{self.port}")
         return self
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=self.grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
-log = logging.getLogger("flow_metadata_service")
+from .limits import MAX_BODY, OverLimit, body_too_large
 
-MAX_BODY = 64 * 1024 * 1024  # bytes: far above any batch a client sends
+log = logging.getLogger("flow_metadata_service")
 
 
 class Request:
     """What a handler needs of an HTTP request: its path parameters, query and body."""
 
-    __slots__ = ("method", "path_params", "body", "_query_string", "_query")
+    __slots__ = ("_query", "_query_string", "body", "method", "path_params")
 
     def __init__(self, method: str, path_params: dict[str, str], query_string: bytes, body: bytes):
         self.method, self.path_params, self.body = method, path_params, body
         self._query_string, self._query = query_string, None
 
     @property
-    def query_params(self) -> "QueryParams":
+    def query_params(self) -> QueryParams:
         if self._query is None:
             self._query = QueryParams(urllib.parse.parse_qsl(self._query_string.decode("latin-1"),
                                                              keep_blank_values=True))
@@ -59,7 +60,7 @@ class QueryParams:
 class Reply:
     """A complete response: status, body and headers, sent in two ASGI messages."""
 
-    __slots__ = ("status", "body", "headers")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, body: bytes, status: int = 200, content_type: bytes = b"application/json",
                  headers: dict[str, str] | None = None):
@@ -83,6 +84,11 @@ def text_reply(text: str, headers: dict[str, str] | None = None) -> Reply:
 
 def message_reply(status: int, message: str) -> Reply:
     return json_reply({"message": message}, status)
+
+
+def limit_reply(exc: OverLimit) -> Reply:
+    """A refusal over a limit: the sentence, and which limit with its value for programs."""
+    return json_reply({"message": str(exc), "limit": exc.limit, "maximum": exc.maximum}, exc.status)
 
 
 Endpoint = Callable[[Request], Awaitable[Reply]]
@@ -134,7 +140,7 @@ class Router:
         else:
             body = await _read_body(receive)
             if body is None:
-                reply = message_reply(413, f"the request body is larger than {MAX_BODY // 2**20} MiB")
+                reply = limit_reply(body_too_large())
             else:
                 try:
                     reply = await found[0][method](Request(method, found[1], scope["query_string"], body))
@@ -150,7 +156,7 @@ class Router:
                 try:
                     if self.startup:
                         await self.startup()
-                except Exception as exc:  # reported by the server, which then exits
+                except Exception as exc:  # noqa: BLE001 -- reported by the server, which then exits
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -162,16 +168,18 @@ class Router:
 
 
 async def _read_body(receive: Any) -> bytes | None:
-    """The whole request body, or None past `MAX_BODY`."""
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        return body
-    chunks, size = [body], len(body)
-    while message.get("more_body"):
+    """The whole request body, or None past `MAX_BODY`. The rest of a body too large is
+    read and dropped, not left unread: a client still sending it would see the connection
+    reset instead of the 413 that says why."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        if size > MAX_BODY:
-            return None
-    return b"".join(chunks)
+        more = message.get("more_body", False)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []  # over the limit: from here on only counted
+    return b"".join(chunks) if size <= MAX_BODY else None

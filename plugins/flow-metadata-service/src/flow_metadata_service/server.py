@@ -84,8 +84,8 @@ def serve(database_url: str, host: str = "127.0.0.1", port: int = 8080, auth_key
     import uvicorn
 
     asyncio.run(on_connection(database_url, check_schema))
-    options = dict(host=host, port=port, log_level="info" if access_log else "warning", access_log=access_log,
-                   loop="uvloop", http="httptools", lifespan="on")
+    options = {"host": host, "port": port, "log_level": "info" if access_log else "warning",
+               "access_log": access_log, "loop": "uvloop", "http": "httptools", "lifespan": "on"}
     if workers == 1:
         uvicorn.run(create_app(database_url, auth_key, pool_size), **options)
         return

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -20,6 +21,7 @@ from .attempts import AttemptChange
 from .batching import Batcher
 from .errors import ServiceError
 from .ids import is_number
+from .limits import check_count
 from .paging import Page
 from .shapes import (
     artifact_json,
@@ -238,6 +240,8 @@ class MetadataStore:
                 raise Invalid(f"cannot remove system tags {sorted(set(remove) & system_tags)}", status=422)
             new = [t for t in tags if t not in set(remove)]
             new += [t for t in dict.fromkeys(add) if t not in system_tags and t not in new]
+            if len(new) > len(tags):  # a run over the limit already may still shed tags, as in Metaflow
+                check_count(len(new), f"run {flow_id}/{run} would have {{count}} tags", "tag_count")
             if new != tags:
                 await conn.execute("UPDATE runs SET tags = $3 WHERE flow_id = $1 AND run_number = $2",
                                    flow_id, number, json.dumps(new))
