@@ -13,6 +13,10 @@ import sys
 import threading
 
 STREAMS = {"stdout": 1, "stderr": 2}
+#: The longest the end of a task waits for its output to be copied out (a safety net: a
+#: background process writing without pause would otherwise keep the pipe from running dry).
+MAX_DRAIN_SECONDS = 120.0
+_WAKE = object()
 
 
 def _flush_python_streams() -> None:
@@ -41,25 +45,39 @@ class OutputCapture:
             os.dup2(write_end, fd)
             os.close(write_end)
             self._reads[read_end] = name
+        self._ending = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         return self
 
     def _pump(self) -> None:
         try:
-            self._copy_until_closed()
+            self._copy_until_done()
         except (OSError, ValueError):  # __exit__ gave up waiting and closed the pipes
             pass
 
-    def _copy_until_closed(self) -> None:
+    def _copy_until_done(self) -> None:
+        """Copy until every pipe reaches EOF or, once the step is over, runs dry: what the task
+        wrote is in the pipe by then, and a writer still holding it open is a background
+        process the step left running, whose later output is not the task's."""
         with selectors.DefaultSelector() as selector:
             for read_end in self._reads:
                 selector.register(read_end, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
             open_ends = len(self._reads)
             while open_ends:
-                for key, _ in selector.select():
+                ready = selector.select(timeout=0 if self._ending.is_set() else None)
+                if not ready and self._ending.is_set():
+                    return
+                for key, _ in ready:
+                    if key.data is _WAKE:
+                        os.read(self._wake_read, 64)
+                        continue
                     try:
                         chunk = os.read(key.fd, 65536)
+                    except BlockingIOError:
+                        continue
                     except OSError:
                         chunk = b""
                     if not chunk:
@@ -76,13 +94,18 @@ class OutputCapture:
         _flush_python_streams()
         for name, fd in STREAMS.items():
             os.dup2(self._saved[name], fd)  # closes our pipe's last write end: the pump sees EOF
-        # A background process the step left running may hold a pipe open: don't wait forever.
-        self._thread.join(timeout=2.0)
+        # Everything the step wrote is in the pipes now. The pump copies it all, however long
+        # a slow console takes; it stops early only on pipes a background process keeps open.
+        self._thread.join(timeout=0.2)
+        if self._thread.is_alive():
+            self._ending.set()
+            os.write(self._wake_write, b"\0")
+            self._thread.join(timeout=MAX_DRAIN_SECONDS)
         for read_end in self._reads:
             os.close(read_end)
         if self._thread.is_alive():
             self._thread.join(timeout=1.0)
-        for saved in self._saved.values():
-            os.close(saved)
+        for fd in (*self._saved.values(), self._wake_read, self._wake_write):
+            os.close(fd)
         self.stdout = b"".join(self._chunks["stdout"])
         self.stderr = b"".join(self._chunks["stderr"])
