@@ -16,6 +16,7 @@ import argparse
 import atexit
 import os
 import platform
+import runpy
 import shutil
 import statistics
 import subprocess
@@ -29,6 +30,8 @@ from typing import Callable
 import attrs
 
 HERE = Path(__file__).resolve().parent
+# Shared with the Metaflow compatibility tests: Metaflow lives in its own virtualenv.
+_metaflow_venv = runpy.run_path(str(HERE.parent / "scripts" / "metaflow_venv.py"))["metaflow_python"]
 WORKLOADS = HERE / "workloads"
 METAFLOW_VENV = HERE / ".venv-metaflow"
 RESULTS = HERE / "results" / "latest.md"
@@ -52,16 +55,7 @@ class Framework:
 
 
 def metaflow_python() -> str:
-    python = METAFLOW_VENV / "bin" / "python"
-    marker = METAFLOW_VENV / "flow-bench-requirements.txt"
-    wanted = "\n".join(METAFLOW_REQUIREMENTS)
-    if not marker.exists() or marker.read_text() != wanted:
-        print(f"Installing {', '.join(METAFLOW_REQUIREMENTS)} from PyPI into {METAFLOW_VENV} ...", flush=True)
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(METAFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *METAFLOW_REQUIREMENTS], check=True)
-        marker.write_text(wanted)
-    return str(python)
+    return _metaflow_venv(METAFLOW_VENV, METAFLOW_REQUIREMENTS)
 
 
 def compile_flow_bytecode() -> None:

@@ -316,3 +316,141 @@ def test_step_names_the_datastore_cannot_hold_or_flow_keeps(write_flow, middle, 
     err = error_of(write_flow, source)
     assert message in err.message and err.message.endswith("; rename the step")
     assert err.file.endswith("g.py") and err.line == line_of(source, f"def {middle}")
+
+
+# -- switches -----------------------------------------------------------------------------
+
+SWITCH_LOOP = """
+class Switchy(FlowSpec):
+    @step
+    def start(self):
+        self.next({"x": self.a, "y": self.b}, condition="choice")
+
+    @step
+    def a(self):
+        self.next(self.check)
+
+    @step
+    def b(self):
+        self.next(self.check)
+
+    @step
+    def check(self):
+        self.next({"again": self.a, "done": self.end}, condition="status")
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_switch_and_recursive_switch_graph(write_flow):
+    graph = graph_of(write_flow, SWITCH_LOOP)
+    start, check = graph["start"], graph["check"]
+    assert start.type == check.type == "split-switch"
+    assert start.switch_cases == {"x": "a", "y": "b"} and start.condition == "choice"
+    assert check.out_funcs == ["a", "end"]
+    assert sorted(graph["check"].in_funcs) == ["a", "b"]  # the cases meet without a join
+    assert sorted(graph["a"].in_funcs) == ["check", "start"]  # and the loop comes back
+    assert "    => a or end (switch on 'status': 'again' -> a, 'done' -> end)" in graph.describe()
+
+
+def _switch_flow(next_call: str, extra: str = "") -> str:
+    return f"""
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        {next_call}
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def c(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+{extra}
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize("next_call, message", [
+    ('self.next({"x": self.c, "y": self.join}, condition="k")',
+     "the case 'y' of the switch in step 'a' goes straight to the join 'join'"),
+    ('self.next({"x": self.c, "y": "join"}, condition="k")',
+     "the case 'y' of the switch in step 'a' must name a step as self.<step>, not 'join'"),
+    ('self.next({"x": self.c, "y": self.nothing}, condition="k")',
+     "the case 'y' of the switch in step 'a' points at 'nothing', which is not a @step of Bad"),
+    ('self.next({"x": self.c, "y": self.b})', "the switch in step 'a' needs condition="),
+    ('self.next({"x": self.c}, condition=name)', "condition in step 'a' must be the name of an artifact"),
+    ('self.next({"x": self.c}, condition="not-a-name")', "condition 'not-a-name' in step 'a' is not an artifact"),
+    ('self.next({"x": self.c}, condition="next")', "condition 'next' of the switch in step 'a' is not an artifact"),
+    ('self.next({"x": self.c}, self.b, condition="k")', "must pass self.next exactly one dict of cases"),
+    ('self.next({}, condition="k")', "the switch in step 'a' has no cases"),
+    ('self.next({"x": self.c}, condition="k", foreach="items")', "cannot both switch and foreach"),
+    ('self.next({"x": self.c, "x": self.c}, condition="k")', "has the case 'x' twice"),
+])
+def test_switch_mistakes_are_reported_with_file_and_line(write_flow, next_call, message):
+    source = _switch_flow(next_call)
+    err = error_of(write_flow, source)
+    assert message in err.message
+    assert err.line == line_of(source, next_call) and err.file.endswith("g.py")
+
+
+def test_switch_case_into_another_branch_is_rejected(write_flow):
+    source = _switch_flow('self.next({"x": self.c, "y": self.b}, condition="k")')
+    err = error_of(write_flow, source)
+    assert "'b'" in err.message and "join" in err.message
+
+
+def test_recursive_switch_that_never_leaves_its_loop(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next({"x": self.spin, "y": self.end}, condition="k")
+
+    @step
+    def spin(self):
+        self.next({"again": self.spin, "also": self.spin}, condition="k")
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "'spin' never leads to 'end'" in err.message
+    assert err.line == line_of(source, 'self.next({"again"')
+
+
+def test_only_a_switch_may_loop_back(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next({"x": self.a, "y": self.end}, condition="k")
+
+    @step
+    def a(self):
+        self.next(self.b)
+
+    @step
+    def b(self):
+        self.next(self.a)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "goes back to 'a'" in err.message and err.line == line_of(source, "self.next(self.a)\n\n    @step\n    def end")

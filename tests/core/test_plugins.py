@@ -45,11 +45,23 @@ def test_unknown_backend_names_it_the_installed_ones_and_a_package(plugin_regist
     with pytest.raises(BackendNotInstalled) as err:
         plugin_registry.backend_class("datastore", "nosuch")
     message = str(err.value)
-    assert "'nosuch'" in message and "installed: local" in message and "pip install" in message
+    assert "'nosuch'" in message and "installed: local" in message
+    assert "no installed plugin provides it; `flow plugins` lists what is installed" in message
 
 
-def test_known_remote_backend_points_at_its_package(plugin_registry):
-    with pytest.raises(BackendNotInstalled, match="pip install flow-sched-sfn"):
+def test_a_known_backend_names_its_distribution_and_whether_it_is_installed(plugin_registry, monkeypatch):
+    import importlib.metadata
+
+    with pytest.raises(BackendNotInstalled, match=r"flow-sched-sfn \S+ is installed but did not register it"):
+        plugin_registry.backend_class("scheduler", "step-functions")  # the plugin declares settings only
+
+    def absent(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", absent)
+    with pytest.raises(BackendNotInstalled,
+                       match=r"comes with the flow-sched-sfn plugin: from a Flow checkout, pip install "
+                             r"\./plugins/flow-sched-sfn"):
         plugin_registry.backend_class("scheduler", "step-functions")
 
 
@@ -198,6 +210,30 @@ def test_a_plugins_flow_decorator_is_importable_from_flow_core_and_attaches(inst
     monkeypatch.delitem(flow_core.__dict__, "owner", raising=False)
 
 
+GREETER_PLUGIN = """
+    from flow_core.plugin_api import hookimpl
+
+    class Greeter:
+        def hello(self):
+            return "hello from a plugin"
+
+    @hookimpl
+    def flow_exports():
+        return {"Greeter": "flow_greeter:Greeter"}
+"""
+
+
+def test_a_name_a_plugin_exports_is_importable_from_flow_core(install_plugin, monkeypatch):
+    import flow_core
+
+    install_plugin("flow-greeter", GREETER_PLUGIN)
+    monkeypatch.delitem(flow_core.__dict__, "Greeter", raising=False)
+    from flow_core import Greeter
+
+    assert Greeter().hello() == "hello from a plugin"
+    monkeypatch.delitem(flow_core.__dict__, "Greeter", raising=False)
+
+
 def test_every_hook_is_documented_with_an_example_and_implemented_by_a_test():
     """As datasette does: a hook nobody exercises is a hook that may silently break."""
     from pathlib import Path
@@ -209,7 +245,7 @@ def test_every_hook_is_documented_with_an_example_and_implemented_by_a_test():
                        repo / "core/src/flow_core/plugin/builtins.py"]  # the core's own plugin
     sources = [p.read_text() for p in implementations]
     hooks = [name for name in dir(hookspecs) if name.startswith("flow_")]
-    assert len(hooks) == 9
+    assert len(hooks) == 10
     for name in hooks:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert f"def {name}():" in doc, f"the docstring of {name} has no example"

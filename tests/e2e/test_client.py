@@ -101,7 +101,11 @@ def test_a_failed_run_and_its_failed_task(as_alice):
     assert not run.successful and not run.finished and run.data is None
     split = run["split"].task
     assert not split.successful and split.finished
-    assert split.exception == "TypeError: 'int' object is not iterable"
+    # Metaflow's shape: an exception object with .type / .exception, readable as one line
+    assert str(split.exception) == "TypeError: 'int' object is not iterable"
+    assert isinstance(split.exception, Exception) and split.exception.type == "builtins.TypeError"
+    assert split.exception.exception == "'int' object is not iterable"
+    assert split.exception.stacktrace.startswith("Traceback (most recent call last):")
     assert "Traceback" in split.stderr and "TypeError" in split.stderr
     assert Flow("FanOutFlow").latest_run == run
     assert Flow("FanOutFlow").latest_successful_run.id == as_alice["alice"]

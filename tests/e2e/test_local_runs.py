@@ -48,7 +48,7 @@ def test_unknown_datastore_fails_before_running_with_one_line(flow_cli, flow_env
     result = flow_cli("run", str(HELLO), env={"METAFLOW_DEFAULT_DATASTORE": "nosuch"})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "'nosuch'" in lines[0] and "pip install" in lines[0]
+    assert len(lines) == 1 and "'nosuch'" in lines[0] and "flow plugins" in lines[0]
     assert "Traceback" not in result.stderr and "Workflow starting" not in result.stdout
     assert not flow_env.root.exists()
 

@@ -77,3 +77,64 @@ def test_parameters_are_read_only(write_flow, flow_cli):
     result = flow_cli("run", str(write_flow("train.py", TRAIN)), "--dataset", "overwrite")
     assert result.returncode == 1
     assert "parameter 'alpha' is read-only" in last_error(result)
+
+
+LISTS = """
+    from flow_core import FlowSpec, IncludeFile, Parameter, step
+
+    class Lists(FlowSpec):
+        tags = Parameter("tags", separator=",", default="a,b")
+        learning_rate = Parameter("learning-rate", default=0.1)
+        notes = IncludeFile("notes", default=None)
+        LIMIT = 10
+
+        @step
+        def start(self):
+            print("seen:", self.tags, self.learning_rate, self.notes)
+            for name in ("tags", "LIMIT"):
+                try:
+                    setattr(self, name, 1)
+                except AttributeError as exc:  # Metaflow users catch this
+                    print(f"caught {name}:", exc)
+            self.next(self.end)
+
+        @step
+        def end(self):
+            print("limit", self.LIMIT)
+"""
+
+
+def test_separator_splits_the_value_into_strings(write_flow, flow_cli, records):
+    path = write_flow("lists.py", LISTS)
+    result = flow_cli("run", str(path), "--tags", "x,y,z")
+    assert result.returncode == 0, result.stderr
+    assert "seen: ['x', 'y', 'z'] 0.1 None" in result.stdout
+    result = flow_cli("run", str(path))
+    assert "seen: ['a', 'b'] 0.1 None" in result.stdout
+
+
+def test_separator_is_only_for_strings(write_flow, flow_cli):
+    source = LISTS.replace('separator=",", default="a,b"', 'separator=",", default=3')
+    result = flow_cli("run", str(write_flow("lists.py", source)))
+    assert result.returncode != 0
+    assert "parameter 'tags': separator is only allowed for string parameters" in last_error(result)
+
+
+def test_values_come_from_metaflow_run_variables(write_flow, flow_cli, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("from the environment")
+    env = {"METAFLOW_RUN_TAGS": "p,q", "METAFLOW_RUN_LEARNING_RATE": "0.5", "METAFLOW_RUN_NOTES": str(notes)}
+    result = flow_cli("run", str(write_flow("lists.py", LISTS)), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "seen: ['p', 'q'] 0.5 from the environment" in result.stdout
+    # The command line wins over the environment.
+    result = flow_cli("run", str(write_flow("lists.py", LISTS)), "--learning-rate", "0.7", env=env)
+    assert "seen: ['p', 'q'] 0.7 from the environment" in result.stdout
+
+
+def test_assigning_a_parameter_or_constant_is_an_attribute_error(write_flow, flow_cli):
+    result = flow_cli("run", str(write_flow("lists.py", LISTS)))
+    assert result.returncode == 0, result.stderr
+    assert "caught tags: parameter 'tags' is read-only" in result.stdout
+    assert "caught LIMIT: 'LIMIT' is a class-level constant of the flow and cannot be changed" in result.stdout
+    assert "limit 10" in result.stdout

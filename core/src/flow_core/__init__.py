@@ -17,7 +17,10 @@ from flow_core.model.flowspec import FlowSpec, step
 from flow_core.model.parameters import IncludeFile, JSONType, Parameter
 from flow_core.version import __version__
 
-__all__ = ["FlowSpec", "FlowError", "IncludeFile", "JSONType", "Parameter", "current", "step", "__version__"]
+from flow_core.model.config import Config, ConfigValue, config_expr
+
+__all__ = ["Config", "ConfigValue", "FlowSpec", "FlowError", "IncludeFile", "JSONType", "Parameter", "config_expr",
+           "current", "step", "__version__"]
 
 
 def _script_entry(flow_cls: type, flow_file: str) -> None:
@@ -62,7 +65,38 @@ def __getattr__(name: str) -> Any:
         value = attach_step_decorator(registry.step_decorators[name])
     elif name in registry.flow_decorators:
         value = attach_flow_decorator(registry.flow_decorators[name])
+    elif name in registry.exports:
+        import importlib
+
+        module, _, attribute = registry.exports[name].partition(":")
+        value = getattr(importlib.import_module(module), attribute)
     else:
-        raise AttributeError(f"module 'flow_core' has no attribute '{name}'")
+        raise _missing(name)
     globals()[name] = value
     return value
+
+
+def _missing(name: str) -> Exception:
+    """The error for a name neither Flow nor a plugin provides. For a Metaflow name, one
+    sentence on what it is and what to use instead: an ImportError when asked by
+    ``from flow_core import name`` (Python would otherwise drop the sentence for a bare
+    "cannot import name"), an AttributeError otherwise so ``hasattr`` stays False."""
+    from flow_core.errors import AttributeNotInFlow, NameNotInFlow
+    from flow_core.model.metaflow_names import explain
+
+    sentence = explain(name)
+    if sentence is None:
+        return AttributeError(f"module 'flow_core' has no attribute '{name}'")
+    return NameNotInFlow(sentence, name) if _asked_by_from_import() else AttributeNotInFlow(sentence, name)
+
+
+def _asked_by_from_import() -> bool:
+    """Whether the caller two frames up is executing ``from flow_core import …``."""
+    import dis
+    import sys
+
+    try:
+        frame = sys._getframe(3)  # _asked_by_from_import ← _missing ← __getattr__ ← the caller
+        return frame.f_code.co_code[frame.f_lasti] == dis.opmap["IMPORT_FROM"]
+    except (AttributeError, IndexError, KeyError, ValueError):  # not CPython: plain AttributeError
+        return False

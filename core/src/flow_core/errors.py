@@ -68,9 +68,32 @@ class MetadataError(FlowError):
     """The metadata backend cannot be read or written."""
 
 
-class NotFound(FlowError):
-    """A flow, run, step, task or artifact named by the user does not exist."""
+class NotFound(FlowError, KeyError):
+    """A flow, run, step, task or artifact named by the user does not exist.
+
+    Also a `KeyError`: Metaflow's ``run["nostep"]`` raises one, so a notebook's
+    ``except KeyError`` keeps working. ``str()`` stays the plain sentence (`FlowError`'s),
+    not KeyError's quoted repr."""
 
 
 class RunFailed(FlowError):
     """A run ended with a failed task; the message names it and the cause."""
+
+
+class NameNotInFlow(FlowError, ImportError):
+    """``from flow_core import kubernetes``: a Metaflow name Flow does not have. An
+    `ImportError`, so the import fails as any missing name does, with a sentence saying what
+    the name is and what to use instead."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
+class AttributeNotInFlow(FlowError, AttributeError):
+    """``flow_core.kubernetes`` or ``hasattr(flow_core, "kubernetes")``: the same sentence, as
+    an `AttributeError` so ``hasattr`` and ``getattr(..., default)`` keep working."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name

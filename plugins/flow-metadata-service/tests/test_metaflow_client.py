@@ -1,13 +1,21 @@
-"""An unmodified Metaflow (from PyPI) runs a flow against the service and reads it back."""
+"""An unmodified Metaflow (from PyPI) runs a flow against the service and reads it back.
+
+Metaflow runs from a virtualenv of its own (scripts/metaflow_venv.py, kept in pytest's cache
+folder), never from Flow's environment: there a half-converted flow would import it silently.
+"""
 
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
-import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+
+METAFLOW = "metaflow==2.19.39"
+_HELPER = Path(__file__).resolve().parents[3] / "scripts" / "metaflow_venv.py"
 
 FLOW = '''
 from metaflow import FlowSpec, current, retry, step
@@ -54,6 +62,14 @@ print(sorted(run.user_tags))
 '''
 
 
+@pytest.fixture(scope="session")
+def metaflow(request, tmp_path_factory) -> str:
+    """The Python of a virtualenv holding Metaflow, installed from PyPI on first use."""
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    venv = (cache.mkdir("metaflow-venv") if cache else tmp_path_factory.mktemp("metaflow-venv")) / METAFLOW
+    return runpy.run_path(str(_HELPER))["metaflow_python"](venv, [METAFLOW])
+
+
 @pytest.fixture
 def metaflow_env(service, clean_database, tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
@@ -63,15 +79,15 @@ def metaflow_env(service, clean_database, tmp_path) -> dict:
     return env
 
 
-def test_metaflow_runs_and_reads_back_through_the_service(metaflow_env, tmp_path, service):
+def test_metaflow_runs_and_reads_back_through_the_service(metaflow, metaflow_env, tmp_path, service):
     flow = tmp_path / "mfflow.py"
     flow.write_text(textwrap.dedent(FLOW))
-    ran = subprocess.run([sys.executable, str(flow), "--no-pylint", "run"], env=metaflow_env, cwd=tmp_path,
+    ran = subprocess.run([metaflow, str(flow), "--no-pylint", "run"], env=metaflow_env, cwd=tmp_path,
                          capture_output=True, check=False, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "total 14" in ran.stdout + ran.stderr
 
-    read = subprocess.run([sys.executable, "-c", READ_BACK], env=metaflow_env, cwd=tmp_path,
+    read = subprocess.run([metaflow, "-c", READ_BACK], env=metaflow_env, cwd=tmp_path,
                           capture_output=True, check=False, text=True, timeout=300)
     assert read.returncode == 0, read.stderr
     assert read.stdout.splitlines() == [
@@ -84,14 +100,14 @@ def test_metaflow_runs_and_reads_back_through_the_service(metaflow_env, tmp_path
     ]
 
 
-def test_flow_reads_a_metaflow_run_status_from_the_service(metaflow_env, tmp_path, service):
+def test_flow_reads_a_metaflow_run_status_from_the_service(metaflow, metaflow_env, tmp_path, service):
     """The service tells a run that Metaflow finished from one still running."""
     import json
     import urllib.request
 
     flow = tmp_path / "mfflow.py"
     flow.write_text(textwrap.dedent(FLOW))
-    ran = subprocess.run([sys.executable, str(flow), "--no-pylint", "run"], env=metaflow_env, cwd=tmp_path,
+    ran = subprocess.run([metaflow, str(flow), "--no-pylint", "run"], env=metaflow_env, cwd=tmp_path,
                          capture_output=True, check=False, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr
     with urllib.request.urlopen(f"{service.url}/flows/MfServiceFlow/runs?status=succeeded&_limit=1") as response:
@@ -99,7 +115,7 @@ def test_flow_reads_a_metaflow_run_status_from_the_service(metaflow_env, tmp_pat
     assert latest["run_number"] == 1 and latest["user_name"] == "alice"
 
 
-def test_metaflow_at_its_own_tag_limits_stays_within_the_services(metaflow_env, tmp_path, service):
+def test_metaflow_at_its_own_tag_limits_stays_within_the_services(metaflow, metaflow_env, tmp_path, service):
     """Metaflow allows 50 user tags of 500 characters and sends them with every metadata
     entry and artifact: the service's limits must take that whole run."""
     import json
@@ -108,7 +124,7 @@ def test_metaflow_at_its_own_tag_limits_stays_within_the_services(metaflow_env, 
     flow = tmp_path / "mfflow.py"
     flow.write_text(textwrap.dedent(FLOW))
     tags = [f"{i:02d}" + "t" * 498 for i in range(50)]
-    ran = subprocess.run([sys.executable, str(flow), "--no-pylint", "run", *(f"--tag={t}" for t in tags)],
+    ran = subprocess.run([metaflow, str(flow), "--no-pylint", "run", *(f"--tag={t}" for t in tags)],
                          env=metaflow_env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     with urllib.request.urlopen(f"{service.url}/flows/MfServiceFlow/runs/1") as response:

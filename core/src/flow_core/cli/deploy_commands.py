@@ -10,7 +10,10 @@ from typing import Any
 import click
 
 from flow_core.backends.scheduler import DeployRequest
-from flow_core.cli.state import CliState
+from flow_core.cli.flow_setup import prepare_flow
+from flow_core.cli.state import CliState, flow_options
+from flow_core.model.config import Config
+from flow_core.model.decorators import flow_decorators
 from flow_core.model.parameters import flow_parameters
 
 _scheduler_option = click.option("--scheduler", default=None,
@@ -20,15 +23,26 @@ _scheduler_option = click.option("--scheduler", default=None,
 @click.command(help="Deploy the flow to a scheduler for production runs.")
 @_scheduler_option
 @click.option("--tag", "tags", multiple=True, help="Tag every run of the deployment.")
+@flow_options
 @click.pass_obj
 def deploy(state: CliState, scheduler: str | None, tags: tuple[str, ...]) -> None:
     flow = state.flow
+    prepare_flow(state)
     backend = state.backends().scheduler(scheduler)
-    deployment = backend.deploy(DeployRequest(flow.file, flow.name, flow.graph(), tuple(tags)))
+    deployment = backend.deploy(DeployRequest(flow.file, flow.name, flow.graph(), tuple(tags),
+                                              schedule=_schedule(flow.cls)))
     state.console().info(
         f"Deployed {deployment.flow_name} to the {backend.name} scheduler; its runs are in namespace "
         f"{deployment.namespace}. Start one with: flow trigger {Path(flow.file).name}"
     )
+
+
+def _schedule(flow_cls: type) -> str | None:
+    """The cron expression of the flow's @schedule, for the scheduler to run it on."""
+    for decorator in flow_decorators(flow_cls):
+        if decorator.name == "schedule":
+            return getattr(decorator, "cron_expression", None)
+    return None
 
 
 @click.command(help="Start a run of the deployed flow now; parameters are options, as for `run`.")
@@ -37,6 +51,8 @@ def deploy(state: CliState, scheduler: str | None, tags: tuple[str, ...]) -> Non
 def trigger(state: CliState, scheduler: str | None, **kw: Any) -> None:
     given = {}
     for attribute, parameter in flow_parameters(state.flow.cls).items():
+        if isinstance(parameter, Config):
+            continue
         value = kw.get(f"param_{attribute}")
         if value is not None:  # what the user left out, the run's own defaults fill in
             given[parameter.name] = value if isinstance(value, str) else json.dumps(value)

@@ -16,6 +16,7 @@ import click
 
 from flow_core.cli import deploy_commands, inspect, run_commands, verify_command
 from flow_core.cli.state import CliState, FlowTarget, apply_global_options, global_options, run_cleanly
+from flow_core.model.config import Config
 from flow_core.model.parameters import flow_parameters
 from flow_core.plugin.registry import get_registry
 
@@ -40,7 +41,8 @@ def flow_commands() -> list[click.Command]:
 
 def with_parameter_options(command: click.Command, flow_cls: type, passed_on: bool = False) -> click.Command:
     """A copy of ``command`` with one option per parameter of the flow."""
-    options = [p.option() for p in flow_parameters(flow_cls).values()]
+    options = [p.option(from_environment=not passed_on) for p in flow_parameters(flow_cls).values()
+               if not isinstance(p, Config)]
     if passed_on:
         for option in options:
             option.default, option.required, option.show_default = None, False, False

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import click
 
+from flow_core.cli.flow_setup import prepare_flow
 from flow_core.cli.state import CliState
 from flow_core.client import Run, Task, namespace
 from flow_core.errors import FlowError
@@ -89,4 +90,5 @@ def show(state: CliState) -> None:
 @click.pass_obj
 def check(state: CliState) -> None:
     graph = state.flow.graph()
+    prepare_flow(state)
     state.console().info(f"{graph.name}: {len(graph.nodes)} steps, the graph looks good.")

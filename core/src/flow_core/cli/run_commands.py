@@ -8,13 +8,16 @@ from typing import Any, Callable
 
 import click
 
-from flow_core.cli.state import CliState
+from flow_core.backends.selection import Backends
+from flow_core.cli.flow_setup import config_attributes, prepare_flow
+from flow_core.cli.state import CliState, flow_options
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.resume import ResumePlan
-from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, create_run, store_parameters
+from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, PARAMETERS_STEP, create_run, store_parameters
 from flow_core.engine.runtime import DEFAULT_MAX_NUM_SPLITS, RunOptions, Runtime
 from flow_core.engine.task import TaskArguments, run_task
 from flow_core.model.names import TAG_RULE, tag_problem, text_problem
+from flow_core.model.config import Config, config_values, flow_configs
 from flow_core.model.parameters import ParameterContext, flow_parameters
 
 pass_state = click.pass_obj
@@ -67,8 +70,10 @@ def parameter_values(state: CliState, kw: dict[str, Any]) -> dict[str, Any]:
     """The flow's parameters from a command's ``param_*`` options (defaults filled in, types
     checked), taking them out of ``kw``."""
     flow = state.flow
-    values = {}
+    values = config_attributes(flow.cls, config_values(flow.cls))
     for attribute, parameter in flow_parameters(flow.cls).items():
+        if isinstance(parameter, Config):
+            continue
         context = ParameterContext(flow.name, state.settings().user, parameter.name)
         values[attribute] = parameter.resolve(kw.pop(f"param_{attribute}", None), context)
     return values
@@ -76,11 +81,13 @@ def parameter_values(state: CliState, kw: dict[str, Any]) -> dict[str, Any]:
 
 @click.command(help="Run the flow on this machine (or on --compute).")
 @_run_options
+@flow_options
 @click.option("--production-token", default=None, hidden=True, callback=checked_text)
 @pass_state
 def run(state: CliState, **kw: Any) -> None:
     flow = state.flow
     graph = flow.graph()
+    prepare_flow(state)
     values = parameter_values(state, kw)
     Runtime(flow.cls, graph, flow.file, state.backends(), state.console(), _options_of(kw),
             parameters=values).execute()
@@ -91,9 +98,11 @@ def run(state: CliState, **kw: Any) -> None:
 @click.option("--origin-run-id", default=None, callback=checked_text,
               help="The run to resume (default: your latest run of this flow).")
 @_run_options
+@flow_options
 @pass_state
 def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **kw: Any) -> None:
     flow = state.flow
+    prepare_flow(state, origin_configs(state, origin_run_id) if flow_configs(flow.cls) else None)
     graph = flow.graph()
     backends = state.backends()
     metadata = backends.metadata
@@ -114,10 +123,12 @@ def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **
 @click.option("--origin-run-id", default=None, hidden=True, callback=checked_text)
 @click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
               help="Write the run id to this file.")
+@flow_options
 @pass_state
 def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...], production_token: str | None,
          origin_run_id: str | None, run_id_file: str | None, **kw: Any) -> None:
     flow = state.flow
+    prepare_flow(state)
     flow.graph()
     values = parameter_values(state, kw)
     backends = state.backends()
@@ -128,6 +139,34 @@ def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...
     if run_id_file:
         Path(run_id_file).write_text(record.run_id)
     state.console().result(f"{flow.name}/{path}")
+
+
+def origin_configs(state: CliState, origin_run_id: str | None) -> dict[str, Any] | None:
+    """The configs a resumed run started with, by config name (None when it stored none):
+    a resumed run keeps its origin's configs, as in Metaflow."""
+    flow = state.flow
+    backends = Backends.configured(state.overrides)
+    try:
+        metadata = backends.metadata
+        if origin_run_id is None:
+            mine = metadata.list_runs(flow.name, tags=[f"user:{backends.settings.user}"], limit=1)
+            if not mine:
+                return None
+            origin_run_id = mine[0].run_id
+        tasks = [t for t in metadata.list_tasks(flow.name, origin_run_id, PARAMETERS_STEP) if t.attempt >= 0]
+        if not tasks:
+            return None
+        store = FlowDataStore(backends.storage).open_task(flow.name, origin_run_id, PARAMETERS_STEP,
+                                                          tasks[0].task_id, tasks[0].attempt)
+        found = {}
+        for attribute, config in flow_configs(flow.cls).items():
+            try:
+                found[config.name] = store.load(attribute)
+            except Exception:  # a config the origin run did not have: its default applies
+                return None
+        return found
+    finally:
+        backends.close()
 
 
 @click.command(help="Run one task: what every compute backend and orchestrator runs.")

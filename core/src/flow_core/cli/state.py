@@ -47,6 +47,12 @@ class CliState:
     verbosity: int = NORMAL
     debug: bool = False
     flow: FlowTarget | None = None
+    #: @project's --branch and --production, wherever on the command line they were given.
+    branch: str | None = None
+    production: bool = False
+    #: --config NAME FILE and --config-value NAME JSON, by config name.
+    config_files: dict[str, str] = attrs.Factory(dict)
+    config_texts: dict[str, str] = attrs.Factory(dict)
     _backends: Backends | None = None
 
     def settings(self) -> Settings:
@@ -62,8 +68,50 @@ class CliState:
         return Console(self.verbosity)
 
 
+def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A click callback storing an option's value in the `CliState`, so an option can be given
+    before the command (as Metaflow users type ``--branch``) or after it (as ``flow run`` does)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        state = ctx.ensure_object(CliState)
+        if field in ("config_files", "config_texts"):
+            for name, given in value or ():
+                problem = text_problem(name) or text_problem(given)
+                if problem:
+                    raise click.BadParameter(f"{problem}; give names in UTF-8", ctx, param)
+                getattr(state, field)[name] = given
+        elif field == "production":
+            state.production = state.production or bool(value)
+        elif value is not None:
+            problem = text_problem(value)
+            if problem:
+                raise click.BadParameter(f"{problem}; give names in UTF-8", ctx, param)
+            state.branch = value
+
+    return callback
+
+
+def flow_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """@project's and Config's options: ``--branch``, ``--production``, ``--config``,
+    ``--config-value``. Accepted before the command and by the commands that start runs."""
+    options = [
+        click.option("--branch", default=None, expose_value=False, callback=_remember("branch"),
+                     help="Use this branch of the flow's @project (default: user.<your name>)."),
+        click.option("--production", is_flag=True, default=False, expose_value=False,
+                     callback=_remember("production"), help="Use the @project's production branch."),
+        click.option("--config", nargs=2, multiple=True, metavar="NAME FILE", expose_value=False,
+                     callback=_remember("config_files"), help="Read config NAME from FILE."),
+        click.option("--config-value", nargs=2, multiple=True, metavar="NAME JSON", expose_value=False,
+                     callback=_remember("config_texts"), help="Give config NAME as a JSON value."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 def global_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options both ``flow`` and ``python myflow.py`` accept before the command."""
+    function = flow_options(function)
     options = [
         click.option("--datastore", default=None, help="Datastore backend (METAFLOW_DEFAULT_DATASTORE)."),
         click.option("--metadata", default=None, help="Metadata backend (METAFLOW_DEFAULT_METADATA)."),

@@ -5,6 +5,8 @@
     run.data.greeting
 """
 
+from flow_core.client.code import FlowCode
+from flow_core.client.exception import TaskException
 from flow_core.client.namespace import default_namespace, get_metadata, get_namespace, namespace
 from flow_core.client.objects import (
     DataArtifact,
@@ -16,8 +18,10 @@ from flow_core.client.objects import (
     TaggingError,
     Task,
 )
+from flow_core.client.trigger import Trigger, TriggerEvent
 
 __all__ = [
-    "DataArtifact", "Flow", "Metaflow", "NamespaceMismatch", "Run", "Step", "TaggingError", "Task",
+    "DataArtifact", "Flow", "FlowCode", "Metaflow", "NamespaceMismatch", "Run", "Step", "TaggingError", "Task",
+    "TaskException", "Trigger", "TriggerEvent",
     "default_namespace", "get_metadata", "get_namespace", "namespace",
 ]

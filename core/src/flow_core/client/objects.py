@@ -7,17 +7,24 @@ only when touched, and once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 from flow_core.backends.records import RUNNING, SUCCEEDED, ArtifactRecord, MetadataField, RunRecord, TaskRecord
+from flow_core.client.code import FlowCode
+from flow_core.client.exception import TaskException
+from flow_core.client.lineage import child_pathspecs, parent_pathspecs
 from flow_core.client.namespace import backends, get_namespace
+from flow_core.client.trigger import Trigger
 from flow_core.datastore.task_store import TaskDataStore
 from flow_core.errors import FlowError, NotFound
 from flow_core.model.foreach import stack_from_info
 from flow_core.model.names import TAG_RULE, tag_problem, text_problem
 
 HIDDEN_STEP_PREFIX = "_"  # _parameters: where the run's parameters live, not a user step
+LOG_STREAMS = ("stdout", "stderr")
+#: Metadata fields under Metaflow's name → the name older Flow versions wrote.
+METADATA_ALIASES = {"python_version": "python-version"}
 
 
 class NamespaceMismatch(FlowError):
@@ -55,6 +62,11 @@ class ClientObject:
     @property
     def id(self) -> str:
         return self.pathspec.rsplit("/", 1)[-1]
+
+    @property
+    def path_components(self) -> list[str]:
+        """The pathspec's parts: ``["Flow", "run_id", "step", "task_id"]`` for a task."""
+        return self.pathspec.split("/") if self.pathspec else []
 
     def __iter__(self) -> Iterator[Any]:
         raise NotImplementedError
@@ -232,6 +244,25 @@ class Run(ClientObject):
         except NotFound:
             return None
 
+    def _start_task(self) -> "Task | None":
+        try:
+            return self["start"].task
+        except NotFound:
+            return None
+
+    @property
+    def code(self) -> FlowCode | None:
+        """The code package the run's tasks ran from (None for a run that needed none)."""
+        start = self._start_task()
+        return start.code if start is not None else None
+
+    @property
+    def trigger(self) -> Trigger | None:
+        """The events that started the run (None for a run not started by an event)."""
+        start = self._start_task()
+        field = start.metadata_dict.get("execution-triggers") if start is not None else None
+        return Trigger(field, lambda pathspec: Run(pathspec, _namespace_check=False)) if field else None
+
     @property
     def data(self) -> "TaskData | None":
         """The artifacts of the ``end`` task (None until it ran)."""
@@ -259,7 +290,10 @@ class Run(ClientObject):
         self.add_tags([tag])
 
     def add_tags(self, tags: Iterable[str]) -> None:
-        tags = _valid_tags(tags)
+        """Add user tags; a tag that is already a system tag is skipped without error (Metaflow)."""
+        tags = [t for t in _valid_tags(tags) if t not in self._record.system_tags]
+        if not tags:
+            return
         backends().metadata.add_run_tags(self._record.flow_name, self._record.run_id, tags)
         self._refresh()
 
@@ -340,6 +374,16 @@ class Step(_RunTags, ClientObject):
         return _time(max(ends)) if all(e is not None for e in ends) else None
 
     @property
+    def origin_pathspec(self) -> str | None:
+        """In a resumed run, this step in the run it resumed (Metaflow's meaning)."""
+        origin = self._run.origin_pathspec
+        return f"{origin}/{self.id}" if origin else None
+
+    @property
+    def environment_info(self) -> dict[str, str] | None:
+        return self.task.environment_info
+
+    @property
     def task(self) -> "Task":
         """A task of the step: the only one, or for a foreach, the first."""
         return Task(self._tasks[0].pathspec, _record=self._tasks[0], _step=self)
@@ -357,18 +401,22 @@ class Step(_RunTags, ClientObject):
                 return Task(record.pathspec, _record=record, _step=self)
         raise NotFound(f"task {self.pathspec}/{task_id} does not exist")
 
+    def __contains__(self, task_id: str) -> bool:
+        return any(record.task_id == str(task_id) for record in self._tasks)
+
 
 class Task(_RunTags, ClientObject):
     """One task: its artifacts (``task.data.x``, ``task["x"]``), output, metadata and outcome."""
 
     _kind = "task"
 
-    def __init__(self, pathspec: str, _record: TaskRecord | None = None, _step: Step | None = None):
+    def __init__(self, pathspec: str, _record: TaskRecord | None = None, _step: Step | None = None,
+                 _namespace_check: bool = True):
         flow_name, run_id, step_name, task_id = _split(pathspec, 4, "task")
         self.pathspec = f"{flow_name}/{run_id}/{step_name}/{task_id}"
         if _record is None:
             if _step is None:
-                Run(f"{flow_name}/{run_id}")  # the namespace check, and a clear error for a bad run
+                Run(f"{flow_name}/{run_id}", _namespace_check=_namespace_check)  # the namespace check, and a clear error for a bad run
             _record = backends().metadata.get_task(flow_name, run_id, step_name, task_id)
             if _record is None:
                 raise NotFound(f"task {self.pathspec} does not exist")
@@ -462,11 +510,72 @@ class Task(_RunTags, ClientObject):
     def stderr(self) -> str:
         return self._log("stderr")
 
-    @property
-    def exception(self) -> str | None:
-        """What the step raised, as ``Type: message`` (None if it did not fail)."""
+    def loglines(self, stream: str, as_unicode: bool = True, meta_dict: Any = None) -> Iterator[tuple[datetime, Any]]:
+        """``(utc_time, line)`` for each line the task wrote on ``stream``, as Metaflow's.
+
+        Flow keeps a log as one blob, not per-line times, so every line carries the time the
+        attempt finished (its start while it runs)."""
+        if stream not in LOG_STREAMS:
+            raise ValueError(f"stream is 'stdout' or 'stderr', not {stream!r}")
         store = self._datastore()
-        return store.info.exception if store is not None else None
+        raw = store.log(stream) if store is not None else b""
+        stamp = self._record.finished_at or self._record.created_at
+        when = datetime.fromtimestamp(stamp, tz=timezone.utc).replace(tzinfo=None)
+        for line in raw.splitlines():
+            yield when, (line.decode("utf-8", "replace") if as_unicode else line)
+
+    @property
+    def exception(self) -> TaskException | None:
+        """What the step raised: ``.type`` (``builtins.ValueError``), ``.exception`` (the
+        message), ``.stacktrace``; ``str()`` is ``ValueError: message``. None if it did not fail."""
+        store = self._datastore()
+        recorded = store.info.exception if store is not None else None
+        if not recorded:
+            return None
+        # ``exception_type`` (module-qualified) once the engine records it; else the short name.
+        return TaskException(recorded, self.stderr, getattr(store.info, "exception_type", None))
+
+    @property
+    def code(self) -> FlowCode | None:
+        """The code package this task ran from (None when it ran from the flow's folder)."""
+        field = self.metadata_dict.get("code-package")
+        return FlowCode(field, backends().datastore.storage) if field else None
+
+    @property
+    def environment_info(self) -> dict[str, str] | None:
+        """Where the task ran: its Python version and, when it ran from a code package,
+        the distributions that package carried."""
+        fields = self.metadata_dict
+        info = {key: fields[key] for key in ("python_version", "hostname") if key in fields}
+        code = self.code
+        if code is not None:
+            info["type"] = code.info.get("environment_type", "local")
+            info["distributions"] = ", ".join(code.info.get("distributions", []))
+        return info or None
+
+    # -- lineage ------------------------------------------------------------------------------
+
+    @property
+    def parent_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks whose output this task took as input."""
+        return iter(parent_pathspecs(backends().metadata, backends().datastore, self._record, self._datastore()))
+
+    @property
+    def parent_tasks(self) -> Iterator["Task"]:
+        """The tasks whose output this task took as input (none for ``start``)."""
+        for pathspec in self.parent_task_pathspecs:
+            yield Task(pathspec, _namespace_check=False)
+
+    @property
+    def child_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks that took this task's output as input."""
+        return iter(child_pathspecs(backends().metadata, backends().datastore, self._record, self._datastore()))
+
+    @property
+    def child_tasks(self) -> Iterator["Task"]:
+        """The tasks that took this task's output as input (none for ``end``)."""
+        for pathspec in self.child_task_pathspecs:
+            yield Task(pathspec, _namespace_check=False)
 
     @property
     def index(self) -> int | None:
@@ -477,8 +586,15 @@ class Task(_RunTags, ClientObject):
 
     @property
     def origin_pathspec(self) -> str | None:
-        """For a task a resumed run reused: the task it was cloned from."""
-        return self.metadata_dict.get("origin-pathspec")
+        """For a task a resumed run reused: the task it was cloned from (None for a task
+        the resumed run ran again)."""
+        fields = self.metadata_dict
+        if fields.get("origin-pathspec"):
+            return fields["origin-pathspec"]
+        if fields.get("origin-run-id") and fields.get("origin-task-id"):
+            r = self._record
+            return f"{r.flow_name}/{fields['origin-run-id']}/{r.step_name}/{fields['origin-task-id']}"
+        return None
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -491,8 +607,18 @@ class Task(_RunTags, ClientObject):
 
     @property
     def metadata_dict(self) -> dict[str, str]:
-        """Each metadata field's latest value."""
-        return {field.field: field.value for field in self.metadata}
+        """Each metadata field's latest value, under Metaflow's names too (``python_version``;
+        ``origin-run-id`` on every task of a resumed run)."""
+        fields = {field.field: field.value for field in self.metadata}
+        for name, older in METADATA_ALIASES.items():
+            if name not in fields and older in fields:
+                fields[name] = fields[older]
+        r = self._record
+        run = self._step._run._record if self._step is not None else backends().metadata.get_run(r.flow_name, r.run_id)
+        origin = run.origin_run_id if run is not None else None
+        if origin and "origin-run-id" not in fields:
+            fields["origin-run-id"] = origin
+        return fields
 
 
 class DataArtifact(ClientObject):
@@ -525,6 +651,11 @@ class DataArtifact(ClientObject):
     @property
     def parent(self) -> Task:
         return self._task
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        origin = self._task.origin_pathspec
+        return f"{origin}/{self.id}" if origin else None
 
     @property
     def created_at(self) -> datetime | None:

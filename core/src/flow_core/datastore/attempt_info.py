@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 import attrs
 
-_FIELDS = ("success", "duration", "exception", "foreach_stack", "foreach_num_splits", "transition", "origin")
+_FIELDS = ("success", "duration", "exception", "exception_type", "foreach_stack", "foreach_num_splits",
+           "transition", "origin")
 
 
 @attrs.define
@@ -19,6 +20,8 @@ class AttemptInfo:
     duration: float | None = None
     #: ``"ValueError: …"`` of the exception a failed attempt raised.
     exception: str | None = None
+    #: The exception's module-qualified type (``mymodule.DataError``), as Metaflow reports it.
+    exception_type: str | None = None
     #: The enclosing foreach frames, as `flow_core.model.foreach.stack_to_info` writes them.
     foreach_stack: list = attrs.field(factory=list)
     #: How many tasks a foreach step fans out to.

@@ -7,6 +7,7 @@ thread copies both streams (a task is short-lived; a thread each would double th
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import selectors
 import sys
@@ -45,6 +46,10 @@ class OutputCapture:
             os.dup2(write_end, fd)
             os.close(write_end)
             self._reads[read_end] = name
+        # A crash in C code kills the process before the pump copies what is left in the pipe:
+        # the Python traceback of a segfault goes straight to the real stderr instead.
+        self._faults_were_on = faulthandler.is_enabled()
+        faulthandler.enable(file=self._saved["stderr"])
         self._ending = threading.Event()
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)
@@ -92,6 +97,9 @@ class OutputCapture:
 
     def __exit__(self, *exc_info: object) -> None:
         _flush_python_streams()
+        faulthandler.disable()
+        if self._faults_were_on:
+            faulthandler.enable()
         for name, fd in STREAMS.items():
             os.dup2(self._saved[name], fd)  # closes our pipe's last write end: the pump sees EOF
         # Everything the step wrote is in the pipes now. The pump copies it all, however long

@@ -2,7 +2,8 @@
 
 A resumed run walks the graph like any run. When it is about to launch a task, it asks
 the plan whether the origin run has a successful task for the same step and foreach
-iteration, whose inputs were reused too, and outside the steps the user asked to re-run. If so, the
+iteration (and, in the loop of a recursive switch, the same turn of the loop), whose inputs were
+reused too, and outside the steps the user asked to re-run. If so, the
 task is cloned: a new task id whose index points at the same content-addressed artifacts
 (nothing is copied) and whose metadata names its origin.
 """
@@ -38,7 +39,9 @@ class ResumePlan:
         self.flow_name = flow_name
         self.origin_run_id = origin_run_id
         self.rerun_steps = rerun_steps
-        self._by_key: dict[tuple[str, tuple[int, ...]], OriginTask] = {}
+        #: The origin's tasks per (step, foreach iteration), in the order they ran: more than
+        #: one where a recursive switch ran the step again (task ids grow as tasks are made).
+        self._by_key: dict[tuple[str, tuple[int, ...]], list[tuple[str, OriginTask | None]]] = {}
         self._parameters: OriginTask | None = None
         stores = []
         for task in metadata.list_tasks(flow_name, origin_run_id):
@@ -56,9 +59,12 @@ class ResumePlan:
         keys = [{blob_key(r.key) for r in store.artifact_records().values()} for _, store in stores]
         present = datastore.storage.exists_many(set().union(*keys)) if keys else set()
         for (task, store), task_keys in zip(stores, keys):
-            if task_keys <= present:
-                key = iteration_key(stack_from_info(store.info.foreach_stack))
-                self._by_key[(task.step_name, key)] = OriginTask(task)
+            key = iteration_key(stack_from_info(store.info.foreach_stack))
+            # A task with damaged objects keeps its turn in the loop but is not reused.
+            usable = OriginTask(task) if task_keys <= present else None
+            self._by_key.setdefault((task.step_name, key), []).append((task.task_id, usable))
+        for visits in self._by_key.values():
+            visits.sort(key=lambda item: _task_order(item[0]))
 
     @classmethod
     def build(cls, graph: FlowGraph, datastore: FlowDataStore, metadata: MetadataBackend,
@@ -80,10 +86,12 @@ class ResumePlan:
     def parameters_task(self) -> OriginTask | None:
         return self._parameters
 
-    def reusable_task(self, step_name: str, key: tuple[int, ...]) -> OriginTask | None:
+    def reusable_task(self, step_name: str, key: tuple[int, ...], visit: int = 0) -> OriginTask | None:
+        """The origin's successful task for this step, foreach iteration and turn of a loop."""
         if step_name in self.rerun_steps:
             return None
-        return self._by_key.get((step_name, key))
+        visits = self._by_key.get((step_name, key), [])
+        return visits[visit][1] if visit < len(visits) else None
 
     def clone_task(self, origin: OriginTask, run_id: str, task_id: str, datastore: FlowDataStore,
                    metadata: MetadataBackend) -> None:
@@ -111,3 +119,8 @@ def _descendants(graph: FlowGraph, step: str) -> set[str]:
                 seen.add(child)
                 pending.append(child)
     return seen
+
+
+def _task_order(task_id: str) -> tuple[int, int | str]:
+    """Numeric ids in numeric order (before any an orchestrator chose itself)."""
+    return (0, int(task_id)) if task_id.isdigit() else (1, task_id)

@@ -25,6 +25,19 @@ PRODUCTION_TOKEN_VARIABLE = "METAFLOW_PRODUCTION_TOKEN"
 ORIGIN_RUN_VARIABLE = "FLOW_ORIGIN_RUN_ID"
 
 
+#: System tags every run this process starts carries besides the usual ones (@project's
+#: ``project:`` and ``project_branch:``), set by the command line before the run starts.
+_sticky_system_tags: list[str] = []
+
+
+def add_sticky_system_tags(tags: Iterable[str]) -> None:
+    """Tag every run this process starts with ``tags`` as system tags (as Metaflow's
+    ``metadata.add_sticky_tags(sys_tags=...)``)."""
+    for tag in tags:
+        if tag not in _sticky_system_tags:
+            _sticky_system_tags.append(tag)
+
+
 def system_tags(user: str, production_token: str | None = None, runtime: str = "local") -> list[str]:
     tags = [
         f"user:{user}",
@@ -34,6 +47,7 @@ def system_tags(user: str, production_token: str | None = None, runtime: str = "
     ]
     if production_token:
         tags.append(f"production:{production_token}")
+    tags.extend(t for t in _sticky_system_tags if t not in tags)
     return tags
 
 

@@ -3,7 +3,8 @@
 The runtime never runs user code. It allocates ids through the metadata backend, launches
 task command lines (locally by default, anywhere a compute plugin reaches), reads back a
 finished foreach step's number of splits from the datastore, and decides what runs next:
-the children of a step, one task per foreach item, a join once all its inputs are done.
+the children of a step, one task per foreach item, the one case a switch picked (read back
+from the switch's task), a join once all its inputs are done.
 A resumed run clones the origin run's successful tasks instead of running them again.
 """
 
@@ -24,6 +25,7 @@ from flow_core.backends.records import RUNNING, RunRecord
 from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.console import Console, StepProgress
+from flow_core.engine.task_output import TaskOutput
 from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import pack_input_paths
 from flow_core.engine.metadata_path import apply_stored_records, route_environment, writes_through_datastore
@@ -32,15 +34,10 @@ from flow_core.engine.run_start import PARAMETERS_STEP, create_run, store_parame
 from flow_core.errors import ConfigError, FlowError, RunFailed
 from flow_core.model.decorators import StepDecorator, step_decorators
 from flow_core.model.foreach import Stack, child_stack, iteration_key
-from flow_core.model.graph import FOREACH, JOIN, START, FlowGraph
+from flow_core.model.graph import FOREACH, JOIN, START, SWITCH, FlowGraph
 
 STOP_GRACE_SECONDS = 10.0
 DEFAULT_MAX_NUM_SPLITS = 100
-#: The longest line of a task's own output quoted as the reason it failed.
-MAX_REASON_LENGTH = 500
-#: Lines of a Python traceback's frame that say nothing of the cause.
-_TRACEBACK_NOISE = ("Traceback (most recent call last):", "During handling of the above exception",
-                    "The above exception was the direct cause")
 
 
 @attrs.frozen
@@ -123,10 +120,13 @@ class Runtime:
         self._slots_used = 0
         self._stacks: dict[str, Stack] = {}
         self._join_inputs: dict[tuple, dict[Any, str]] = {}
+        #: Tasks enqueued so far per (step, foreach iteration): a recursive switch runs a step
+        #: again in the same iteration, and resume matches the n-th visit to the origin's n-th.
+        self._visits: dict[tuple[str, tuple[int, ...]], int] = {}
         self._fresh: set[str] = set()  # tasks this run executed (not cloned)
         self._failed: list[tuple[TaskSpec, str]] = []
         self._stopping: set[str] = set()  # tasks the runtime itself terminated
-        self._last_words: dict[str, _LastWords] = {}  # running tasks' last telling stderr lines
+        self._outputs: dict[str, TaskOutput] = {}  # what running tasks wrote: the tail of each stream
         self.counts = {"done": 0, "cloned": 0}
         self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
 
@@ -211,8 +211,7 @@ class Runtime:
                 continue
             if isinstance(event, _Output):
                 self.console.task_output(event.spec.label, event.stream, event.line)
-                if event.stream == "stderr":
-                    self._last_words.setdefault(event.spec.task_id, _LastWords()).hear(event.line)
+                self._outputs.setdefault(event.spec.task_id, TaskOutput()).hear(event.stream, event.line)
             else:
                 self._on_finished(event)
 
@@ -237,7 +236,10 @@ class Runtime:
         """Queue tasks of one step: (input paths, foreach stack, split index) each."""
         to_run = []
         for input_paths, stack, split_index in tasks:
-            origin = self._reusable(step_name, input_paths, stack)
+            visit_key = (step_name, iteration_key(stack))
+            visit = self._visits.get(visit_key, 0)
+            self._visits[visit_key] = visit + 1
+            origin = self._reusable(step_name, input_paths, stack, visit)
             if origin is not None:
                 path = self._clone(step_name, origin)
                 self._stacks[path.rsplit("/", 1)[1]] = stack
@@ -266,10 +268,10 @@ class Runtime:
             self._stacks[task_id] = stack
             self._pending.append(spec)
 
-    def _reusable(self, step_name: str, input_paths: tuple[str, ...], stack: Stack):
+    def _reusable(self, step_name: str, input_paths: tuple[str, ...], stack: Stack, visit: int):
         if self.resume is None or any(path in self._fresh for path in input_paths):
             return None
-        return self.resume.reusable_task(step_name, iteration_key(stack))
+        return self.resume.reusable_task(step_name, iteration_key(stack), visit)
 
     def _clone(self, step_name: str, origin) -> str:
         (task_id,) = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, 1)
@@ -301,7 +303,7 @@ class Runtime:
                 event = _Finished(spec, 1, failure)
         if self._running.pop(spec.task_id, None) is not None:
             self._slots_used -= self._slots(spec)
-        last_words = self._last_words.pop(spec.task_id, None)
+        output = self._outputs.pop(spec.task_id, None) or TaskOutput()
         if spec.task_id in self._stopping and event.returncode != 0:
             self._on_stopped(spec, event.reason)
             return
@@ -314,13 +316,16 @@ class Runtime:
             if not self._failed:
                 self._on_success(spec.step_name, path, self._stacks[spec.task_id], spec)
             return
-        why = (event.reason or self._task_exception(spec)
-               or (last_words or _LastWords()).describe(event.returncode))
+        why = event.reason or self._task_exception(spec) or output.describe(event.returncode)
+        output.keep_if_lost(self.datastore, spec, why)
         self._record_failure(spec, why)
         if spec.retry_count < spec.max_user_code_retries and not self._failed:
             self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
             retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
-            self._delayed.append((time.time() + spec.retry_delay, retry))
+            # As in Metaflow, a task on this machine is retried at once: the wait between
+            # retries is for remote compute, where a failure is often a passing outage.
+            delay = spec.retry_delay if self.backends.compute(spec.compute).remote else 0.0
+            self._delayed.append((time.time() + delay, retry))
             self._count(spec.step_name, running=-1)
             return
         self.console.task_event(spec.label, f"Task failed: {why}", failed=True)
@@ -365,7 +370,8 @@ class Runtime:
                 ((path,), child_stack(stack, node, child, index, num_splits), index) for index in range(num_splits)
             ])
             return
-        for child_name in node.out_funcs:
+        children = [self._chosen_case(step_name, path)] if node.type == SWITCH else node.out_funcs
+        for child_name in children:
             child = self.graph[child_name]
             new_stack = child_stack(stack, node, child, None, None)
             if child.type != JOIN:
@@ -374,12 +380,25 @@ class Runtime:
             closes_foreach = len(new_stack) < len(stack)
             key = (child_name, iteration_key(new_stack))
             arrived = self._join_inputs.setdefault(key, {})
-            arrived[stack[-1].index if closes_foreach else step_name] = path
-            expected = stack[-1].num_splits if closes_foreach else len(child.in_funcs)
+            # A static split's join waits for one input per branch, from whichever step of
+            # the branch ran last (a switch in a branch runs only one of its cases).
+            split, branch = node.branch_path[-1]
+            arrived[stack[-1].index if closes_foreach else branch] = path
+            branches = self.graph[split].out_funcs
+            expected = stack[-1].num_splits if closes_foreach else len(branches)
             if len(arrived) == expected:
                 del self._join_inputs[key]
-                order = sorted(arrived) if closes_foreach else child.in_funcs
+                order = sorted(arrived) if closes_foreach else branches
                 self._enqueue(child_name, [(tuple(arrived[k] for k in order), new_stack, None)])
+
+    def _chosen_case(self, step_name: str, path: str) -> str:
+        """The case a switch's task took, as it recorded it."""
+        run_id, _, task_id = path.split("/")
+        store = self.datastore.open_task(self.flow_name, run_id, step_name, task_id)
+        (chosen,) = store.info.transition or (None,)
+        if chosen not in self.graph[step_name].out_funcs:
+            raise FlowError(f"task {self.flow_name}/{path} of the switch '{step_name}' recorded no case it took")
+        return chosen
 
     def _terminate_all(self) -> None:
         self._pending.clear()
@@ -410,31 +429,6 @@ class Runtime:
                 break
             if isinstance(event, _Finished):
                 self._on_finished(event)
-
-
-class _LastWords:
-    """What a task last wrote to stderr that says why it failed, for when it could not record
-    its exception: its last ``Error: …`` line (how Flow reports a FlowError), else its last
-    line that is neither blank nor part of a traceback's frames."""
-
-    def __init__(self) -> None:
-        self.error: str | None = None
-        self.line: str | None = None
-
-    def hear(self, line: str) -> None:
-        text = line.strip()
-        if not text or line[:1].isspace() or text.startswith(_TRACEBACK_NOISE):
-            return
-        if text.startswith("Error: "):
-            self.error = text.removeprefix("Error: ")[:MAX_REASON_LENGTH]
-        self.line = text[:MAX_REASON_LENGTH]
-
-    def describe(self, returncode: int) -> str:
-        if self.error:
-            return self.error
-        if self.line:
-            return f"exited with status {returncode}: {self.line}"
-        return f"exited with status {returncode}"
 
 
 def _spec_for(runtime: Runtime, step_name: str, task_id: str) -> TaskSpec:

@@ -31,7 +31,7 @@ from flow_core.model.current import current
 from flow_core.model.decorators import StepDecorator, step_decorators
 from flow_core.model.flowspec import ArtifactSource, FlowSpec, Inputs, InvalidTransition, Transition, foreach_input_name
 from flow_core.model.foreach import Stack, child_stack, stack_from_info, stack_to_info
-from flow_core.model.graph import END, FOREACH, JOIN, FlowGraph
+from flow_core.model.graph import END, FOREACH, JOIN, SWITCH, FlowGraph
 from flow_core.model.loader import load_flow_class
 from flow_core.model.parameters import flow_parameters
 from flow_core.model.task_context import TaskContext
@@ -130,7 +130,9 @@ class TaskRunner:
         self.metadata.start_attempt(
             self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count,
             {"hostname": socket.gethostname(), "pid": str(os.getpid()),
-             "python-version": sys.version.split()[0], "attempt": str(args.retry_count),
+             "python-version": sys.version.split()[0], "python_version": sys.version.split()[0],
+             "attempt": str(args.retry_count),
+             **({"origin-run-id": os.environ[ORIGIN_RUN_VARIABLE]} if os.environ.get(ORIGIN_RUN_VARIABLE) else {}),
              **({"foreach-index": str(args.split_index)} if args.split_index is not None else {}),
              **{k: v for decorator in self.decorators for k, v in decorator.task_metadata().items()}},
         )
@@ -149,6 +151,7 @@ class TaskRunner:
                 succeeded = True
             except Exception as exc:  # the user's code failed: report it as the task's own output
                 store.info.exception = f"{type(exc).__name__}: {exc}"
+                store.info.exception_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
                 if isinstance(exc, FlowError):
                     print(f"Error: {exc}", file=sys.stderr)
                 else:
@@ -192,6 +195,8 @@ class TaskRunner:
     def _prepare(self, flow: FlowSpec, parents: list[Parent]) -> dict[str, Any]:
         """Give the flow object its inputs; return hidden artifacts this task must store."""
         node = self.node
+        flow._current_step = node.name
+        flow._in_join = node.type == JOIN
         if not parents:
             return {}
         first = parents[0]
@@ -240,18 +245,30 @@ class TaskRunner:
         except Exception as exc:
             if not any(decorator.task_exception(exc, ctx) for decorator in self.decorators):
                 raise
-            flow._transition = self._expected_transition()
+            flow._transition = self._expected_transition(flow)
             return
         for decorator in self.decorators:
             decorator.task_post_step(ctx)
 
-    def _expected_transition(self) -> Transition | None:
+    def _expected_transition(self, flow: FlowSpec | None = None) -> Transition | None:
+        """The transition the graph says this step makes; for a switch after a caught
+        exception (``flow`` given), the case its condition picks, as the step would have."""
         node = self.node
         if node.name == END:
             return None
+        if node.type == SWITCH:
+            if flow is None:
+                return None
+            flow._transition = None
+            flow.next({key: getattr(flow, target) for key, target in node.switch_cases.items()},
+                      condition=node.condition)
+            return flow._transition
         return Transition(tuple(node.out_funcs), node.foreach_param if node.type == FOREACH else None)
 
     def _check_transition(self, transition: Transition | None) -> None:
+        if self.node.type == SWITCH:
+            self._check_switch(transition)
+            return
         expected = self._expected_transition()
         if transition == expected:
             return
@@ -263,6 +280,16 @@ class TaskRunner:
             f"step '{self.node.name}' called self.next({', '.join(transition.targets)}) but its last line "
             f"says self.next({', '.join(expected.targets)}); call self.next once, as the last statement"
         )
+
+    def _check_switch(self, transition: Transition | None) -> None:
+        node = self.node
+        if transition is None:
+            raise InvalidTransition(f"step '{node.name}' returned without calling self.next")
+        if transition.condition != node.condition or transition.cases != frozenset(node.out_funcs):
+            raise InvalidTransition(
+                f"step '{node.name}' called self.next differently from its last line, which switches on "
+                f"'{node.condition}' between {', '.join(node.out_funcs)}; call self.next once, as the last statement"
+            )
 
     def _save(self, flow: FlowSpec, parents: list[Parent], store: TaskDataStore, extra: dict[str, Any]) -> None:
         values = {**flow._artifacts_set(), **extra}

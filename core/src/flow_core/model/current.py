@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flow_core.model.project import carried_project
+
 
 class Current:
     """Filled in by the task runner; reading it outside a task gives None for everything."""
@@ -16,10 +18,38 @@ class Current:
     origin_run_id: str | None = None
     namespace: str | None = None
     username: str | None = None
-    is_production: bool = False
     is_running_flow: bool = False
     tags: frozenset[str] = frozenset()
     parameter_names: tuple[str, ...] = ()
+
+    @property
+    def is_production(self) -> bool:
+        """A production run: of a deployment, or of a @project flow run with --production."""
+        return bool(self.__dict__.get("_is_production")) or bool(carried_project().get("is_production"))
+
+    @is_production.setter
+    def is_production(self, value: bool) -> None:
+        self.__dict__["_is_production"] = value
+
+    @property
+    def project_name(self) -> str | None:
+        """``X`` of ``@project(name=X)`` (None without @project)."""
+        return carried_project().get("project_name")
+
+    @property
+    def branch_name(self) -> str | None:
+        """``user.<name>``, ``test.<branch>``, ``prod`` or ``prod.<branch>``."""
+        return carried_project().get("branch_name")
+
+    @property
+    def project_flow_name(self) -> str | None:
+        """``<project>.<branch>.<FlowName>``: what names a deployment of the flow."""
+        return carried_project().get("project_flow_name")
+
+    @property
+    def is_user_branch(self) -> bool | None:
+        """True on the user's own branch (neither --branch nor --production)."""
+        return carried_project().get("is_user_branch")
 
     @property
     def pathspec(self) -> str | None:

@@ -7,9 +7,12 @@ task's life, in the runtime and in the task process. Only override what you need
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from flow_core.errors import FlowError
+from flow_core.model.config import config_values, has_exprs, resolve_exprs
+from flow_core.model.parameters import protect_class_constants
 
 if TYPE_CHECKING:
     from flow_core.backends.compute import TaskSpec
@@ -70,6 +73,28 @@ class StepDecorator(_Decorator):
 class FlowDecorator(_Decorator):
     """Base of ``@schedule`` and every other decorator on a FlowSpec class."""
 
+    #: Whether a flow may carry the decorator more than once (Metaflow refuses it by default).
+    allow_multiple: ClassVar[bool] = False
+
+    def flow_init(self, flow_cls: type, options: Mapping[str, Any]) -> None:
+        """Validate the attributes when a command starts, with its top-level ``options``
+        (``branch``, ``production``); raise a `DecoratorError` for a mistake."""
+
+
+def with_configs(decorator: _Decorator, flow_cls: type) -> _Decorator:
+    """The decorator with every ``config_expr`` among its attributes evaluated against the
+    flow's configs (a copy: the one on the class keeps the expressions)."""
+    if not has_exprs(decorator.attributes):
+        return decorator
+    resolved = copy.copy(decorator)
+    resolved.attributes = resolve_exprs(decorator.attributes, config_values(flow_cls))
+    return resolved
+
+
+def flow_decorators(flow_cls: type) -> list[FlowDecorator]:
+    """The flow's decorators, config expressions evaluated."""
+    return [with_configs(d, flow_cls) for d in getattr(flow_cls, "_flow_decorators", {}).values()]
+
 
 def attach_step_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
     """The user-facing ``@name`` / ``@name(**attributes)`` for a step decorator class."""
@@ -95,6 +120,10 @@ def attach_flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
 
     def decorator(flow_cls: type | None = None, **attributes: Any) -> Any:
         def attach(target: type) -> type:
+            if not isinstance(target, type):
+                raise DecoratorError(f"@{cls.name} must be placed above a FlowSpec class")
+            if cls.name in target.__dict__.get("_flow_decorators", {}) and not cls.allow_multiple:
+                raise DecoratorError(f"@{cls.name} can be applied to a flow only once")
             existing = dict(getattr(target, "_flow_decorators", {}))
             existing[cls.name] = cls(attributes)
             target._flow_decorators = existing
@@ -136,7 +165,8 @@ def step_decorators(flow_cls: type, step_name: str, decospecs: tuple[str, ...],
                     known: Mapping[str, type[StepDecorator]]) -> list[StepDecorator]:
     """The decorators of one step: those written on it, then ``--with`` ones (among the
     ``known`` installed decorators) it lacks."""
-    found = list(getattr(getattr(flow_cls, step_name), "decorators", []))
+    protect_class_constants(flow_cls)  # every process about to run steps comes here first
+    found = [with_configs(d, flow_cls) for d in getattr(getattr(flow_cls, step_name), "decorators", [])]
     if decospecs:
         present = {d.name for d in found}
         for spec in decospecs:

@@ -9,6 +9,7 @@ import attrs
 
 from flow_core.errors import FlowError
 from flow_core.model.parameters import Parameter
+from flow_core.model.switch import choose_case
 
 
 def step(function: Callable[..., None]) -> Callable[..., None]:
@@ -28,6 +29,10 @@ class Transition:
 
     targets: tuple[str, ...]
     foreach: str | None = None
+    #: For a switch: the condition's artifact name and every case's step (``targets`` holds
+    #: the one case taken).
+    condition: str | None = None
+    cases: frozenset[str] = frozenset()
 
 
 class ArtifactSource:
@@ -104,6 +109,9 @@ class FlowSpec:
         self._foreach_stack: tuple = ()
         #: Artifacts a join took over from its inputs by merge_artifacts, as content keys.
         self._merged: dict[str, tuple[Any, str]] = {}
+        #: The step this instance runs (set by the task runner; Metaflow code reads it too).
+        self._current_step: str | None = None
+        self._in_join = False
         if use_cli:
             if script_entry is None:
                 raise FlowError("the Flow command line is not available; import FlowSpec from flow_core")
@@ -124,10 +132,16 @@ class FlowSpec:
             if callable(member) and getattr(member, "is_step", False)
         }
 
-    def next(self, *steps: Callable[..., None], foreach: str | None = None) -> None:
-        """Say which step(s) run after this one. Must be the last statement of the step."""
+    def next(self, *steps: Any, foreach: str | None = None, condition: str | None = None) -> None:
+        """Say which step(s) run after this one. Must be the last statement of the step.
+
+        ``self.next({"a": self.a, "b": self.b}, condition="choice")`` is a switch: only the
+        case named by the value of ``self.choice`` runs next."""
         if self._transition is not None:
             raise InvalidTransition("self.next was called twice in the same step; call it once, at the end")
+        if condition is not None or any(isinstance(target, Mapping) for target in steps):
+            self._transition = self._switch(steps, condition)
+            return
         names = []
         for target in steps:
             name = getattr(target, "__name__", None)
@@ -137,6 +151,29 @@ class FlowSpec:
         if not names:
             raise InvalidTransition("self.next needs at least one step")
         self._transition = Transition(tuple(names), foreach)
+
+    def _switch(self, steps: tuple, condition: str | None) -> Transition:
+        if len(steps) != 1 or not isinstance(steps[0], Mapping) or not steps[0]:
+            raise InvalidTransition("a switch passes self.next one dict of cases, as in "
+                                    "self.next({\"a\": self.a, \"b\": self.b}, condition=\"choice\")")
+        if not isinstance(condition, str):
+            raise InvalidTransition("a switch needs condition=\"<artifact>\" naming the artifact that picks the case")
+        cases = {}
+        for key, target in steps[0].items():
+            name = getattr(target, "__name__", None)
+            if name is None or not getattr(target, "is_step", False):
+                raise InvalidTransition(f"the switch case {key!r} is {target!r}, which is not a step of this flow")
+            cases[key] = name
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise InvalidTransition(f"the switch's condition is self.{condition}, which this step never "
+                                    "sets") from None
+        chosen = choose_case(cases, value)
+        if chosen is None:
+            raise InvalidTransition(f"the switch's condition self.{condition} is {value!r}, which is none of "
+                                    f"its cases ({', '.join(map(repr, cases))})")
+        return Transition((chosen,), None, condition, frozenset(cases.values()))
 
     # -- foreach ----------------------------------------------------------------------------
 
@@ -169,6 +206,9 @@ class FlowSpec:
         alone; different values are an error naming the artifact. With ``include``, only
         those names are considered, and each must exist.
         """
+        if not self._in_join:
+            raise MergeConflict(f"merge_artifacts can only be called in a join step, and step "
+                                f"'{self._current_step}' is not one")
         if include and exclude:
             raise MergeConflict("merge_artifacts takes include or exclude, not both")
         candidates: dict[str, list[tuple[Any, str]]] = {}

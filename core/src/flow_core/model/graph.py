@@ -4,7 +4,7 @@ The graph is built statically: each step's last statement must be ``self.next(..
 ``end``'s), naming other steps as ``self.<step>``. Validation runs before any task: a flow or
 step name the datastore cannot hold (see `flow_core.model.names`), no ``start``/``end``, a
 target that is not a step, an unreachable step, a split that is never joined, a join that
-takes no ``inputs``, a cycle.
+takes no ``inputs``, a cycle other than a recursive switch's (see `flow_core.model.switch`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import attrs
 from flow_core.errors import GraphError
 from flow_core.model.flowspec import FlowSpec
 from flow_core.model.names import name_problem
+from flow_core.model.switch import SWITCH, check_switches, describe_cases, is_switch_call, parse_switch
 
 START, END = "start", "end"
 
@@ -47,6 +48,13 @@ class StepNode:
     #: For a split or foreach: the join that closes it.
     matching_join: str | None = None
     decorators: list[str] = attrs.Factory(list)
+    #: For a switch: case key -> step, and the artifact whose value picks the case.
+    switch_cases: dict = attrs.Factory(dict)
+    condition: str | None = None
+    #: (split, branch) for every split and foreach this step is inside, outermost first: the
+    #: branch is the split's child this step descends from. A join closing a static split
+    #: waits for one input per branch, whichever steps of a branch's switch ran.
+    branch_path: list[tuple[str, str]] = attrs.Factory(list)
 
 
 class FlowGraph:
@@ -98,6 +106,10 @@ class FlowGraph:
         if func.name == END:
             raise self.error("the 'end' step must not call self.next", call.lineno)
         node.next_line = call.lineno
+        if is_switch_call(call):
+            node.switch_cases, node.condition = parse_switch(call, func.name, step_names, self.name, self.error)
+            node.out_funcs = list(dict.fromkeys(node.switch_cases.values()))
+            return node
         for arg in call.args:
             target = _self_attribute(arg)
             if target is None:
@@ -157,7 +169,9 @@ class FlowGraph:
             for target in node.out_funcs:
                 self.nodes[target].in_funcs.append(node.name)
         for node in self.nodes.values():
-            if node.foreach_param:
+            if node.condition is not None:
+                node.type = SWITCH
+            elif node.foreach_param:
                 node.type = FOREACH
             elif len(node.out_funcs) > 1:
                 node.type = SPLIT
@@ -185,6 +199,8 @@ class FlowGraph:
             if node.name not in reachable:
                 raise self.error(f"step '{node.name}' can never run: no step's self.next leads to it", node.line)
         self._check_cycles()
+        self._check_reaches_end()
+        check_switches(self)
         self._assign_split_parents()
         end = self.nodes[END]
         if end.split_parents:
@@ -194,31 +210,52 @@ class FlowGraph:
             )
 
     def _check_cycles(self) -> None:
+        """Only a switch may go back to an earlier step (a recursive switch); any other edge
+        back is a loop nothing could ever leave."""
         state: dict[str, int] = {}  # 1 = on the current path, 2 = done
 
         def visit(name: str) -> None:
             state[name] = 1
-            for target in self.nodes[name].out_funcs:
+            node = self.nodes[name]
+            for target in node.out_funcs:
                 if state.get(target) == 1:
-                    raise self.error(f"self.next in step '{name}' goes back to '{target}', making a loop",
-                                     self.nodes[name].next_line)
+                    if node.type == SWITCH:
+                        continue
+                    raise self.error(f"self.next in step '{name}' goes back to '{target}', making a loop; "
+                                     "only a switch may loop back", node.next_line)
                 if target not in state:
                     visit(target)
             state[name] = 2
 
         visit(START)
 
+    def _check_reaches_end(self) -> None:
+        """A recursive switch whose every case loops back would never end."""
+        leads_to_end, pending = {END}, [END]
+        while pending:
+            for source in self.nodes[pending.pop()].in_funcs:
+                if source not in leads_to_end:
+                    leads_to_end.add(source)
+                    pending.append(source)
+        for node in sorted(self.nodes.values(), key=lambda n: n.line):
+            if node.name not in leads_to_end:
+                raise self.error(f"step '{node.name}' never leads to 'end': every path from it loops back; "
+                                 "give its switch a case that leaves the loop", node.next_line or node.line)
+
     def _assign_split_parents(self) -> set[str]:
-        """Walk from start, tracking which splits each step is inside; returns the steps reached."""
-        reached = {START}
+        """Walk from start, tracking which splits (and which of their branches) each step is
+        inside; returns the steps reached. A step reached twice must be reached from the same
+        branches: the cases of a switch and the turns of a loop meet without a join, the
+        branches of a split only at their join."""
+        paths: dict[str, tuple[tuple[str, str], ...]] = {START: ()}
         pending = [START]
         while pending:
             node = self.nodes[pending.pop()]
             for target_name in node.out_funcs:
                 target = self.nodes[target_name]
-                parents = list(node.split_parents)
+                path = paths[node.name]
                 if node.type in (SPLIT, FOREACH):
-                    parents.append(node.name)
+                    path = path + ((node.name, target_name),)
                 if target.takes_inputs:
                     if node.type == FOREACH:
                         raise self.error(
@@ -226,39 +263,42 @@ class FlowGraph:
                             "it must go to a step that runs once per item",
                             node.next_line,
                         )
-                    if not parents:
+                    if not path:
                         raise self.error(
                             f"step '{target.name}' takes inputs, but it joins no split: only a step after "
                             "a split or foreach may take `inputs`",
                             target.line,
                         )
-                    closed = parents.pop()
+                    closed = path[-1][0]
+                    path = path[:-1]
                     other = self.nodes[closed].matching_join
                     if other not in (None, target.name):
                         raise self.error(f"the branches of step '{closed}' end in two joins, '{other}' and "
                                          f"'{target.name}'; all branches must meet in one join", target.line)
                     self.nodes[closed].matching_join = target.name
-                elif len(target.in_funcs) > 1:
-                    raise self.error(
-                        f"step '{target.name}' is reached from {', '.join(map(repr, target.in_funcs))} and must "
-                        f"join them: define it as `def {target.name}(self, inputs):`",
-                        target.line,
-                    )
-                if target_name in reached:
-                    if target.split_parents != parents:
+                if target_name in paths:
+                    if paths[target_name] == path:
+                        continue
+                    if not target.takes_inputs:
                         raise self.error(
-                            f"step '{target_name}' is reached from branches of different splits; "
-                            "join the branches of each split first",
+                            f"step '{target.name}' is reached from {', '.join(map(repr, target.in_funcs))} and "
+                            f"must join them: define it as `def {target.name}(self, inputs):`",
                             target.line,
                         )
-                    continue
-                target.split_parents = parents
-                reached.add(target_name)
+                    raise self.error(
+                        f"step '{target_name}' is reached from branches of different splits; "
+                        "join the branches of each split first",
+                        target.line,
+                    )
+                paths[target_name] = path
                 pending.append(target_name)
+        for name, path in paths.items():
+            self.nodes[name].branch_path = list(path)
+            self.nodes[name].split_parents = [split for split, _branch in path]
         for node in self.nodes.values():
-            if node.type in (SPLIT, FOREACH) and node.name in reached and node.matching_join is None:
+            if node.type in (SPLIT, FOREACH) and node.name in paths and node.matching_join is None:
                 raise self.error(f"the split at step '{node.name}' is never joined", node.next_line)
-        return reached
+        return set(paths)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -296,6 +336,9 @@ class FlowGraph:
                 lines.extend("    " + line for line in node.doc.splitlines())
             if node.type == FOREACH:
                 lines.append(f"    => {node.out_funcs[0]} (foreach over '{node.foreach_param}')")
+            elif node.type == SWITCH:
+                lines.append(f"    => {' or '.join(node.out_funcs)} (switch on '{node.condition}': "
+                             f"{describe_cases(node.switch_cases)})")
             elif node.out_funcs:
                 lines.append(f"    => {', '.join(node.out_funcs)}")
             lines.append("")

@@ -36,6 +36,16 @@ _CLICK_TYPES: dict[Any, click.ParamType] = {
 }
 
 
+class ReadOnlyAttributeError(FlowError, AttributeError):
+    """A step assigned to a parameter, a config or a class-level constant. Also an
+    AttributeError, as in Metaflow, so code that catches AttributeError catches it."""
+
+
+def environment_variable(name: str) -> str:
+    """``METAFLOW_RUN_<NAME>``: where a run's parameter may come from when not on the command line."""
+    return "METAFLOW_RUN_" + name.upper().replace("-", "_")
+
+
 class ParameterContext:
     """Given to a callable default: what is known when the run starts."""
 
@@ -60,7 +70,12 @@ class Parameter:
         help: str | None = None,
         required: bool = False,
         show_default: bool = True,
+        separator: str | None = None,
     ):
+        if separator is not None and (type not in (None, str) or not isinstance(separator, str) or
+                                      (default is not None and not callable(default) and not isinstance(default, str))):
+            raise ParameterError(f"parameter '{name}': separator is only allowed for string parameters")
+        self.separator = separator
         self.name = name
         self.default = default
         self.required = required
@@ -74,6 +89,9 @@ class Parameter:
         self.type = type if type is not None else str
         self.attribute: str | None = None  # set by __set_name__
 
+    #: What messages call it.
+    kind = "parameter"
+
     def __set_name__(self, owner: type, attribute: str) -> None:
         self.attribute = attribute
 
@@ -83,7 +101,8 @@ class Parameter:
         return instance._parameter_value(self.attribute)
 
     def __set__(self, instance: Any, value: Any) -> None:
-        raise FlowError(f"parameter '{self.attribute}' is read-only; store a changed value under another name")
+        raise ReadOnlyAttributeError(
+            f"{self.kind} '{self.attribute}' is read-only; store a changed value under another name")
 
     @property
     def click_type(self) -> click.ParamType:
@@ -91,7 +110,8 @@ class Parameter:
             return self.type
         return _CLICK_TYPES.get(self.type, click.STRING)
 
-    def option(self) -> click.Option:
+    def option(self, from_environment: bool = True) -> click.Option:
+        """The command-line option; unless given, it may come from ``METAFLOW_RUN_<NAME>``."""
         default = None if callable(self.default) else self.default
         if isinstance(self.type, JSONTypeClass) and default is not None and not isinstance(default, str):
             default = json.dumps(default)
@@ -102,6 +122,8 @@ class Parameter:
             required=self.required and self.default is None,
             help=self.help,
             show_default=self.show_default,
+            envvar=environment_variable(self.name) if from_environment else None,
+            show_envvar=False,
         )
 
     def resolve(self, given: Any, ctx: ParameterContext) -> Any:
@@ -120,6 +142,8 @@ class Parameter:
                 value = self.click_type.convert(value, None, None)
             except click.BadParameter as exc:
                 raise ParameterError(f"parameter --{self.name}: {exc.message}") from None
+        if self.separator is not None and isinstance(value, str):
+            value = value.split(self.separator)
         return value
 
 
@@ -145,6 +169,34 @@ class IncludeFile(Parameter):
         except OSError as exc:
             raise ParameterError(f"parameter --{self.name}: cannot read {path} ({exc.strerror})") from None
         return data.decode(self.encoding) if self.is_text else data
+
+
+class ClassConstant:
+    """A class-level constant of a flow, read-only in steps as in Metaflow (where constants
+    become properties): ``self.K = 2`` raises instead of silently making an artifact."""
+
+    def __init__(self, attribute: str, value: Any):
+        self.attribute = attribute
+        self.value = value
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self.value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        raise ReadOnlyAttributeError(f"'{self.attribute}' is a class-level constant of the flow and cannot be "
+                                     "changed in a step; store a changed value under another name")
+
+
+def protect_class_constants(flow_cls: type) -> None:
+    """Make the class-level constants of ``flow_cls`` (and of its bases up to FlowSpec)
+    read-only for the instances: plain values only, not methods, descriptors or ``_names``."""
+    for klass in flow_cls.__mro__:
+        if klass.__module__.startswith("flow_core.") or klass is object:
+            continue
+        for attribute, value in list(vars(klass).items()):
+            if attribute.startswith("_") or callable(value) or hasattr(type(value), "__get__"):
+                continue
+            setattr(klass, attribute, ClassConstant(attribute, value))
 
 
 def builtins_type(value: Any) -> type | None:

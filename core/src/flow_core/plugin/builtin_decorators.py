@@ -1,4 +1,5 @@
-"""The step decorators Flow ships: @retry, @catch, @timeout, @resources, @environment."""
+"""The decorators Flow ships: steps' @retry, @catch, @timeout, @resources, @environment, and
+flows' @project, @schedule, @trigger, @trigger_on_finish."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, Callable
 import attrs
 
 from flow_core.errors import FlowError
-from flow_core.model.decorators import DecoratorError, StepDecorator
+from flow_core.model.decorators import DecoratorError, FlowDecorator, StepDecorator
+from flow_core.model.project import project_info
 
 #: Longest @timeout: the process timer takes no more (about 31 years).
 MAX_TIMEOUT_SECONDS = 10**9
@@ -168,3 +170,87 @@ class environment(StepDecorator):
 
 
 BUILTIN_STEP_DECORATORS = [retry, catch, timeout, resources, environment]
+
+
+class project(FlowDecorator):
+    """Put the flow in project ``name``; runs go to a branch chosen with --branch/--production."""
+
+    name = "project"
+    defaults = {"name": None}
+
+    def flow_init(self, flow_cls, options):
+        project_info(flow_cls.__name__, self.attributes["name"], bool(options.get("production")),
+                     options.get("branch"), "user")
+
+
+class schedule(FlowDecorator):
+    """When a production scheduler runs the flow: ``cron``, or ``hourly``/``daily``/``weekly``.
+    Locally it is only recorded; a scheduler backend reads `cron_expression`."""
+
+    name = "schedule"
+    defaults = {"cron": None, "weekly": False, "daily": True, "hourly": False, "timezone": None}
+
+    def flow_init(self, flow_cls, options):
+        for key in ("cron", "timezone"):
+            value = self.attributes[key]
+            if value is not None and not isinstance(value, str):
+                raise DecoratorError(f"@schedule: {key} must be a string, not {value!r}")
+
+    @property
+    def cron_expression(self) -> str | None:
+        """The schedule as an EventBridge cron expression (UTC unless ``timezone``)."""
+        a = self.attributes
+        if a["cron"]:
+            return a["cron"]
+        if a["weekly"]:
+            return "0 0 ? * SUN *"
+        if a["hourly"]:
+            return "0 * * * ? *"
+        if a["daily"]:
+            return "0 0 * * ? *"
+        return None
+
+
+def _names(decorator: str, one_key: str, many_key: str, attributes: dict) -> list:
+    """``event=``/``events=`` (or ``flow=``/``flows=``): exactly one of them, each entry a name
+    or a dict with a ``name``."""
+    one, many = attributes[one_key], attributes[many_key]
+    if one and many:
+        raise DecoratorError(f"@{decorator}: give either {one_key} or {many_key}, not both")
+    entries = [one] if one else list(many) if isinstance(many, (list, tuple)) else None
+    if entries is None:
+        raise DecoratorError(f"@{decorator}: {many_key} must be a list, not {many!r}")
+    if not entries:
+        raise DecoratorError(f"@{decorator} needs {one_key}= or {many_key}=")
+    for entry in entries:
+        if isinstance(entry, dict):
+            if not isinstance(entry.get("name"), str) or not entry["name"]:
+                raise DecoratorError(f"@{decorator}: every {one_key} given as a dict needs a 'name'")
+        elif not isinstance(entry, str) or not entry:
+            raise DecoratorError(f"@{decorator}: a {one_key} is a name or a dict with a 'name', not {entry!r}")
+    return entries
+
+
+class trigger(FlowDecorator):
+    """Start a production run when an event arrives: ``event="name"`` or ``events=[...]``.
+    Locally it is only recorded."""
+
+    name = "trigger"
+    defaults = {"event": None, "events": [], "options": {}}
+
+    def flow_init(self, flow_cls, options):
+        self.triggers = _names("trigger", "event", "events", self.attributes)
+
+
+class trigger_on_finish(FlowDecorator):
+    """Start a production run when another flow finishes: ``flow="Name"`` or ``flows=[...]``.
+    Locally it is only recorded."""
+
+    name = "trigger_on_finish"
+    defaults = {"flow": None, "flows": [], "options": {}}
+
+    def flow_init(self, flow_cls, options):
+        self.triggers = _names("trigger_on_finish", "flow", "flows", self.attributes)
+
+
+BUILTIN_FLOW_DECORATORS = [project, schedule, trigger, trigger_on_finish]

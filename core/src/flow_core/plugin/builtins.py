@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flow_core.plugin.builtin_decorators import BUILTIN_STEP_DECORATORS
+from flow_core.plugin.builtin_decorators import BUILTIN_FLOW_DECORATORS, BUILTIN_STEP_DECORATORS
 from flow_core.plugin.descriptor import Backend
 from flow_core.plugin.hookspecs import hookimpl
 from flow_core.plugin.settings import CORE_SETTINGS
@@ -36,6 +36,11 @@ def flow_scheduler_backends():
 @hookimpl
 def flow_step_decorators():
     return list(BUILTIN_STEP_DECORATORS)
+
+
+@hookimpl
+def flow_flow_decorators():
+    return list(BUILTIN_FLOW_DECORATORS)
 
 
 @hookimpl

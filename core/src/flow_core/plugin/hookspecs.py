@@ -149,6 +149,17 @@ def flow_flow_decorators() -> "list[type[FlowDecorator]]":
 
 
 @hookspec
+def flow_exports() -> "dict[str, str]":
+    """Other names ``from flow_core import NAME`` gives (a client such as ``S3``), as
+    ``"module:attribute"`` paths imported only when the name is first asked for::
+
+        @hookimpl
+        def flow_exports():
+            return {"S3": "flow_datastore_s3.s3_client:S3"}
+    """
+
+
+@hookspec
 def flow_cli_commands() -> "list[click.Command]":
     """Extra ``flow`` sub-commands that need no flow (``flow metadata-service …``).
 

@@ -109,11 +109,8 @@ class PluginRegistry:
         entry = self._backends[kind].get(name)
         if entry is None:
             installed = ", ".join(sorted(self._backends[kind])) or "none"
-            package = KNOWN_PACKAGES.get((kind, name), f"the plugin that provides it (flow-{kind}-{name}?)")
             raise BackendNotInstalled(
-                f"{kind} '{name}' is not installed (installed: {installed}); "
-                f"to use it, pip install {package}"
-            )
+                f"{kind} '{name}' is not installed (installed: {installed}); {_install_hint(kind, name)}")
         return entry.descriptor.load(kind)
 
     def create_backend(self, kind: str, name: str, settings: Settings, backends: Any = None) -> Any:
@@ -137,6 +134,14 @@ class PluginRegistry:
     @cached_property
     def flow_decorators(self) -> dict[str, type]:
         return {cls.name: cls for cls in self._collect("flow_flow_decorators")}
+
+    @cached_property
+    def exports(self) -> dict[str, str]:
+        """``{name: "module:attribute"}`` of what plugins add to ``flow_core``'s names."""
+        merged: dict[str, str] = {}
+        for result in getattr(self.pm.hook, "flow_exports")():
+            merged.update(result or {})
+        return merged
 
     def cli_commands(self) -> list[Any]:
         return self._collect("flow_cli_commands")
@@ -230,3 +235,14 @@ def current_settings(overrides: dict[str, str | None] | None = None) -> Settings
     settings.declare(get_registry().settings())
     return settings
 
+
+def _install_hint(kind: str, name: str) -> str:
+    """Name the distribution that provides a backend, and say whether it is there."""
+    package = KNOWN_PACKAGES.get((kind, name))
+    if package is None:
+        return "no installed plugin provides it; `flow plugins` lists what is installed"
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return f"it comes with the {package} plugin: from a Flow checkout, pip install ./plugins/{package}"
+    return f"{package} {version} is installed but did not register it; `flow plugins` says why"

@@ -78,6 +78,19 @@ def _network_cause(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def new_client(endpoint_url: str | None, connections: int = WORKERS) -> Any:
+    """A boto3 S3 client as every part of this package makes it (the datastore and the `S3` client).
+
+    Every datastore object's name is already the SHA-256 of its content, so botocore's own CRC
+    checksums over each body (they cost about a third of an upload's time) are left to the
+    operations that require them.
+    """
+    config = Config(max_pool_connections=connections, retries={"max_attempts": 8, "mode": "adaptive"},
+                    connect_timeout=10, read_timeout=120, request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required")
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
 def parse_sysroot(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix")."""
     if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
@@ -120,13 +133,7 @@ class S3Storage(StorageBackend):
     # -- plumbing -----------------------------------------------------------------------------
 
     def _new_client(self) -> Any:
-        # Every object's name is already the SHA-256 of its content, so botocore's own CRC
-        # checksums over each body (they cost about a third of an upload's time) are left to
-        # the operations that require them.
-        config = Config(max_pool_connections=WORKERS, retries={"max_attempts": 8, "mode": "adaptive"},
-                        connect_timeout=10, read_timeout=120, request_checksum_calculation="when_required",
-                        response_checksum_validation="when_required")
-        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
+        return new_client(self.endpoint_url)
 
     def warm_up(self) -> None:
         # Creating a boto3 client costs a second or more (it loads S3's service model). The

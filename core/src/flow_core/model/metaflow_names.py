@@ -1,0 +1,74 @@
+"""Names ``metaflow`` exports that ``flow_core`` does not (yet): what each is, and what Flow
+offers instead or which plugin provides it.
+
+``from flow_core import kubernetes`` then fails with that sentence rather than a bare
+"cannot import name". A name a plugin provides (``batch``, ``schedule``) is found through the
+plugin registry first, so an entry here only speaks when nothing installed provides it.
+"""
+
+from __future__ import annotations
+
+_LOCAL_OR_BATCH = "use @batch from the flow-compute-batch plugin, or local compute"
+_NO_ENVIRONMENTS = ("Flow has no per-step environments yet: install the packages into the Python (or image) "
+                    "the flow runs with")
+
+METAFLOW_NAMES: dict[str, str] = {
+    # compute
+    "kubernetes": f"Metaflow's Kubernetes compute; Flow has no Kubernetes backend yet — {_LOCAL_OR_BATCH}",
+    "batch": "Metaflow's AWS Batch compute; in Flow it comes with the flow-compute-batch plugin: "
+             "from a Flow checkout, pip install ./plugins/flow-compute-batch",
+    "parallel": f"Metaflow's multi-node (gang-scheduled) steps; Flow has none yet — use a foreach, "
+                f"or {_LOCAL_OR_BATCH}",
+    "slurm": f"a Metaflow extension's Slurm compute; Flow has no Slurm backend — {_LOCAL_OR_BATCH}",
+    # environments
+    "conda": f"Metaflow's per-step Conda environment; {_NO_ENVIRONMENTS}",
+    "conda_base": f"Metaflow's flow-wide Conda environment; {_NO_ENVIRONMENTS}",
+    "pypi": f"Metaflow's per-step PyPI environment; {_NO_ENVIRONMENTS}",
+    "pypi_base": f"Metaflow's flow-wide PyPI environment; {_NO_ENVIRONMENTS}",
+    "uv": f"Metaflow's uv-managed environment; {_NO_ENVIRONMENTS}",
+    # features
+    "card": "Metaflow's @card reports; Flow has no cards yet — store the report as an artifact "
+            "(self.report = html) and read it with the Client API",
+    "secrets": "Metaflow's @secrets; Flow has no secrets decorator yet — pass credentials through "
+               "@environment or the task's IAM role",
+    "S3": "Metaflow's S3 client (metaflow.S3); in Flow it comes with the flow-datastore-s3 plugin: "
+          "from a Flow checkout, pip install ./plugins/flow-datastore-s3",
+    "Runner": "Metaflow's programmatic Runner; Flow has none yet — run `python flow.py run` with subprocess "
+              "and read the results with the Client API (Flow(...).latest_run)",
+    "NBRunner": "Metaflow's notebook Runner; Flow has none yet — run the flow file with `python flow.py run` "
+                "and read the results with the Client API",
+    "Deployer": "Metaflow's programmatic Deployer; Flow has none yet — deploy with "
+                "`python flow.py step-functions create` (the flow-sched-sfn plugin)",
+    "NBDeployer": "Metaflow's notebook Deployer; Flow has none yet — deploy with "
+                  "`python flow.py step-functions create` (the flow-sched-sfn plugin)",
+    "argo_workflows": "Metaflow's Argo Workflows scheduler; Flow has none — use AWS Step Functions "
+                      "from the flow-sched-sfn plugin",
+    "airflow": "Metaflow's Airflow scheduler; Flow has none — use AWS Step Functions from the flow-sched-sfn plugin",
+    "step_functions": "Metaflow's AWS Step Functions scheduler; in Flow it comes with the flow-sched-sfn plugin "
+                      "(`python flow.py step-functions create`): from a Flow checkout, pip install ./plugins/flow-sched-sfn",
+    "exit_hook": "Metaflow's @exit_hook; Flow has none yet — put the clean-up in the end step, "
+                 "or wrap a step's body in try/finally",
+    "nvidia": f"an extension's GPU compute; Flow has none — {_LOCAL_OR_BATCH} (@batch(gpu=1))",
+    # mutators and custom decorators (Metaflow 2.16+)
+    "FlowMutator": "Metaflow's FlowMutator; Flow has none — a plugin adds flow decorators through the "
+                   "flow_flow_decorators hook (see flow_core.plugin_api)",
+    "StepMutator": "Metaflow's StepMutator; Flow has none — a plugin adds step decorators through the "
+                   "flow_step_decorators hook (see flow_core.plugin_api)",
+    "user_step_decorator": "Metaflow's user_step_decorator; Flow has none — a plugin adds step decorators "
+                           "through the flow_step_decorators hook (see flow_core.plugin_api)",
+    # client
+    "metadata": "Metaflow's metadata() switch; in Flow the backend comes from configuration "
+                "(METAFLOW_DEFAULT_METADATA) and get_metadata() tells which is in use",
+    "default_metadata": "Metaflow's default_metadata(); in Flow the backend comes from configuration "
+                        "(METAFLOW_DEFAULT_METADATA) and get_metadata() tells which is in use",
+    "Checkpoint": "an extension's checkpointing; Flow has none — save progress as artifacts and resume the run",
+    "profile": "Metaflow's profile() timer; Flow has none — use time.perf_counter() in the step",
+    "MetaflowException": "Metaflow's base exception; Flow's is flow_core.FlowError",
+    "MetaflowNotFound": "Metaflow's not-found error; Flow's is flow_core.errors.NotFound (also a KeyError)",
+}
+
+
+def explain(name: str) -> str | None:
+    """The sentence for a Metaflow name Flow lacks: ``"`kubernetes` is Metaflow's …"``."""
+    text = METAFLOW_NAMES.get(name)
+    return f"`{name}` is {text}" if text else None

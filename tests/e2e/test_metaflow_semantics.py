@@ -1,0 +1,108 @@
+"""Where Flow's behaviour must be Metaflow's, so that a flow written for Metaflow behaves the
+same: crashed tasks keep their output, local retries happen at once, merge_artifacts belongs
+to joins, and `self._current_step` names the step."""
+
+from __future__ import annotations
+
+import textwrap
+
+from flow_core.testing import run_id_of
+
+
+def _write(tmp_path, name: str, source: str):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def test_a_task_killed_by_a_segfault_keeps_what_it_printed(python_flow, tmp_path, flow_env):
+    path = _write(tmp_path, "crash_flow.py", """
+        import ctypes, sys, time
+        from flow_core import FlowSpec, step
+
+
+        class CrashFlow(FlowSpec):
+            @step
+            def start(self):
+                print("stdout before the crash")
+                print("stderr before the crash", file=sys.stderr)
+                time.sleep(0.3)
+                ctypes.string_at(0)  # a segfault, as a broken C extension would cause
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+
+        if __name__ == "__main__":
+            CrashFlow()
+    """)
+    result = python_flow(path, "run")
+    assert result.returncode == 1
+    assert "SIGSEGV" in result.stderr.strip().splitlines()[-1]
+
+    from flow_core import Run, namespace
+
+    namespace(None)
+    (task,) = list(Run(f"CrashFlow/{run_id_of(result.stdout)}")["start"])
+    assert task.finished and not task.successful
+    assert "stdout before the crash" in task.stdout
+    assert "stderr before the crash" in task.stderr
+    assert "Fatal Python error: Segmentation fault" in task.stderr  # and where it happened
+    assert "crash_flow.py" in task.stderr
+    assert "SIGSEGV" in str(task.exception)
+
+
+def test_a_local_retry_happens_at_once_whatever_minutes_between_retries_says(python_flow, tmp_path):
+    path = _write(tmp_path, "retry_flow.py", """
+        import os
+        from flow_core import FlowSpec, current, retry, step
+
+
+        class RetryFlow(FlowSpec):
+            @retry(times=2)  # Metaflow's default: 2 minutes between retries, on remote compute only
+            @step
+            def start(self):
+                if current.retry_count < 2:
+                    raise RuntimeError(f"attempt {current.retry_count} fails")
+                self.next(self.end)
+
+            @step
+            def end(self):
+                print("made it")
+
+
+        if __name__ == "__main__":
+            RetryFlow()
+    """)
+    result = python_flow(path, "run", timeout=100)  # two 2-minute waits would take 240 s
+    assert result.returncode == 0, result.stderr
+    assert "made it" in result.stdout
+    assert result.stderr.count("retrying") == 2
+
+
+def test_merge_artifacts_outside_a_join_raises_and_current_step_names_the_step(python_flow, tmp_path):
+    path = _write(tmp_path, "merge_flow.py", """
+        from flow_core import FlowSpec, step
+
+
+        class MergeFlow(FlowSpec):
+            @step
+            def start(self):
+                print("current step:", self._current_step)
+                self.merge_artifacts([])
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+
+        if __name__ == "__main__":
+            MergeFlow()
+    """)
+    result = python_flow(path, "run")
+    assert result.returncode == 1
+    assert "current step: start" in result.stdout
+    assert "merge_artifacts can only be called in a join step, and step 'start' is not one" in result.stderr
