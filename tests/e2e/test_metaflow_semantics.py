@@ -106,3 +106,50 @@ def test_merge_artifacts_outside_a_join_raises_and_current_step_names_the_step(p
     assert result.returncode == 1
     assert "current step: start" in result.stdout
     assert "merge_artifacts can only be called in a join step, and step 'start' is not one" in result.stderr
+
+
+def test_catch_records_module_qualified_types_and_covers_a_killed_process(python_flow, tmp_path):
+    path = _write(tmp_path, "catch_flow.py", """
+        import os, signal, time
+        from flow_core import FlowSpec, catch, step, timeout
+
+
+        class CatchFlow(FlowSpec):
+            @catch(var="raised", print_exception=False)
+            @step
+            def start(self):
+                raise KeyError("no such thing")
+                self.next(self.slow)
+
+            @catch(var="timed_out", print_exception=False)
+            @timeout(seconds=1)
+            @step
+            def slow(self):
+                time.sleep(30)
+                self.next(self.killed)
+
+            @catch(var="killed_by", print_exception=False)
+            @step
+            def killed(self):
+                os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+                self.next(self.end)
+
+            @step
+            def end(self):
+                print("raised:", self.raised.type, "|", self.raised.exception)
+                print("timed out:", self.timed_out.type)
+                print("killed:", self.killed_by.type, "|", self.killed_by.exception)
+
+
+        if __name__ == "__main__":
+            CatchFlow()
+    """)
+    result = python_flow(path, "run", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "raised: builtins.KeyError | 'no such thing'" in result.stdout
+    assert "timed out: flow_core.TaskTimeout" in result.stdout
+    assert "killed: flow_core.FailureHandledByCatch | step 'killed' failed on each of its 1 attempt(s)" in result.stdout
+
+    from flow_core import FailureHandledByCatch, TaskTimeout
+
+    assert TaskTimeout.__name__ == "TaskTimeout" and issubclass(FailureHandledByCatch, Exception)

@@ -47,7 +47,15 @@ _CLIENT_NAMES = {
 }
 
 
+#: The built-in decorators' exceptions, which @catch records under these public names.
+_DECORATOR_ERRORS = {"TaskTimeout", "FailureHandledByCatch"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _DECORATOR_ERRORS:
+        from flow_core.plugin import builtin_decorators
+
+        return getattr(builtin_decorators, name)
     if name in _CLIENT_NAMES:
         from flow_core import client
 

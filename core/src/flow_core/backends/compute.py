@@ -66,6 +66,9 @@ class TaskSpec:
     split_index: int | None = None
     retry_count: int = 0
     max_user_code_retries: int = 0
+    #: Attempts beyond those for failures that were not the code's own (its process was
+    #: killed): ``@catch`` takes one, which records the failure and lets the run go on.
+    max_error_retries: int = 0
     #: Seconds the runtime waits before launching a retry.
     retry_delay: float = 0.0
     tags: tuple[str, ...] = ()

@@ -319,7 +319,7 @@ class Runtime:
         why = event.reason or self._task_exception(spec) or output.describe(event.returncode)
         output.keep_if_lost(self.datastore, spec, why)
         self._record_failure(spec, why)
-        if spec.retry_count < spec.max_user_code_retries and not self._failed:
+        if spec.retry_count < spec.max_user_code_retries + spec.max_error_retries and not self._failed:
             self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
             retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
             # As in Metaflow, a task on this machine is retried at once: the wait between

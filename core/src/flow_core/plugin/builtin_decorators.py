@@ -65,28 +65,69 @@ class CaughtException:
     traceback: str
 
     def __str__(self) -> str:
-        return f"{self.type}: {self.message}"
+        return f"{self.type.rsplit('.', 1)[-1]}: {self.message}"
+
+    @property
+    def exception(self) -> str:
+        """The message, under the name Metaflow's recorded exception gives it."""
+        return self.message
+
+    @property
+    def stacktrace(self) -> str:
+        return self.traceback
+
+
+class FailureHandledByCatch(FlowError):
+    """What ``@catch`` records when the task failed without its code raising: its process was
+    killed (out of memory, a segfault, SIGKILL) on every attempt."""
+
+
+FailureHandledByCatch.__module__ = "flow_core"  # its public name, as the artifact records it
 
 
 class catch(StepDecorator):
-    """Turn the step's final failure into success, keeping the exception in artifact ``var``."""
+    """Turn the step's final failure into success, keeping the exception in artifact ``var``.
+
+    A failure the code did not raise (the process was killed) leaves no exception to keep, so
+    ``@catch`` asks the runtime for one attempt more; that attempt runs no user code and
+    records `FailureHandledByCatch` instead, as Metaflow's does."""
 
     name = "catch"
     defaults = {"var": None, "print_exception": True}
 
+    def runtime_task_spec(self, spec):
+        return attrs.evolve(spec, max_error_retries=max(spec.max_error_retries, 1))
+
+    def task_decorate(self, step_function, ctx):
+        if ctx.retry_count <= ctx.max_user_code_retries:
+            return step_function
+        attempts = ctx.retry_count
+
+        def fallback(*_inputs):
+            raise FailureHandledByCatch(
+                f"step '{ctx.step_name}' failed on each of its {attempts} attempt(s) without its code "
+                "raising an exception: its process was killed (out of memory, a crash, a signal)")
+
+        return fallback
+
     def task_exception(self, exception, ctx):
         if ctx.retry_count < ctx.max_user_code_retries:
             return False  # @retry gets its turn first
+        kind = type(exception)
         if self.attributes["print_exception"]:
-            print(f"@catch caught {type(exception).__name__}: {exception}")
+            print(f"@catch caught {kind.__name__}: {exception}")
         if self.attributes["var"]:
             setattr(ctx.flow, self.attributes["var"], CaughtException(
-                type(exception).__name__, str(exception), "".join(traceback.format_exception(exception))))
+                f"{kind.__module__}.{kind.__qualname__}", str(exception),
+                "".join(traceback.format_exception(exception))))
         return True
 
 
 class TaskTimeout(FlowError):
     """A step ran longer than its @timeout allows."""
+
+
+TaskTimeout.__module__ = "flow_core"  # its public name, as @catch records it
 
 
 class timeout(StepDecorator):
