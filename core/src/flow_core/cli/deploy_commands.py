@@ -45,7 +45,7 @@ def _schedule(flow_cls: type) -> str | None:
     return None
 
 
-@click.command(help="Start a run of the deployed flow now; parameters are options, as for `run`.")
+@click.command(help="Start a run of the deployed flow now. Parameters are options, as for `run`.")
 @_scheduler_option
 @click.pass_obj
 def trigger(state: CliState, scheduler: str | None, **kw: Any) -> None:
@@ -61,7 +61,7 @@ def trigger(state: CliState, scheduler: str | None, **kw: Any) -> None:
     state.console().info(f"Triggered {ref} on the {backend.name} scheduler.")
 
 
-@click.command(help="Remove the flow's deployment; its past runs stay.")
+@click.command(help="Remove the flow's deployment. Its past runs stay.")
 @_scheduler_option
 @click.pass_obj
 def undeploy(state: CliState, scheduler: str | None) -> None:

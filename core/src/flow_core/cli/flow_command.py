@@ -23,7 +23,7 @@ from flow_core.plugin.registry import get_registry
 #: The core's per-flow commands, in the order ``--help`` lists them.
 FLOW_COMMANDS = (
     run_commands.run, run_commands.resume, inspect.show, inspect.check, inspect.logs, inspect.dump,
-    verify_command.verify,
+    verify_command.verify, inspect.output_dot, inspect.version, inspect.help_command,
     deploy_commands.deploy, deploy_commands.trigger, deploy_commands.undeploy, run_commands.init,
     run_commands.step,
 )
@@ -51,14 +51,37 @@ def with_parameter_options(command: click.Command, flow_cls: type, passed_on: bo
     return command
 
 
-def make_flow_cli(flow_cls: type, flow_file: str) -> click.Group:
+class FlowGroup(click.Group):
+    """A flow's commands. Reached as ``flow VERB FILE …``, a command's usage line reads that
+    way (``flow run FILE [OPTIONS]``), not as the ``python FILE VERB …`` it runs as."""
+
+    forwarded_file: str | None = None
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if self.forwarded_file is not None and name is not None:
+            name = f"{name} {self.forwarded_file}"
+        return name, command, rest
+
+
+def make_flow_cli(flow_cls: type, flow_file: str, forwarded: bool = False) -> click.Group:
+    """The flow's command group; ``forwarded`` when reached as ``flow VERB FILE …``."""
     target = FlowTarget(flow_cls, os.path.abspath(flow_file))
 
-    @click.group(name=flow_cls.__name__, help=(flow_cls.__doc__ or "").strip() or None)
+    @click.group(name=flow_cls.__name__, cls=FlowGroup, help=(flow_cls.__doc__ or "").strip() or None,
+                 invoke_without_command=True)
     @global_options
     @click.pass_context
     def flow_group(ctx: click.Context, **options: object) -> None:
         apply_global_options(ctx, **options).flow = target
+        if ctx.invoked_subcommand is None:  # `python myflow.py`: check it, and say what it can do
+            ctx.invoke(inspect.check)
+            names = ", ".join(sorted(ctx.command.list_commands(ctx)))
+            click.echo(f"Commands: {names}. `python {ctx.info_name} COMMAND --help` tells more; "
+                       f"`python {ctx.info_name} run` runs the flow.")
+
+    if forwarded:
+        flow_group.forwarded_file = flow_file
 
     for command in flow_commands():
         if command.name in TAKES_PARAMETERS | PASSES_PARAMETERS:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect as inspect_module
 import sys
 from typing import Iterator
 
@@ -61,7 +62,7 @@ def dump_artifacts(flow_name: str, pathspec: str, include: tuple[str, ...], max_
             click.echo(f"{artifact.id}: {text}")
 
 
-@click.command(help="Print the output of a run's tasks: RUN, RUN/STEP or RUN/STEP/TASK.")
+@click.command(help="Print what a run's tasks printed. PATHSPEC is RUN, RUN/STEP or RUN/STEP/TASK.")
 @click.argument("pathspec")
 @click.option("--stderr", "stream", flag_value="stderr", help="Print standard error instead.")
 @click.option("--stdout", "stream", flag_value="stdout", default=True, help="Print standard output (default).")
@@ -70,7 +71,7 @@ def logs(state: CliState, pathspec: str, stream: str) -> None:
     print_logs(state.flow.name, pathspec, stream)
 
 
-@click.command(help="Print the artifacts of a run's tasks: RUN/STEP or RUN/STEP/TASK.")
+@click.command(help="Print a run's artifacts. PATHSPEC is RUN/STEP or RUN/STEP/TASK.")
 @click.argument("pathspec")
 @click.option("--include", default="", help="Only these artifacts (comma-separated names).")
 @click.option("--max-value-size", default=1000, show_default=True,
@@ -83,7 +84,43 @@ def dump(state: CliState, pathspec: str, include: str, max_value_size: int) -> N
 @click.command(help="Print the flow's steps and how they connect.")
 @click.pass_obj
 def show(state: CliState) -> None:
+    doc = inspect_module.cleandoc(state.flow.cls.__doc__ or "")
+    if doc:
+        click.echo(doc + "\n")
     click.echo(state.flow.graph().describe(), nl=False)
+
+
+@click.command("output-dot", help="Print the flow's graph in Graphviz's dot language.")
+@click.pass_obj
+def output_dot(state: CliState) -> None:
+    graph = state.flow.graph()
+    click.echo(f"digraph {graph.name} {{")
+    for node in graph:
+        click.echo(f'    "{node.name}" [shape=box];')
+        for child in node.out_funcs:
+            click.echo(f'    "{node.name}" -> "{child}";')
+    click.echo("}")
+
+
+@click.command(help="Print the version of Flow and of each installed plugin.")
+@click.pass_obj
+def version(state: CliState) -> None:
+    for info in state.backends().registry.plugins():
+        click.echo(f"{info.name} {info.version}")
+
+
+@click.command("help", help="Print the help of every command.")
+@click.pass_context
+def help_command(ctx: click.Context) -> None:
+    group = ctx.parent.command if ctx.parent is not None else None
+    if not isinstance(group, click.Group):
+        return
+    for name in group.list_commands(ctx.parent):
+        command = group.get_command(ctx.parent, name)
+        if command is None or name == "help":
+            continue
+        with click.Context(command, info_name=name, parent=ctx.parent) as sub_ctx:
+            click.echo(command.get_help(sub_ctx) + "\n")
 
 
 @click.command(help="Validate the flow's graph without running anything.")

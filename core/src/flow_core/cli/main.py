@@ -56,8 +56,8 @@ def _forwarder(command: click.Command) -> click.Command:
             click.echo(f"Usage: flow {verb} FILE [OPTIONS]\n\n  {ctx.command.help}")
             ctx.exit(0 if flow_file in ("--help", "-h") else 2)
         flow_cls = load_flow_class(flow_file)
-        group = make_flow_cli(flow_cls, flow_file)
-        sub_ctx = group.make_context(f"flow {verb} {flow_file}", [verb, *args], obj=ctx.obj)
+        group = make_flow_cli(flow_cls, flow_file, forwarded=True)
+        sub_ctx = group.make_context("flow", [verb, *args], obj=ctx.obj)
         with sub_ctx:
             return group.invoke(sub_ctx)
 
@@ -68,7 +68,7 @@ for _command in FLOW_COMMANDS:
     cli.add_command(_forwarder(_command))
 
 
-@cli.command(help="List installed plugins, their versions and what they provide.")
+@cli.command(help="List installed plugins. With their versions and what they provide.")
 @click.pass_obj
 def plugins(state: CliState):
     registry = state.backends().registry

@@ -93,7 +93,7 @@ def run(state: CliState, **kw: Any) -> None:
             parameters=values).execute()
 
 
-@click.command(help="Run the flow again, reusing the successful tasks of an earlier run.")
+@click.command(help="Resume a run. Its successful tasks are reused, the rest run again.")
 @click.argument("step_name", required=False, metavar="[STEP]", callback=checked_text)
 @click.option("--origin-run-id", default=None, callback=checked_text,
               help="The run to resume (default: your latest run of this flow).")
@@ -111,7 +111,7 @@ def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **
     Runtime(flow.cls, graph, flow.file, backends, state.console(), _options_of(kw), resume=plan).execute()
 
 
-@click.command(help="Create a run and its parameters without running it: an orchestrator's first step.")
+@click.command(help="Create a run without running it. An orchestrator's first step: the run and its parameters.")
 @click.option("--run-id", default=None, callback=checked_text,
               help="The run's id: a name of the orchestrator's (not a number). Asking again with the same "
                    "name changes nothing. Default: a new number.")
@@ -169,7 +169,7 @@ def origin_configs(state: CliState, origin_run_id: str | None) -> dict[str, Any]
         backends.close()
 
 
-@click.command(help="Run one task: what every compute backend and orchestrator runs.")
+@click.command(help="Run one task. What every compute backend and orchestrator runs.")
 @click.argument("step_name", callback=checked_text)
 @click.option("--flow", "flow_name", default=None, hidden=True, callback=checked_text)
 @click.option("--run-id", required=True, callback=checked_text)

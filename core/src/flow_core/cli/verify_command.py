@@ -11,7 +11,7 @@ from flow_core.datastore.task_store import FlowDataStore
 from flow_core.errors import NotFound
 
 
-@click.command(help="Re-hash every object a run stored and report damaged ones (default: your latest run).")
+@click.command(help="Check a run's stored objects. Every object is re-hashed and damaged ones reported (default: your latest run).")
 @click.argument("run_ids", nargs=-1, metavar="[RUN_ID]...")
 @click.option("--all", "every_run", is_flag=True, help="Every run of the flow in the datastore.")
 @click.option("--remove-damaged", is_flag=True,
