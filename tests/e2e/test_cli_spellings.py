@@ -72,3 +72,54 @@ def test_output_dot_version_and_help(python_flow, flow_file):
     helped = python_flow(flow_file, "help")
     assert helped.returncode == 0
     assert "Usage: doc_flow.py run [OPTIONS]" in helped.stdout and "Usage: doc_flow.py resume" in helped.stdout
+
+
+def test_tag_add_remove_replace_and_list_change_what_the_client_sees(python_flow, flow_cli, flow_file):
+    from flow_core import Run, namespace
+    from flow_core.testing import run_id_of
+
+    run_id = run_id_of(python_flow(flow_file, "run").stdout)
+    assert python_flow(flow_file, "tag", "add", "one", "two").stdout.strip() == f"DocFlow/{run_id}: one, two"
+    assert python_flow(flow_file, "tag", "remove", "--run-id", run_id, "one").returncode == 0
+    assert flow_cli("tag", str(flow_file), "replace", "two", "three").returncode == 0
+    assert python_flow(flow_file, "tag", "list").stdout.strip() == f"DocFlow/{run_id}: three"
+    namespace(None)
+    assert Run(f"DocFlow/{run_id}").user_tags == frozenset({"three"})
+    missing = python_flow(flow_file, "tag", "add", "--run-id", "999", "x")
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("Error: run DocFlow/999")
+
+
+def test_with_before_the_command_and_dump_to_a_file(python_flow, tmp_path):
+    import pickle
+
+    from flow_core.testing import run_id_of
+
+    path = tmp_path / "flaky_flow.py"
+    path.write_text(textwrap.dedent('''
+        from flow_core import FlowSpec, current, step
+
+
+        class FlakyFlow(FlowSpec):
+            @step
+            def start(self):
+                if current.retry_count == 0:
+                    raise RuntimeError("the first attempt fails")
+                self.answer = 42
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+
+        if __name__ == "__main__":
+            FlakyFlow()
+    '''))
+    result = python_flow(path, "--with", "retry", "run")
+    assert result.returncode == 0, result.stderr
+    run_id = run_id_of(result.stdout)
+    out = tmp_path / "artifacts.pkl"
+    dumped = python_flow(path, "dump", f"{run_id}/start", "--file", str(out))
+    assert dumped.returncode == 0, dumped.stderr
+    (values,) = pickle.loads(out.read_bytes()).values()
+    assert values["answer"] == 42

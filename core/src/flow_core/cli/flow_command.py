@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from flow_core.cli import deploy_commands, inspect, run_commands, verify_command
+from flow_core.cli import deploy_commands, inspect, run_commands, tag_commands, verify_command
 from flow_core.cli.state import CliState, FlowTarget, apply_global_options, global_options, run_cleanly
 from flow_core.model.config import Config
 from flow_core.model.parameters import flow_parameters
@@ -23,7 +23,7 @@ from flow_core.plugin.registry import get_registry
 #: The core's per-flow commands, in the order ``--help`` lists them.
 FLOW_COMMANDS = (
     run_commands.run, run_commands.resume, inspect.show, inspect.check, inspect.logs, inspect.dump,
-    verify_command.verify, inspect.output_dot, inspect.version, inspect.help_command,
+    verify_command.verify, tag_commands.tag, inspect.output_dot, inspect.version, inspect.help_command,
     deploy_commands.deploy, deploy_commands.trigger, deploy_commands.undeploy, run_commands.init,
     run_commands.step,
 )
@@ -71,9 +71,13 @@ def make_flow_cli(flow_cls: type, flow_file: str, forwarded: bool = False) -> cl
     @click.group(name=flow_cls.__name__, cls=FlowGroup, help=(flow_cls.__doc__ or "").strip() or None,
                  invoke_without_command=True)
     @global_options
+    @click.option("--with", "decospecs", multiple=True, metavar="DECORATOR",
+                  help="Attach a step decorator to every step of the command's run (as after it).")
     @click.pass_context
-    def flow_group(ctx: click.Context, **options: object) -> None:
-        apply_global_options(ctx, **options).flow = target
+    def flow_group(ctx: click.Context, decospecs: tuple[str, ...], **options: object) -> None:
+        state = apply_global_options(ctx, **options)
+        state.flow = target
+        state.decospecs = (*state.decospecs, *decospecs)
         if ctx.invoked_subcommand is None:  # `python myflow.py`: check it, and say what it can do
             ctx.invoke(inspect.check)
             names = ", ".join(sorted(ctx.command.list_commands(ctx)))

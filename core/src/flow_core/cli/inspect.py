@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect as inspect_module
+import pickle
 import sys
 from typing import Iterator
 
@@ -49,6 +50,16 @@ def print_logs(flow_name: str, pathspec: str, stream: str) -> None:
         sys.stdout.flush()
 
 
+def dump_to_file(flow_name: str, pathspec: str, include: tuple[str, ...], path: str) -> None:
+    """Pickle ``{task pathspec: {name: value}}`` of the selected tasks into ``path``, as
+    Metaflow's ``dump --file`` does, for a script to read back whole."""
+    values = {task.pathspec: {a.id: a.data for a in task if not include or a.id in include}
+              for task in selected_tasks(flow_name, pathspec)}
+    with open(path, "wb") as handle:
+        pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    click.echo(f"Artifacts of {len(values)} task(s) written to {path}.")
+
+
 def dump_artifacts(flow_name: str, pathspec: str, include: tuple[str, ...], max_value_size: int) -> None:
     """Print each selected task's artifacts as ``name: value``, shortening long values."""
     for task in _headed(selected_tasks(flow_name, pathspec)):
@@ -76,9 +87,15 @@ def logs(state: CliState, pathspec: str, stream: str) -> None:
 @click.option("--include", default="", help="Only these artifacts (comma-separated names).")
 @click.option("--max-value-size", default=1000, show_default=True,
               help="Shorten values longer than this many characters (0: never).")
+@click.option("--file", "path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Pickle the artifacts into this file ({task: {name: value}}) instead of printing them.")
 @click.pass_obj
-def dump(state: CliState, pathspec: str, include: str, max_value_size: int) -> None:
-    dump_artifacts(state.flow.name, pathspec, tuple(n for n in include.split(",") if n), max_value_size)
+def dump(state: CliState, pathspec: str, include: str, max_value_size: int, path: str | None) -> None:
+    names = tuple(n for n in include.split(",") if n)
+    if path:
+        dump_to_file(state.flow.name, pathspec, names, path)
+    else:
+        dump_artifacts(state.flow.name, pathspec, names, max_value_size)
 
 
 @click.command(help="Print the flow's steps and how they connect.")

@@ -60,9 +60,9 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _options_of(kw: dict[str, Any]) -> RunOptions:
+def _options_of(state: CliState, kw: dict[str, Any]) -> RunOptions:
     return RunOptions(compute=kw["compute"], max_workers=kw["max_workers"], max_num_splits=kw["max_num_splits"],
-                      tags=tuple(kw["tags"]), decospecs=tuple(kw["decospecs"]),
+                      tags=tuple(kw["tags"]), decospecs=(*state.decospecs, *kw["decospecs"]),
                       production_token=kw.get("production_token"), run_id_file=kw["run_id_file"])
 
 
@@ -89,7 +89,7 @@ def run(state: CliState, **kw: Any) -> None:
     graph = flow.graph()
     prepare_flow(state)
     values = parameter_values(state, kw)
-    Runtime(flow.cls, graph, flow.file, state.backends(), state.console(), _options_of(kw),
+    Runtime(flow.cls, graph, flow.file, state.backends(), state.console(), _options_of(state, kw),
             parameters=values).execute()
 
 
@@ -108,7 +108,7 @@ def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **
     metadata = backends.metadata
     mine = metadata.list_runs(flow.name, tags=[f"user:{backends.settings.user}"], limit=1)
     plan = ResumePlan.build(graph, FlowDataStore(backends.storage), metadata, origin_run_id, step_name, mine)
-    Runtime(flow.cls, graph, flow.file, backends, state.console(), _options_of(kw), resume=plan).execute()
+    Runtime(flow.cls, graph, flow.file, backends, state.console(), _options_of(state, kw), resume=plan).execute()
 
 
 @click.command(help="Create a run without running it. An orchestrator's first step: the run and its parameters.")

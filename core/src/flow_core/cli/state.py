@@ -53,6 +53,8 @@ class CliState:
     #: --config NAME FILE and --config-value NAME JSON, by config name.
     config_files: dict[str, str] = attrs.Factory(dict)
     config_texts: dict[str, str] = attrs.Factory(dict)
+    #: ``--with`` given before the command (``python flow.py --with retry run``), as Metaflow allows.
+    decospecs: tuple[str, ...] = ()
     _backends: Backends | None = None
 
     def settings(self) -> Settings:
