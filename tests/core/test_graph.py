@@ -454,3 +454,72 @@ class Bad(FlowSpec):
 """
     err = error_of(write_flow, source)
     assert "goes back to 'a'" in err.message and err.line == line_of(source, "self.next(self.a)\n\n    @step\n    def end")
+
+
+# -- @parallel and num_parallel ----------------------------------------------------------------
+
+PARALLEL_HEADER = "from flow_core import parallel\n"
+
+GANG = """
+class Gang(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.train, num_parallel=4)
+
+    @parallel
+    @step
+    def train(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_num_parallel_starts_a_gang_of_a_parallel_step_that_a_join_gathers(write_flow):
+    graph = graph_of(write_flow, PARALLEL_HEADER + GANG)
+    start, train = graph["start"], graph["train"]
+    assert start.type == "foreach" and start.parallel_foreach and start.num_parallel == 4
+    assert train.parallel_step and train.split_parents == ["start"]
+    assert start.matching_join == "join"
+    assert "    => train (@parallel gang of num_parallel=4 tasks started together)" in graph.describe()
+    assert "Step train  @parallel" in graph.describe()
+
+
+def test_num_parallel_may_be_computed(write_flow):
+    graph = graph_of(write_flow, PARALLEL_HEADER + GANG.replace("num_parallel=4", "num_parallel=self.width"))
+    assert graph["start"].num_parallel is None
+    assert "num_parallel=self.width" in graph.describe()
+
+
+@pytest.mark.parametrize("change, message, needle", [
+    (("    @parallel\n", ""),
+     "step 'start' starts 'train' with num_parallel, but 'train' has no @parallel decorator; add @parallel "
+     "above its @step", "self.next(self.train, num_parallel"),
+    (("self.next(self.train, num_parallel=4)", "self.next(self.train)"),
+     "step 'train' is @parallel, but step 'start' goes to it without num_parallel; write "
+     "self.next(self.train, num_parallel=N)", "self.next(self.train)"),
+    (("num_parallel=4", "num_parallel=0"),
+     "num_parallel in step 'start' must be at least 1, not 0", "self.next(self.train, num_parallel"),
+    (("num_parallel=4", "num_parallel=4, foreach='xs'"),
+     "step 'start' cannot both foreach and use num_parallel in one self.next", "self.next(self.train, num_parallel"),
+])
+def test_num_parallel_mistakes_are_reported_with_file_and_line(write_flow, change, message, needle):
+    source = PARALLEL_HEADER + GANG.replace(*change)
+    err = error_of(write_flow, source)
+    assert str(err).endswith(f":{err.line}: {message}")
+    assert err.line == line_of(source, needle)
+
+
+def test_a_parallel_step_must_go_straight_to_a_join(write_flow):
+    source = PARALLEL_HEADER + GANG.replace("self.next(self.join)", "self.next(self.after)").replace(
+        "    @step\n    def join", "    @step\n    def after(self):\n        self.next(self.join)\n\n    @step\n    def join")
+    err = error_of(write_flow, source)
+    assert ("the @parallel step 'train' must go to a join that gathers its gang, as in self.next(self.join) "
+            "with def join(self, inputs)") in str(err)
+    assert err.line == line_of(source, "self.next(self.after)")

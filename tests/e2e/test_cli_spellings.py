@@ -123,3 +123,38 @@ def test_with_before_the_command_and_dump_to_a_file(python_flow, tmp_path):
     assert dumped.returncode == 0, dumped.stderr
     (values,) = pickle.loads(out.read_bytes()).values()
     assert values["answer"] == 42
+
+
+def test_a_with_value_may_hold_commas(python_flow, tmp_path):
+    path = tmp_path / "env_flow.py"
+    path.write_text(textwrap.dedent('''
+        import os
+        from flow_core import FlowSpec, step
+
+
+        class EnvFlow(FlowSpec):
+            @step
+            def start(self):
+                print("A =", os.environ["A"], "B =", os.environ["B"])
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+
+        if __name__ == "__main__":
+            EnvFlow()
+    '''))
+    result = python_flow(path, "run", "--with", "environment:vars={'A': 'x,y', 'B': '2'}")
+    assert result.returncode == 0, result.stderr
+    assert "A = x,y B = 2" in result.stdout
+
+
+def test_verbose_shows_the_backends_each_tasks_command_line_and_timing(python_flow, flow_file):
+    quiet_enough = python_flow(flow_file, "run")
+    verbose = python_flow(flow_file, "--verbose", "run")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "Datastore " in verbose.stdout and "Datastore " not in quiet_enough.stdout
+    assert "-m flow_core step" in verbose.stdout and " start --flow DocFlow " in verbose.stdout
+    assert "s from launch to finish" in verbose.stdout

@@ -186,8 +186,8 @@ def _import(name: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name, says", [
     ("kubernetes", "`kubernetes` is Metaflow's Kubernetes compute; Flow has no Kubernetes backend yet"),
     ("conda", "`conda` is Metaflow's per-step Conda environment"),
-    ("Deployer", "`Deployer` is Metaflow's programmatic Deployer"),
-    ("Runner", "`Runner` is Metaflow's programmatic Runner"),
+    ("card", "`card` is Metaflow's @card reports"),
+    ("NBDeployer", "`NBDeployer` is Metaflow's notebook Deployer"),
 ])
 def test_a_metaflow_name_flow_lacks_fails_with_one_sentence(name, says):
     result = _import(name)
@@ -201,13 +201,13 @@ def test_missing_names_are_import_errors_and_hasattr_stays_false():
 
     with pytest.raises(ImportError, match="`pypi` is Metaflow's per-step PyPI environment"):
         from flow_core import pypi  # noqa: F401
-    assert not hasattr(flow_core, "card") and getattr(flow_core, "secrets", None) is None
-    with pytest.raises(AttributeError, match="`parallel` is Metaflow's multi-node"):
-        flow_core.parallel  # noqa: B018
+    assert not hasattr(flow_core, "card") and getattr(flow_core, "airflow", None) is None
+    with pytest.raises(AttributeError, match="`kubernetes` is Metaflow's Kubernetes compute"):
+        flow_core.kubernetes  # noqa: B018
     with pytest.raises(ImportError, match="cannot import name 'no_such_name'"):
         from flow_core import no_such_name  # noqa: F401
-    for name in ("conda", "pypi", "card", "secrets", "Runner", "NBRunner", "Deployer",
-                 "conda_base", "pypi_base", "parallel", "kubernetes"):
+    for name in ("conda", "pypi", "card", "airflow", "NBDeployer", "argo_workflows",
+                 "conda_base", "pypi_base", "uv", "kubernetes"):
         with pytest.raises(ImportError) as missing:
             exec(f"from flow_core import {name}", {})
         assert str(missing.value).startswith(f"`{name}` is ") and "\n" not in str(missing.value)

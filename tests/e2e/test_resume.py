@@ -138,3 +138,18 @@ def test_kill_9_of_the_runtime_mid_foreach_resumes_to_the_undisturbed_result(wri
     assert resumed.returncode == 0, resumed.stderr
     assert "Reused Pipeline/" in resumed.stdout
     assert records.artifact("Pipeline", run_id_of(resumed.stdout), "end", "total") == expected
+
+
+def test_resuming_a_finished_run_counts_its_reused_tasks_exactly(python_flow, tmp_path):
+    path = tmp_path / "three_steps.py"
+    path.write_text(
+        "from flow_core import FlowSpec, step\n\n"
+        "class ThreeSteps(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.next(self.middle)\n\n"
+        "    @step\n    def middle(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n"
+        "if __name__ == '__main__':\n    ThreeSteps()\n")
+    first = run_id_of(python_flow(path, "run").stdout)
+    resumed = python_flow(path, "resume", "--origin-run-id", first)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"finished 0 tasks (3 reused from run {first})" in resumed.stdout

@@ -47,6 +47,10 @@ _CLIENT_NAMES = {
 }
 
 
+#: The Runner API, imported on first use (it drives the command line in subprocesses).
+_RUNNER_NAMES = {"Deployer", "NBRunner", "Runner"}
+
+
 #: The built-in decorators' exceptions, which @catch records under these public names.
 _DECORATOR_ERRORS = {"TaskTimeout", "FailureHandledByCatch"}
 
@@ -56,10 +60,13 @@ def __getattr__(name: str) -> Any:
         from flow_core.plugin import builtin_decorators
 
         return getattr(builtin_decorators, name)
-    if name in _CLIENT_NAMES:
-        from flow_core import client
+    if name in _CLIENT_NAMES | _RUNNER_NAMES:
+        if name in _CLIENT_NAMES:
+            from flow_core import client as source
+        else:
+            from flow_core import runner as source
 
-        value = getattr(client, name)
+        value = getattr(source, name)
         globals()[name] = value
         return value
     # Decorators registered through the plugin hooks (the core's own included).

@@ -4,7 +4,8 @@ The runtime never runs user code. It allocates ids through the metadata backend,
 task command lines (locally by default, anywhere a compute plugin reaches), reads back a
 finished foreach step's number of splits from the datastore, and decides what runs next:
 the children of a step, one task per foreach item, the one case a switch picked (read back
-from the switch's task), a join once all its inputs are done.
+from the switch's task), a join once all its inputs are done. The tasks of a @parallel step
+are a gang: launched together, reused by resume only all together, stopped if one fails.
 A resumed run clones the origin run's successful tasks instead of running them again.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shlex
 import time
 from collections import deque
 from pathlib import Path
@@ -35,8 +37,11 @@ from flow_core.errors import ConfigError, FlowError, RunFailed
 from flow_core.model.decorators import StepDecorator, step_decorators
 from flow_core.model.foreach import Stack, child_stack, iteration_key
 from flow_core.model.graph import FOREACH, JOIN, START, SWITCH, FlowGraph
+from flow_core.model.parallel import gang_environment
 
 STOP_GRACE_SECONDS = 10.0
+#: Compute backends that run every task on this machine, where a @parallel gang runs.
+_LOCAL_COMPUTE = frozenset({"local", "subprocess"})
 DEFAULT_MAX_NUM_SPLITS = 100
 
 
@@ -127,17 +132,26 @@ class Runtime:
         self._failed: list[tuple[TaskSpec, str]] = []
         self._stopping: set[str] = set()  # tasks the runtime itself terminated
         self._outputs: dict[str, TaskOutput] = {}  # what running tasks wrote: the tail of each stream
+        #: Task id -> the control task id of its @parallel gang (node 0's task id).
+        self._gang_of: dict[str, str] = {}
         self.counts = {"done": 0, "cloned": 0}
+        self._launched_at: dict[str, float] = {}  # for --verbose timings
         self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
 
     def _check_remote_steps(self) -> None:
         """Build every compute backend the run uses, and refuse a step sent to remote compute
-        with a datastore that only this machine reaches, before anything runs."""
+        with a datastore that only this machine reaches, or a @parallel gang sent there at all,
+        before anything runs."""
+        probes = []
         for node in self.graph:
             probe = TaskSpec(flow_file=self.flow_file, flow_name=self.flow_name, run_id="0", step_name=node.name,
                              task_id="0", compute=self.default_compute)
             for decorator in self.decorators[node.name]:
                 probe = decorator.runtime_task_spec(probe)
+            probes.append((node, probe))
+            if node.parallel_step and probe.compute not in _LOCAL_COMPUTE:
+                self._refuse_remote_gang(node.name, probe.compute)
+        for node, probe in probes:
             remote = self.backends.compute(probe.compute).remote  # built now: its settings are checked up front
             if remote and self.storage.local_only:
                 raise ConfigError(
@@ -145,6 +159,17 @@ class Runtime:
                     f"{self.storage.describe()}; use one both can reach, e.g. --datastore s3 "
                     "(METAFLOW_DEFAULT_DATASTORE=s3)"
                 )
+
+    def _refuse_remote_gang(self, step_name: str, compute: str) -> None:
+        """A gang on remote compute needs a multi-node job, which no compute plugin runs yet."""
+        try:
+            remote = self.backends.compute(compute).remote
+        except FlowError:
+            remote = True  # not even configured: refuse the gang first, it could never run
+        if remote:
+            label = "AWS Batch" if compute == "batch" else f"'{compute}'"
+            raise ConfigError(f"step '{step_name}' is @parallel, and multi-node {label} jobs are not supported "
+                              "yet; run it on local compute")
 
     # -- the run --------------------------------------------------------------------------
 
@@ -200,8 +225,12 @@ class Runtime:
     def _loop(self) -> None:
         while self._pending or self._running or self._delayed:
             self._release_delayed()
-            while self._pending and not self._failed and self._has_slot(self._pending[0]):
-                self._launch(self._pending.popleft())
+            while self._pending and not self._failed:
+                group = self._next_group()
+                if not self._has_slots(group):
+                    break
+                for _ in group:
+                    self._launch(self._pending.popleft())
             if self._failed and not self._running:
                 break
             timeout = max(0.0, min(t for t, _ in self._delayed) - time.time()) if self._delayed else None
@@ -227,19 +256,38 @@ class Runtime:
             return 1
         return max(1, min(int(spec.resources.cpu or 1), self.max_workers))
 
-    def _has_slot(self, spec: TaskSpec) -> bool:
-        return self._slots_used + self._slots(spec) <= self.max_workers or not self._running
+    def _has_slots(self, group: list[TaskSpec]) -> bool:
+        needed = sum(self._slots(spec) for spec in group)
+        return self._slots_used + needed <= self.max_workers or not self._running
+
+    def _next_group(self) -> list[TaskSpec]:
+        """The next task, or every task of the next @parallel gang: a gang's nodes may wait
+        for one another, so they start together (even past --max-workers, on an idle runtime)."""
+        gang = self._gang_of.get(self._pending[0].task_id)
+        if gang is None:
+            return [self._pending[0]]
+        group = []
+        for spec in self._pending:
+            if self._gang_of.get(spec.task_id) != gang:
+                break
+            group.append(spec)
+        return group
 
     # -- tasks ----------------------------------------------------------------------------
 
     def _enqueue(self, step_name: str, tasks: list[tuple[tuple[str, ...], Stack, int | None]]) -> None:
         """Queue tasks of one step: (input paths, foreach stack, split index) each."""
         to_run = []
-        for input_paths, stack, split_index in tasks:
+        origins = []
+        for input_paths, stack, _split_index in tasks:
             visit_key = (step_name, iteration_key(stack))
             visit = self._visits.get(visit_key, 0)
             self._visits[visit_key] = visit + 1
-            origin = self._reusable(step_name, input_paths, stack, visit)
+            origins.append(self._reusable(step_name, input_paths, stack, visit))
+        gang = self.graph[step_name].parallel_step
+        if gang and None in origins:
+            origins = [None] * len(origins)  # a gang is all-or-nothing: one task to re-run re-runs them all
+        for (input_paths, stack, split_index), origin in zip(tasks, origins):
             if origin is not None:
                 path = self._clone(step_name, origin)
                 self._stacks[path.rsplit("/", 1)[1]] = stack
@@ -253,12 +301,16 @@ class Runtime:
         task_ids = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, len(to_run))
         decorators = self.decorators[step_name]
         for task_id, (input_paths, stack, split_index) in zip(task_ids, to_run):
+            environment = self.task_environment
+            if gang:
+                self._gang_of[task_id] = task_ids[0]
+                environment = {**environment, **gang_environment(len(to_run), split_index or 0, task_ids[0])}
             spec = TaskSpec(
                 flow_file=self.flow_file, flow_name=self.flow_name, run_id=self.run.run_id,
                 step_name=step_name, task_id=task_id, split_index=split_index,
                 input_paths=pack_input_paths(self.datastore.cas, input_paths),
                 tags=self.options.tags, decospecs=self.options.decospecs,
-                environment=self.task_environment, compute=self.default_compute,
+                environment=environment, compute=self.default_compute,
             )
             for decorator in decorators:
                 spec = decorator.runtime_task_spec(spec)
@@ -276,17 +328,24 @@ class Runtime:
     def _clone(self, step_name: str, origin) -> str:
         (task_id,) = self.metadata.new_tasks(self.flow_name, self.run.run_id, step_name, 1)
         self.resume.clone_task(origin, self.run.run_id, task_id, self.datastore, self.metadata)
-        self.counts["cloned"] += 1
+        if step_name != PARAMETERS_STEP:  # the summary counts the flow's own steps' tasks
+            self.counts["cloned"] += 1
         return f"{self.run.run_id}/{step_name}/{task_id}"
 
     def _launch(self, spec: TaskSpec) -> None:
         retry = f" (retry {spec.retry_count})" if spec.retry_count else ""
         self.console.task_event(spec.label, f"Task is starting{retry}.")
-        self.console.detail(f"[{spec.label}] on {spec.compute}, after {', '.join(spec.input_paths) or 'nothing'}")
+        self.console.detail(f"[{spec.label}] on {spec.compute}, after {', '.join(spec.input_paths) or 'nothing'}: "
+                            + shlex.join(spec.command()))
+        self._launched_at[spec.task_id] = time.monotonic()
         handle = self.backends.compute(spec.compute).launch(spec, self._events)
         self._running[spec.task_id] = (spec, handle)
         self._slots_used += self._slots(spec)
         self._count(spec.step_name, running=1)
+
+    def _took(self, spec: TaskSpec) -> str:
+        launched = self._launched_at.pop(spec.task_id, None)
+        return f"{time.monotonic() - launched:.2f}s from launch to finish" if launched is not None else "?"
 
     def _count(self, step_name: str, done: int = 0, running: int = 0, failed: int = 0) -> None:
         progress = self._progress.setdefault(step_name, StepProgress(step_name))
@@ -309,6 +368,7 @@ class Runtime:
             return
         if event.returncode == 0:
             self.console.task_event(spec.label, "Task finished successfully.")
+            self.console.detail(f"[{spec.label}] took {self._took(spec)}")
             self._count(spec.step_name, done=1, running=-1)
             path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
             self._fresh.add(path)
@@ -319,7 +379,9 @@ class Runtime:
         why = event.reason or self._task_exception(spec) or output.describe(event.returncode)
         output.keep_if_lost(self.datastore, spec, why)
         self._record_failure(spec, why)
-        if spec.retry_count < spec.max_user_code_retries + spec.max_error_retries and not self._failed:
+        gang = self._gang_of.get(spec.task_id)
+        retries_left = spec.retry_count < spec.max_user_code_retries + spec.max_error_retries
+        if retries_left and not self._failed and gang is None:
             self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
             retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
             # As in Metaflow, a task on this machine is retried at once: the wait between
@@ -328,6 +390,9 @@ class Runtime:
             self._delayed.append((time.time() + delay, retry))
             self._count(spec.step_name, running=-1)
             return
+        if gang is not None and not self._failed:
+            # A gang is all-or-nothing: its other nodes may be waiting for this one forever.
+            why = f"{why}; the other tasks of its @parallel gang were stopped and step '{spec.step_name}' failed"
         self.console.task_event(spec.label, f"Task failed: {why}", failed=True)
         self._count(spec.step_name, failed=1, running=-1)
         self._failed.append((spec, f"failed: {why}"))

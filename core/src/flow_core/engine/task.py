@@ -208,8 +208,10 @@ class TaskRunner:
             stack = child_stack(stack, parent_node, node, self.args.split_index, num_splits)
         flow._foreach_stack = stack
         if parent_node is not None and parent_node.type == FOREACH:
-            items = first.store.load(parent_node.foreach_param)
-            value = items[self.args.split_index]
+            if parent_node.parallel_foreach:  # a gang's item is its node index, as in Metaflow
+                value = self.args.split_index
+            else:
+                value = first.store.load(parent_node.foreach_param)[self.args.split_index]
             extra[foreach_input_name(len(stack) - 1)] = value
             flow.__dict__[foreach_input_name(len(stack) - 1)] = value
         if node.type == JOIN:
@@ -305,8 +307,20 @@ class TaskRunner:
         store.info.foreach_stack = stack_to_info(flow._foreach_stack)
         if flow._transition is not None:
             store.info.transition = list(flow._transition.targets)
-        if self.node.type == FOREACH:
+        if self.node.parallel_foreach:
+            store.info.foreach_num_splits = self._gang_size(flow._transition)
+        elif self.node.type == FOREACH:
             store.info.foreach_num_splits = self._num_splits(flow)
+
+    def _gang_size(self, transition: Transition | None) -> int:
+        """How many tasks the @parallel gang this step starts has: what it passed as
+        num_parallel (or, when @catch caught its failure, the literal its last line gives)."""
+        size = transition.num_parallel if transition is not None else None
+        size = size if size is not None else self.node.num_parallel
+        if size is None:
+            raise FlowError(f"{self.graph.file}:{self.node.next_line}: step '{self.node.name}' failed before "
+                            "its self.next, and its num_parallel is not a number the graph can tell")
+        return size
 
     def _num_splits(self, flow: FlowSpec) -> int:
         var = self.node.foreach_param

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from flow_core.model.project import carried_project
+
+
+class Parallel(NamedTuple):
+    """``current.parallel`` in a task of a @parallel gang, as Metaflow names its fields."""
+
+    main_ip: str
+    num_nodes: int
+    node_index: int
+    control_task_id: str | None
 
 
 class Current:
@@ -21,6 +30,8 @@ class Current:
     is_running_flow: bool = False
     tags: frozenset[str] = frozenset()
     parameter_names: tuple[str, ...] = ()
+    #: Set in the tasks of a @parallel step only.
+    parallel: Parallel | None = None
 
     @property
     def is_production(self) -> bool:

@@ -8,6 +8,7 @@ task's life, in the runtime and in the task process. Only override what you need
 from __future__ import annotations
 
 import copy
+import re
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from flow_core.errors import FlowError
@@ -136,6 +137,9 @@ def attach_flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
     return decorator
 
 
+_ATTRIBUTE_START = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
+
+
 def parse_decospec(spec: str, known: Mapping[str, type[StepDecorator]]) -> StepDecorator:
     """``retry:times=3,minutes_between_retries=0`` (from ``run --with``) to a decorator."""
     name, _, rest = spec.partition(":")
@@ -144,7 +148,9 @@ def parse_decospec(spec: str, known: Mapping[str, type[StepDecorator]]) -> StepD
         raise DecoratorError(f"--with {name}: no step decorator of that name is installed "
                              f"(installed: {', '.join(sorted(known)) or 'none'})")
     attributes: dict[str, Any] = {}
-    for pair in filter(None, rest.split(",")):
+    # A comma starts a new attribute only before `name=`: a value may hold commas of its own
+    # (`secrets:sources=['a','b']`), as Metaflow reads it.
+    for pair in filter(None, _ATTRIBUTE_START.split(rest)):
         key, sep, value = pair.partition("=")
         if not sep:
             raise DecoratorError(f"--with {spec}: write attributes as name=value")

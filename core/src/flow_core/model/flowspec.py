@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import attrs
 
 from flow_core.errors import FlowError
+from flow_core.model.parallel import PARALLEL_FOREACH_VAR
 from flow_core.model.parameters import Parameter
 from flow_core.model.switch import choose_case
 
@@ -33,6 +34,9 @@ class Transition:
     #: the one case taken).
     condition: str | None = None
     cases: frozenset[str] = frozenset()
+    #: For ``num_parallel=N``: how many tasks the @parallel gang has. Not compared: the graph
+    #: knows that a step starts a gang, not (when N is computed) how big it is.
+    num_parallel: int | None = attrs.field(default=None, eq=False)
 
 
 class ArtifactSource:
@@ -132,11 +136,13 @@ class FlowSpec:
             if callable(member) and getattr(member, "is_step", False)
         }
 
-    def next(self, *steps: Any, foreach: str | None = None, condition: str | None = None) -> None:
+    def next(self, *steps: Any, foreach: str | None = None, condition: str | None = None,
+             num_parallel: int | None = None) -> None:
         """Say which step(s) run after this one. Must be the last statement of the step.
 
         ``self.next({"a": self.a, "b": self.b}, condition="choice")`` is a switch: only the
-        case named by the value of ``self.choice`` runs next."""
+        case named by the value of ``self.choice`` runs next. ``self.next(self.train,
+        num_parallel=4)`` starts 4 tasks of the @parallel step ``train`` together, a gang."""
         if self._transition is not None:
             raise InvalidTransition("self.next was called twice in the same step; call it once, at the end")
         if condition is not None or any(isinstance(target, Mapping) for target in steps):
@@ -150,7 +156,13 @@ class FlowSpec:
             names.append(name)
         if not names:
             raise InvalidTransition("self.next needs at least one step")
-        self._transition = Transition(tuple(names), foreach)
+        if num_parallel is not None:
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or num_parallel < 1:
+                raise InvalidTransition(f"num_parallel must be a whole number of at least 1, not {num_parallel!r}")
+            if len(names) != 1 or foreach is not None:
+                raise InvalidTransition("num_parallel goes with exactly one @parallel step and no foreach")
+            foreach = PARALLEL_FOREACH_VAR
+        self._transition = Transition(tuple(names), foreach, num_parallel=num_parallel)
 
     def _switch(self, steps: tuple, condition: str | None) -> Transition:
         if len(steps) != 1 or not isinstance(steps[0], Mapping) or not steps[0]:

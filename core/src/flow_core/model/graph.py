@@ -4,7 +4,8 @@ The graph is built statically: each step's last statement must be ``self.next(..
 ``end``'s), naming other steps as ``self.<step>``. Validation runs before any task: a flow or
 step name the datastore cannot hold (see `flow_core.model.names`), no ``start``/``end``, a
 target that is not a step, an unreachable step, a split that is never joined, a join that
-takes no ``inputs``, a cycle other than a recursive switch's (see `flow_core.model.switch`).
+takes no ``inputs``, a cycle other than a recursive switch's (see `flow_core.model.switch`),
+a ``num_parallel`` gang that is not a @parallel step followed by a join (`flow_core.model.parallel`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import attrs
 from flow_core.errors import GraphError
 from flow_core.model.flowspec import FlowSpec
 from flow_core.model.names import name_problem
+from flow_core.model.parallel import (PARALLEL_DECORATOR, PARALLEL_FOREACH_VAR, check_parallel, describe_parallel,
+                                      parse_num_parallel)
 from flow_core.model.switch import SWITCH, check_switches, describe_cases, is_switch_call, parse_switch
 
 START, END = "start", "end"
@@ -55,6 +58,20 @@ class StepNode:
     #: branch is the split's child this step descends from. A join closing a static split
     #: waits for one input per branch, whichever steps of a branch's switch ran.
     branch_path: list[tuple[str, str]] = attrs.Factory(list)
+    #: For ``self.next(self.x, num_parallel=N)``: N as written, and its value when a literal.
+    #: Such a step is a foreach over the gang's node indices (see `flow_core.model.parallel`).
+    num_parallel_expr: str | None = None
+    num_parallel: int | None = None
+
+    @property
+    def parallel_foreach(self) -> bool:
+        """Whether this step starts a @parallel gang (Metaflow's name)."""
+        return self.num_parallel_expr is not None
+
+    @property
+    def parallel_step(self) -> bool:
+        """Whether this step is @parallel: its tasks run as a gang (Metaflow's name)."""
+        return PARALLEL_DECORATOR in self.decorators
 
 
 class FlowGraph:
@@ -131,12 +148,22 @@ class FlowGraph:
                         call.lineno,
                     )
                 node.foreach_param = keyword.value.value
+            elif keyword.arg == "num_parallel":
+                node.num_parallel_expr, node.num_parallel = parse_num_parallel(keyword.value)
             else:
                 raise self.error(f"self.next in step '{func.name}' has an unknown argument '{keyword.arg}'", call.lineno)
         if not node.out_funcs:
             raise self.error(f"self.next in step '{func.name}' names no step", call.lineno)
         if node.foreach_param and len(node.out_funcs) != 1:
             raise self.error(f"a foreach in step '{func.name}' must go to exactly one step", call.lineno)
+        if node.num_parallel_expr is not None:
+            if node.foreach_param:
+                raise self.error(f"step '{func.name}' cannot both foreach and use num_parallel in one self.next",
+                                 call.lineno)
+            if len(node.out_funcs) != 1:
+                raise self.error(f"num_parallel in step '{func.name}' must go to exactly one @parallel step",
+                                 call.lineno)
+            node.foreach_param = PARALLEL_FOREACH_VAR
         return node
 
     def _parse_inherited(self, function, step_names: set[str]) -> StepNode:
@@ -201,6 +228,7 @@ class FlowGraph:
         self._check_cycles()
         self._check_reaches_end()
         check_switches(self)
+        check_parallel(self)
         self._assign_split_parents()
         end = self.nodes[END]
         if end.split_parents:
@@ -334,7 +362,9 @@ class FlowGraph:
             lines.append(f"Step {node.name}" + (f"  @{' @'.join(node.decorators)}" if node.decorators else ""))
             if node.doc:
                 lines.extend("    " + line for line in node.doc.splitlines())
-            if node.type == FOREACH:
+            if node.parallel_foreach:
+                lines.append(f"    => {node.out_funcs[0]} {describe_parallel(node.num_parallel_expr or '')}")
+            elif node.type == FOREACH:
                 lines.append(f"    => {node.out_funcs[0]} (foreach over '{node.foreach_param}')")
             elif node.type == SWITCH:
                 lines.append(f"    => {' or '.join(node.out_funcs)} (switch on '{node.condition}': "

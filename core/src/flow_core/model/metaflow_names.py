@@ -17,8 +17,6 @@ METAFLOW_NAMES: dict[str, str] = {
     "kubernetes": f"Metaflow's Kubernetes compute; Flow has no Kubernetes backend yet — {_LOCAL_OR_BATCH}",
     "batch": "Metaflow's AWS Batch compute; in Flow it comes with the flow-compute-batch plugin: "
              "from a Flow checkout, pip install ./plugins/flow-compute-batch",
-    "parallel": f"Metaflow's multi-node (gang-scheduled) steps; Flow has none yet — use a foreach, "
-                f"or {_LOCAL_OR_BATCH}",
     "slurm": f"a Metaflow extension's Slurm compute; Flow has no Slurm backend — {_LOCAL_OR_BATCH}",
     # environments
     "conda": f"Metaflow's per-step Conda environment; {_NO_ENVIRONMENTS}",
@@ -29,16 +27,10 @@ METAFLOW_NAMES: dict[str, str] = {
     # features
     "card": "Metaflow's @card reports; Flow has no cards yet — store the report as an artifact "
             "(self.report = html) and read it with the Client API",
-    "secrets": "Metaflow's @secrets; Flow has no secrets decorator yet — pass credentials through "
-               "@environment or the task's IAM role",
+    "secrets": "Metaflow's @secrets; in Flow it comes with the flow-secrets-aws plugin: "
+               "from a Flow checkout, pip install ./plugins/flow-secrets-aws",
     "S3": "Metaflow's S3 client (metaflow.S3); in Flow it comes with the flow-datastore-s3 plugin: "
           "from a Flow checkout, pip install ./plugins/flow-datastore-s3",
-    "Runner": "Metaflow's programmatic Runner; Flow has none yet — run `python flow.py run` with subprocess "
-              "and read the results with the Client API (Flow(...).latest_run)",
-    "NBRunner": "Metaflow's notebook Runner; Flow has none yet — run the flow file with `python flow.py run` "
-                "and read the results with the Client API",
-    "Deployer": "Metaflow's programmatic Deployer; Flow has none yet — deploy with "
-                "`python flow.py step-functions create` (the flow-sched-sfn plugin)",
     "NBDeployer": "Metaflow's notebook Deployer; Flow has none yet — deploy with "
                   "`python flow.py step-functions create` (the flow-sched-sfn plugin)",
     "argo_workflows": "Metaflow's Argo Workflows scheduler; Flow has none — use AWS Step Functions "

@@ -1,5 +1,5 @@
-"""The decorators Flow ships: steps' @retry, @catch, @timeout, @resources, @environment, and
-flows' @project, @schedule, @trigger, @trigger_on_finish."""
+"""The decorators Flow ships: steps' @retry, @catch, @timeout, @resources, @environment,
+@parallel, and flows' @project, @schedule, @trigger, @trigger_on_finish."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import attrs
 
 from flow_core.errors import FlowError
 from flow_core.model.decorators import DecoratorError, FlowDecorator, StepDecorator
+from flow_core.model.current import Parallel, current
+from flow_core.model.parallel import gang_from_environment
 from flow_core.model.project import project_info
 
 #: Longest @timeout: the process timer takes no more (about 31 years).
@@ -210,7 +212,22 @@ class environment(StepDecorator):
         os.environ.update({str(k): str(v) for k, v in self.attributes["vars"].items()})
 
 
-BUILTIN_STEP_DECORATORS = [retry, catch, timeout, resources, environment]
+class parallel(StepDecorator):
+    """Run the step as a gang of ``num_parallel`` tasks started together (the step before it
+    calls ``self.next(self.<step>, num_parallel=N)``); each reads ``current.parallel``."""
+
+    name = "parallel"
+    defaults: dict = {}
+
+    def task_pre_step(self, ctx):
+        main_ip, num_nodes, node_index, control_task_id = gang_from_environment(os.environ)
+        stack = ctx.flow._foreach_stack
+        if stack:  # the task's own place in the gang is its innermost foreach frame
+            num_nodes, node_index = stack[-1].num_splits, stack[-1].index
+        current._set(parallel=Parallel(main_ip, num_nodes, node_index, control_task_id))
+
+
+BUILTIN_STEP_DECORATORS = [retry, catch, timeout, resources, environment, parallel]
 
 
 class project(FlowDecorator):
