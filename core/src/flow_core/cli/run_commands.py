@@ -10,7 +10,7 @@ import click
 
 from flow_core.backends.selection import Backends
 from flow_core.cli.flow_setup import config_attributes, prepare_flow
-from flow_core.cli.state import CliState, flow_options
+from flow_core.cli.state import CliState, flow_options, my_latest_run_id
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.resume import ResumePlan
 from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, PARAMETERS_STEP, create_run, store_parameters
@@ -149,10 +149,9 @@ def origin_configs(state: CliState, origin_run_id: str | None) -> dict[str, Any]
     try:
         metadata = backends.metadata
         if origin_run_id is None:
-            mine = metadata.list_runs(flow.name, tags=[f"user:{backends.settings.user}"], limit=1)
-            if not mine:
+            origin_run_id = my_latest_run_id(backends, flow.name)
+            if origin_run_id is None:
                 return None
-            origin_run_id = mine[0].run_id
         tasks = [t for t in metadata.list_tasks(flow.name, origin_run_id, PARAMETERS_STEP) if t.attempt >= 0]
         if not tasks:
             return None

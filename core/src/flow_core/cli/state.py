@@ -70,6 +70,13 @@ class CliState:
         return Console(self.verbosity)
 
 
+def my_latest_run_id(backends: Backends, flow_name: str) -> str | None:
+    """The id of this user's latest run of the flow: what `resume`, `tag` and `verify` act on
+    when no run is named."""
+    mine = backends.metadata.list_runs(flow_name, tags=[f"user:{backends.settings.user}"], limit=1)
+    return mine[0].run_id if mine else None
+
+
 def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     """A click callback storing an option's value in the `CliState`, so an option can be given
     before the command (as Metaflow users type ``--branch``) or after it (as ``flow run`` does)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from flow_core.cli.run_commands import checked_tags
-from flow_core.cli.state import CliState
+from flow_core.cli.state import CliState, my_latest_run_id
 from flow_core.client import Flow, Run, namespace
 from flow_core.errors import NotFound
 
@@ -15,11 +15,9 @@ _RUN_ID = click.option("--run-id", default=None, help="The run (default: your la
 def _run(state: CliState, run_id: str | None) -> Run:
     namespace(None)  # naming a run is explicit enough
     if run_id is None:
-        backends = state.backends()
-        mine = backends.metadata.list_runs(state.flow.name, tags=[f"user:{backends.settings.user}"], limit=1)
-        if not mine:
+        run_id = my_latest_run_id(state.backends(), state.flow.name)
+        if run_id is None:
             raise NotFound(f"you have no run of {state.flow.name} to tag; name one with --run-id")
-        run_id = mine[0].run_id
     return Run(f"{state.flow.name}/{run_id}")
 
 

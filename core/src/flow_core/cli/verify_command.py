@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flow_core.cli.state import CliState
+from flow_core.cli.state import CliState, my_latest_run_id
 from flow_core.datastore import run_check
 from flow_core.datastore.run_check import LEFTOVER_AGE, RunCheck
 from flow_core.datastore.task_store import FlowDataStore
@@ -53,11 +53,10 @@ def _all_runs(datastore: FlowDataStore, flow_name: str) -> list[str]:
 
 
 def _latest_run(state: CliState) -> str:
-    backends = state.backends()
-    mine = backends.metadata.list_runs(state.flow.name, tags=[f"user:{backends.settings.user}"], limit=1)
-    if not mine:
+    run_id = my_latest_run_id(state.backends(), state.flow.name)
+    if run_id is None:
         raise NotFound(f"you have no run of {state.flow.name} to verify; name one, or use --all")
-    return mine[0].run_id
+    return run_id
 
 
 def _report(console, check: RunCheck) -> None:
