@@ -1,10 +1,11 @@
 """``@parallel`` and ``self.next(..., num_parallel=N)``, locally, as Metaflow 2.19 defines them: N
 tasks started together (a gang) that read ``current.parallel``, a join over the gang, a gang
-stopped as a whole when one of its tasks fails, and resumed all-or-nothing."""
+stopped as a whole when one of its tasks fails, retried as a whole, and resumed all-or-nothing."""
 
 from __future__ import annotations
 
 import re
+import textwrap
 
 import pytest
 from flow_core import Run, namespace
@@ -166,10 +167,80 @@ def test_resume_reruns_a_gang_with_a_failed_task_and_reuses_a_gang_that_succeede
     assert "join got [0, 1, 2] [100, 101, 102]" in third.stdout
 
 
-def test_parallel_on_batch_is_refused_before_anything_runs(gang, flow_cli):
+FARM_PLUGIN = """
+    from flow_core.plugin_api import Backend, ComputeBackend, hookimpl
+
+    class Farm(ComputeBackend):
+        name = "farm"
+        remote = True  # and no runs_gangs: it cannot start several machines together
+
+        @classmethod
+        def from_settings(cls, settings, backends):
+            return cls()
+
+        def launch(self, spec, events):
+            raise AssertionError("nothing may run")
+
+    @hookimpl
+    def flow_compute_backends():
+        return [Backend("farm", "flow_farm:Farm", "remote machines one task at a time")]
+"""
+
+
+def test_a_gang_on_remote_compute_that_cannot_start_one_is_refused_before_anything_runs(gang, flow_cli, tmp_path):
     path, env = gang
-    result = flow_cli("run", str(path), "--compute", "batch", env=env)
+    site = tmp_path / "site"
+    (site / "flow_farm-1.0.dist-info").mkdir(parents=True)
+    (site / "flow_farm.py").write_text(textwrap.dedent(FARM_PLUGIN))
+    (site / "flow_farm-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: flow-farm\nVersion: 1.0\n")
+    (site / "flow_farm-1.0.dist-info" / "entry_points.txt").write_text("[flow.plugins]\nflow-farm = flow_farm\n")
+    result = flow_cli("run", str(path), "--compute", "farm", env={**env, "PYTHONPATH": str(site)})
     assert result.returncode == 1
     assert "Task is starting" not in result.stdout
-    assert last_error(result) == ("Error: step 'train' is @parallel, and multi-node AWS Batch jobs are not "
-                                  "supported yet; run it on local compute")
+    assert last_error(result) == ("Error: step 'train' is @parallel, and the farm compute cannot start a gang's "
+                                  "tasks together; run it on local compute or on AWS Batch (flow-compute-batch)")
+
+
+RETRIED_GANG = """
+    import time
+
+    from flow_core import FlowSpec, current, parallel, retry, step
+
+
+    class RetriedGang(FlowSpec):
+        @step
+        def start(self):
+            self.next(self.train, num_parallel=3)
+
+        @retry(times=1)
+        @parallel
+        @step
+        def train(self):
+            self.attempt = current.retry_count
+            if current.retry_count == 0 and current.parallel.node_index == 1:
+                raise ValueError("node 1 broke on its first attempt")
+            time.sleep(1)
+            self.next(self.join)
+
+        @step
+        def join(self, inputs):
+            print("attempts", [inp.attempt for inp in inputs])
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    if __name__ == "__main__":
+        RetriedGang()
+"""
+
+
+def test_retry_runs_a_failed_gang_again_as_a_whole(write_flow, python_flow):
+    result = python_flow(write_flow("retried.py", RETRIED_GANG), "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(_lines(result.stderr, "train", "node 1 broke on its first attempt); retrying its @parallel gang")) == 1
+    assert len(_lines(result.stderr, "train", "Task stopped: its @parallel gang is retried")) == 2, result.stderr
+    # Every node ran its second attempt, and the join gathered those, not the first's.
+    assert "attempts [1, 1, 1]" in result.stdout
+    assert len(_lines(result.stdout, "train", "Task is starting (retry 1)")) == 3, result.stdout

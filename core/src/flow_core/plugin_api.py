@@ -33,6 +33,7 @@ from flow_core.errors import (
     PluginError,
 )
 from flow_core.model.decorators import DecoratorError, FlowDecorator, StepDecorator
+from flow_core.model.parallel import Gang
 from flow_core.model.task_context import TaskContext
 from flow_core.plugin.descriptor import Backend
 from flow_core.plugin.hookspecs import hookimpl
@@ -57,6 +58,7 @@ __all__ = [
     "FlowError",
     "FlowRecord",
     "FlowTarget",
+    "Gang",
     "hookimpl",
     "MetadataBackend",
     "MetadataError",

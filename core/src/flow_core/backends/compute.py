@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
 
 import attrs
 
+from flow_core.model.parallel import Gang
+
 if TYPE_CHECKING:
     from flow_core.backends.selection import Backends
     from flow_core.plugin.settings import Settings
@@ -80,6 +82,8 @@ class TaskSpec:
     compute: str = "local"
     #: Resource requests and backend options gathered from the step's decorators.
     resources: Resources = attrs.field(factory=Resources)
+    #: Set for the tasks of a ``@parallel`` step.
+    gang: Gang | None = None
 
     @property
     def pathspec(self) -> str:
@@ -161,6 +165,11 @@ class ComputeBackend(ABC):
     #: reach, run from a code package (see `CodePackage`) rather than this folder, and, with
     #: a local-only metadata backend, hand their records back through the datastore.
     remote: ClassVar[bool] = False
+    #: True when a remote backend can start a ``@parallel`` gang's tasks together on several
+    #: machines (AWS Batch's multi-node jobs): it receives them as consecutive ``launch`` calls,
+    #: each with ``spec.gang`` set, and starts them once it has all of them. The runtime refuses
+    #: a gang on a remote backend without it; on this machine every task is a process anyway.
+    runs_gangs: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

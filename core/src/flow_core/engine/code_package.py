@@ -18,6 +18,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -27,6 +28,7 @@ import attrs
 
 from flow_core.backends.selection import Backends
 from flow_core.backends.storage import StorageBackend
+from flow_core.engine.run_start import CODE_PACKAGE_VARIABLE
 from flow_core.errors import ConfigError
 from flow_core.plugin.registry import CORE_PLUGIN_NAME, ENTRY_POINT_GROUP, PluginRegistry
 from flow_core.plugin.settings import Settings
@@ -60,6 +62,13 @@ class CodePackage:
         """Upload it unless the same package is there already; return its key."""
         storage.put(self.key, self.blob, overwrite=False)
         return self.key
+
+    def task_environment(self, storage: StorageBackend) -> dict[str, str]:
+        """What a task running from this package gets in its environment, so that it records
+        the package in its metadata (``run.code`` in the Client API, as Metaflow's)."""
+        field = {"sha": self.sha256, "key": self.key, "location": storage.location(self.key),
+                 "ds_type": storage.name, "flow_file": self.flow_file}
+        return {CODE_PACKAGE_VARIABLE: json.dumps(field, separators=(",", ":"))}
 
     @classmethod
     def build(cls, flow_file: str | os.PathLike, backends: Backends, used: Iterable[str] = ()) -> "CodePackage":

@@ -20,9 +20,11 @@ PARAMETERS_STEP = "_parameters"
 #: The `_parameters` task's id when an orchestrator names the run but not the task.
 DEFAULT_PARAMETERS_TASK = "params"
 
-#: Variables a task reads to know it belongs to a production deployment or a resumed run.
+#: Variables a task reads to know it belongs to a production deployment or a resumed run,
+#: or runs from a code package (which it records as its ``code-package`` metadata field).
 PRODUCTION_TOKEN_VARIABLE = "METAFLOW_PRODUCTION_TOKEN"
 ORIGIN_RUN_VARIABLE = "FLOW_ORIGIN_RUN_ID"
+CODE_PACKAGE_VARIABLE = "FLOW_CODE_PACKAGE"
 
 
 #: System tags every run this process starts carries besides the usual ones (@project's

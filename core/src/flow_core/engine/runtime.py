@@ -27,6 +27,7 @@ from flow_core.backends.records import RUNNING, RunRecord
 from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.console import Console, StepProgress
+from flow_core.engine.gangs import GangBook
 from flow_core.engine.task_output import TaskOutput
 from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import pack_input_paths
@@ -37,11 +38,9 @@ from flow_core.errors import ConfigError, FlowError, RunFailed
 from flow_core.model.decorators import StepDecorator, step_decorators
 from flow_core.model.foreach import Stack, child_stack, iteration_key
 from flow_core.model.graph import FOREACH, JOIN, START, SWITCH, FlowGraph
-from flow_core.model.parallel import gang_environment
+from flow_core.model.parallel import Gang, gang_environment
 
 STOP_GRACE_SECONDS = 10.0
-#: Compute backends that run every task on this machine, where a @parallel gang runs.
-_LOCAL_COMPUTE = frozenset({"local", "subprocess"})
 DEFAULT_MAX_NUM_SPLITS = 100
 
 
@@ -132,44 +131,36 @@ class Runtime:
         self._failed: list[tuple[TaskSpec, str]] = []
         self._stopping: set[str] = set()  # tasks the runtime itself terminated
         self._outputs: dict[str, TaskOutput] = {}  # what running tasks wrote: the tail of each stream
-        #: Task id -> the control task id of its @parallel gang (node 0's task id).
-        self._gang_of: dict[str, str] = {}
+        self._gangs = GangBook()
         self.counts = {"done": 0, "cloned": 0}
         self._launched_at: dict[str, float] = {}  # for --verbose timings
         self._progress: dict[str, StepProgress] = {}  # in the order steps first ran
 
     def _check_remote_steps(self) -> None:
         """Build every compute backend the run uses, and refuse a step sent to remote compute
-        with a datastore that only this machine reaches, or a @parallel gang sent there at all,
-        before anything runs."""
+        with a datastore that only this machine reaches, or a @parallel gang sent to a remote
+        compute that cannot start one, before anything runs."""
         probes = []
         for node in self.graph:
             probe = TaskSpec(flow_file=self.flow_file, flow_name=self.flow_name, run_id="0", step_name=node.name,
                              task_id="0", compute=self.default_compute)
             for decorator in self.decorators[node.name]:
                 probe = decorator.runtime_task_spec(probe)
-            probes.append((node, probe))
-            if node.parallel_step and probe.compute not in _LOCAL_COMPUTE:
-                self._refuse_remote_gang(node.name, probe.compute)
-        for node, probe in probes:
-            remote = self.backends.compute(probe.compute).remote  # built now: its settings are checked up front
+            # Built now, so that their settings are checked up front.
+            probes.append((node, probe, self.backends.compute(probe.compute)))
+        for node, probe, compute in probes:
+            if node.parallel_step and compute.remote and not compute.runs_gangs:
+                raise ConfigError(f"step '{node.name}' is @parallel, and the {probe.compute} compute cannot start "
+                                  "a gang's tasks together; run it on local compute or on AWS Batch "
+                                  "(flow-compute-batch)")
+        for node, probe, compute in probes:
+            remote = compute.remote
             if remote and self.storage.local_only:
                 raise ConfigError(
                     f"step '{node.name}' runs on {probe.compute}, which cannot reach the local datastore "
                     f"{self.storage.describe()}; use one both can reach, e.g. --datastore s3 "
                     "(METAFLOW_DEFAULT_DATASTORE=s3)"
                 )
-
-    def _refuse_remote_gang(self, step_name: str, compute: str) -> None:
-        """A gang on remote compute needs a multi-node job, which no compute plugin runs yet."""
-        try:
-            remote = self.backends.compute(compute).remote
-        except FlowError:
-            remote = True  # not even configured: refuse the gang first, it could never run
-        if remote:
-            label = "AWS Batch" if compute == "batch" else f"'{compute}'"
-            raise ConfigError(f"step '{step_name}' is @parallel, and multi-node {label} jobs are not supported "
-                              "yet; run it on local compute")
 
     # -- the run --------------------------------------------------------------------------
 
@@ -246,7 +237,7 @@ class Runtime:
 
     def _release_delayed(self) -> None:
         now = time.time()
-        for item in [d for d in self._delayed if d[0] <= now]:
+        for item in reversed([d for d in self._delayed if d[0] <= now]):  # a gang's nodes keep their order
             self._delayed.remove(item)
             self._pending.appendleft(item[1])
 
@@ -263,12 +254,12 @@ class Runtime:
     def _next_group(self) -> list[TaskSpec]:
         """The next task, or every task of the next @parallel gang: a gang's nodes may wait
         for one another, so they start together (even past --max-workers, on an idle runtime)."""
-        gang = self._gang_of.get(self._pending[0].task_id)
+        gang = self._pending[0].gang
         if gang is None:
             return [self._pending[0]]
         group = []
         for spec in self._pending:
-            if self._gang_of.get(spec.task_id) != gang:
+            if spec.gang is None or spec.gang.control_task_id != gang.control_task_id:
                 break
             group.append(spec)
         return group
@@ -302,15 +293,16 @@ class Runtime:
         decorators = self.decorators[step_name]
         for task_id, (input_paths, stack, split_index) in zip(task_ids, to_run):
             environment = self.task_environment
+            node = None
             if gang:
-                self._gang_of[task_id] = task_ids[0]
-                environment = {**environment, **gang_environment(len(to_run), split_index or 0, task_ids[0])}
+                node = Gang(len(to_run), split_index or 0, task_ids[0])
+                environment = {**environment, **gang_environment(node)}
             spec = TaskSpec(
                 flow_file=self.flow_file, flow_name=self.flow_name, run_id=self.run.run_id,
                 step_name=step_name, task_id=task_id, split_index=split_index,
                 input_paths=pack_input_paths(self.datastore.cas, input_paths),
                 tags=self.options.tags, decospecs=self.options.decospecs,
-                environment=environment, compute=self.default_compute,
+                environment=environment, compute=self.default_compute, gang=node,
             )
             for decorator in decorators:
                 spec = decorator.runtime_task_spec(spec)
@@ -319,6 +311,8 @@ class Runtime:
                 spec = attrs.evolve(spec, environment={**spec.environment, **route})
             self._stacks[task_id] = stack
             self._pending.append(spec)
+            if spec.gang is not None:
+                self._gangs.add(spec)
 
     def _reusable(self, step_name: str, input_paths: tuple[str, ...], stack: Stack, visit: int):
         if self.resume is None or any(path in self._fresh for path in input_paths):
@@ -363,6 +357,9 @@ class Runtime:
         if self._running.pop(spec.task_id, None) is not None:
             self._slots_used -= self._slots(spec)
         output = self._outputs.pop(spec.task_id, None) or TaskOutput()
+        if self._gangs.is_retrying(spec):
+            self._on_gang_node_ended(spec, event)
+            return
         if spec.task_id in self._stopping and event.returncode != 0:
             self._on_stopped(spec, event.reason)
             return
@@ -376,27 +373,62 @@ class Runtime:
             if not self._failed:
                 self._on_success(spec.step_name, path, self._stacks[spec.task_id], spec)
             return
-        why = event.reason or self._task_exception(spec) or output.describe(event.returncode)
+        why = (event.reason or self._task_exception(spec) or self._gang_exception(spec)
+               or output.describe(event.returncode))
         output.keep_if_lost(self.datastore, spec, why)
         self._record_failure(spec, why)
-        gang = self._gang_of.get(spec.task_id)
         retries_left = spec.retry_count < spec.max_user_code_retries + spec.max_error_retries
-        if retries_left and not self._failed and gang is None:
-            self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
-            retry = attrs.evolve(spec, retry_count=spec.retry_count + 1)
-            # As in Metaflow, a task on this machine is retried at once: the wait between
-            # retries is for remote compute, where a failure is often a passing outage.
-            delay = spec.retry_delay if self.backends.compute(spec.compute).remote else 0.0
-            self._delayed.append((time.time() + delay, retry))
+        if retries_left and not self._failed:
             self._count(spec.step_name, running=-1)
+            if spec.gang is None:
+                self.console.task_event(spec.label, f"Task failed ({why}); retrying.", failed=True)
+                self._retry([attrs.evolve(spec, retry_count=spec.retry_count + 1)])
+            else:
+                self.console.task_event(spec.label, f"Task failed ({why}); retrying its @parallel gang.",
+                                        failed=True)
+                self._retry_gang(spec)
             return
-        if gang is not None and not self._failed:
+        if spec.gang is not None and not self._failed:
             # A gang is all-or-nothing: its other nodes may be waiting for this one forever.
             why = f"{why}; the other tasks of its @parallel gang were stopped and step '{spec.step_name}' failed"
         self.console.task_event(spec.label, f"Task failed: {why}", failed=True)
         self._count(spec.step_name, failed=1, running=-1)
         self._failed.append((spec, f"failed: {why}"))
         self._terminate_all()
+
+    def _retry(self, specs: list[TaskSpec]) -> None:
+        # As in Metaflow, a task on this machine is retried at once: the wait between
+        # retries is for remote compute, where a failure is often a passing outage.
+        delay = specs[0].retry_delay if self.backends.compute(specs[0].compute).remote else 0.0
+        at = time.time() + delay  # one time for a whole gang, so that it is released together
+        self._delayed.extend((at, spec) for spec in specs)
+
+    def _retry_gang(self, spec: TaskSpec) -> None:
+        """Stop what is left of the gang's failed attempt; it runs again once all of it ended."""
+        self._gangs.start_retry(spec)
+        members = self._gangs.task_ids(spec)
+        for arrived in self._join_inputs.values():  # what its finished nodes handed the join is stale
+            for key in [k for k, path in arrived.items() if path.rsplit("/", 1)[1] in members]:
+                del arrived[key]
+        for other, handle in list(self._running.values()):
+            if other.task_id in members:
+                handle.terminate()
+        self._retry_gang_if_ended(spec)
+
+    def _on_gang_node_ended(self, spec: TaskSpec, event: _Finished) -> None:
+        """A node of a gang being retried ended: whatever it did, the gang runs again."""
+        self._stopping.discard(spec.task_id)
+        if event.returncode != 0:
+            self._on_stopped(spec, "its @parallel gang is retried")
+        else:
+            self._count(spec.step_name, running=-1)
+        self._retry_gang_if_ended(spec)
+
+    def _retry_gang_if_ended(self, spec: TaskSpec) -> None:
+        if not self._gangs.task_ids(spec) & self._running.keys():
+            next_attempt = self._gangs.next_attempt(spec)
+            if not self._failed:  # another step failed meanwhile: the run is ending
+                self._retry(next_attempt)
 
     def _task_exception(self, spec: TaskSpec) -> str | None:
         try:
@@ -406,6 +438,18 @@ class Runtime:
             return None
         exception = store.info.exception
         return f"raised {exception}" if exception else None
+
+    def _gang_exception(self, spec: TaskSpec) -> str | None:
+        """Why a gang failed, from the node that raised: a multi-node job ends all its tasks
+        at once, and the first reported need not be the one that failed."""
+        if spec.gang is None:
+            return None
+        for other, _ in list(self._running.values()):
+            if other.gang is not None and other.gang.control_task_id == spec.gang.control_task_id:
+                exception = self._task_exception(other)
+                if exception:
+                    return f"its gang's node {other.gang.node_index} ({other.label}) {exception}"
+        return None
 
     def _record_failure(self, spec: TaskSpec, why: str) -> None:
         """A task that died before recording its attempt's end (killed, its fork server gone,

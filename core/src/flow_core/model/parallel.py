@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Mapping
 
+import attrs
+
 if TYPE_CHECKING:
     from flow_core.model.graph import FlowGraph
 
@@ -68,10 +70,22 @@ def describe_parallel(num_parallel_expr: str) -> str:
     return f"(@parallel gang of num_parallel={num_parallel_expr} tasks started together)"
 
 
-def gang_environment(num_nodes: int, node_index: int, control_task_id: str) -> dict[str, str]:
-    """What a gang's task is told about its gang, through its environment."""
-    return {NUM_NODES_VAR: str(num_nodes), NODE_INDEX_VAR: str(node_index), MAIN_IP_VAR: LOCAL_MAIN_IP,
-            CONTROL_TASK_VAR: control_task_id}
+@attrs.frozen
+class Gang:
+    """Where a task of a gang stands in it. The runtime launches a gang's tasks one after
+    another, node 0 (the control task) first, and each must start with the others."""
+
+    num_nodes: int
+    node_index: int
+    #: Node 0's task id, which names the gang.
+    control_task_id: str
+
+
+def gang_environment(gang: Gang) -> dict[str, str]:
+    """What a gang's task is told about its gang, through its environment. The main node's
+    address is this machine's; a compute that spreads the gang over machines replaces it."""
+    return {NUM_NODES_VAR: str(gang.num_nodes), NODE_INDEX_VAR: str(gang.node_index), MAIN_IP_VAR: LOCAL_MAIN_IP,
+            CONTROL_TASK_VAR: gang.control_task_id}
 
 
 def gang_from_environment(environ: Mapping[str, str]) -> tuple[str, int, int, str | None]:

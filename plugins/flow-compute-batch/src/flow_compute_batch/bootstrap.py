@@ -7,7 +7,8 @@ library, and boto3 to read S3. Arguments::
     <s3 url of the package> <its sha256> <requirements as JSON> -- <the task command line>
 
 A requirement the image lacks is installed with pip first, so a stock Python image works;
-an image that already has them (the usual case in production) starts the task at once.
+an image that already has them (the usual case in production) starts the task at once. A
+task of a @parallel gang learns here the address of its gang's main node.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tarfile
@@ -50,6 +52,18 @@ def fetch(url):
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def main_node_address():
+    """Where a @parallel gang's main node is reached. Batch tells the other nodes of a
+    multi-node job; the main node is this container."""
+    told = os.environ.get("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS")
+    if told:
+        return told
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
 def main(argv):
     url, digest, requirements = argv[0], argv[1], json.loads(argv[2])
     command = argv[argv.index("--") + 1:]
@@ -68,6 +82,8 @@ def main(argv):
     os.chdir(workdir)
     paths = [os.path.join(workdir, "lib"), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p), PYTHONUNBUFFERED="1")
+    if "MF_PARALLEL_NUM_NODES" in env:
+        env["MF_PARALLEL_MAIN_IP"] = main_node_address()
     sys.stdout.flush()
     os.execvpe(command[0], command, env)
 

@@ -44,14 +44,26 @@ STOP_REASON = "stopped by Flow: the run failed or was interrupted"
 
 @attrs.define(eq=False)
 class _Job:
-    spec: TaskSpec
-    events: TaskEvents
+    """One Batch job: a task's, or a @parallel gang's multi-node job running all its tasks."""
+
+    tasks: list[tuple[TaskSpec, TaskEvents]]
     job_id: str | None = None
+    #: A gang's own job definition, deregistered once its job ends.
+    definition: str | None = None
     status: str | None = None
     log_stream: str | None = None
     log_token: str | None = None
     stop_requested: bool = False
     done: bool = False
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task the job's lines are shown under: the only one, or a gang's control task."""
+        return self.tasks[0][0]
+
+    @property
+    def events(self) -> TaskEvents:
+        return self.tasks[0][1]
 
 
 class BatchJobHandle(TaskHandle):
@@ -68,6 +80,7 @@ class BatchCompute(ComputeBackend):
 
     name = "batch"
     remote = True
+    runs_gangs = True  # as one multi-node job
 
     def __init__(self, backends: Backends, runner: BatchJobRunner, image: str, job_role: str | None = None):
         self.backends = backends
@@ -79,6 +92,7 @@ class BatchCompute(ComputeBackend):
         self._package: tuple[CodePackage, str] | None = None
         self._lock = threading.Lock()
         self._live: dict[str, _Job] = {}
+        self._gangs: dict[tuple[str, str], _Job] = {}  # gangs whose tasks are still being launched
         self._pool = ThreadPoolExecutor(SUBMIT_WORKERS, thread_name_prefix="flow-batch-submit")
         self._wake = threading.Event()
         self._closed = False
@@ -95,8 +109,20 @@ class BatchCompute(ComputeBackend):
     # -- submitting ---------------------------------------------------------------------------
 
     def launch(self, spec: TaskSpec, events: TaskEvents) -> TaskHandle:
-        job = _Job(spec, events)
-        self._pool.submit(self._submit, job)
+        if spec.gang is None:
+            job = _Job([(spec, events)])
+            self._pool.submit(self._submit, job)
+            return BatchJobHandle(self, job)
+        key = (spec.run_id, spec.gang.control_task_id)
+        with self._lock:
+            job = self._gangs.setdefault(key, _Job([]))
+            job.tasks.append((spec, events))
+            complete = len(job.tasks) == spec.gang.num_nodes
+            if complete:
+                del self._gangs[key]
+                job.tasks.sort(key=lambda task: task[0].gang.node_index)  # type: ignore[union-attr]
+        if complete:
+            self._pool.submit(self._submit, job)
         return BatchJobHandle(self, job)
 
     def code_package(self, flow_file: str) -> tuple[CodePackage, str]:
@@ -119,13 +145,17 @@ class BatchCompute(ComputeBackend):
         batch = spec.resources.options_for(RESOURCES_KEY)
         try:
             package, url = self.code_package(spec.flow_file)
-            definition = self.runner.job_definition(JobShape.from_resources(spec.resources, self.image, self.job_role))
-            command = ["python3", "-c", BOOTSTRAP_SOURCE, url, package.sha256, json.dumps(package.requirements),
-                       "--", *spec.command(python="python3", flow_file=package.flow_file)]
+            shape = JobShape.from_resources(spec.resources, self.image, self.job_role)
+            nodes = [self._container_command(task, package, url) for task, _ in job.tasks]
+            if spec.gang is None:
+                definition, (command, environment) = self.runner.job_definition(shape), nodes[0]
+            else:
+                definition = job.definition = self.runner.gang_definition(shape.node_properties(nodes))
+                command = environment = None
             timeout = spec.resources.timeout_seconds
             job_id = self.runner.submit(
                 job_name(spec.flow_name, spec.run_id, spec.step_name, spec.task_id), definition, command,
-                {**spec.environment, "PYTHONUNBUFFERED": "1"}, queue=batch.get("queue"),
+                environment, queue=batch.get("queue"),
                 timeout_seconds=math.ceil(timeout) if timeout else None,
                 tags={"flow:flow_name": spec.flow_name, "flow:run_id": spec.run_id,
                       "flow:step_name": spec.step_name, "flow:task_id": spec.task_id,
@@ -141,10 +171,20 @@ class BatchCompute(ComputeBackend):
             job.job_id = job_id
             self._live[job_id] = job
             stop = job.stop_requested
-        job.events.output(spec, "stdout", f"Submitted as AWS Batch job {job_id}.")
+        if spec.gang is None:
+            job.events.output(spec, "stdout", f"Submitted as AWS Batch job {job_id}.")
+        for index, (task, events) in enumerate(job.tasks if spec.gang else ()):
+            events.output(task, "stdout", f"Submitted as node {index} of the {len(job.tasks)}-node AWS Batch job "
+                                          f"{job_id}.")
         if stop:
             self._terminate(job)
         self._wake.set()
+
+    def _container_command(self, spec: TaskSpec, package: CodePackage, url: str) -> tuple[list[str], dict[str, str]]:
+        """The container's command line (the bootstrap, then the task) and environment."""
+        command = ["python3", "-c", BOOTSTRAP_SOURCE, url, package.sha256, json.dumps(package.requirements),
+                   "--", *spec.command(python="python3", flow_file=package.flow_file)]
+        return command, {**spec.environment, **package.task_environment(self.storage), "PYTHONUNBUFFERED": "1"}
 
     def _terminate(self, job: _Job) -> None:
         with self._lock:
@@ -224,7 +264,13 @@ class BatchCompute(ComputeBackend):
             job.done = True
             if job.job_id is not None:
                 self._live.pop(job.job_id, None)
-        job.events.finished(job.spec, returncode, reason)
+        for spec, events in job.tasks:
+            events.finished(spec, returncode, reason)
+        if job.definition is not None:
+            try:
+                self.runner.deregister(job.definition)
+            except FlowError:
+                pass  # an inactive leftover definition costs nothing
 
     def close(self) -> None:
         self._closed = True

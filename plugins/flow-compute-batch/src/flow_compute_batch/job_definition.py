@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import attrs
 from flow_core.plugin_api import Resources
@@ -19,6 +19,8 @@ from flow_core.plugin_api import Resources
 DEFAULT_CPU = 1
 DEFAULT_MEMORY = 4096
 NAME_PREFIX = "flow-task"
+#: A @parallel gang's job definition, one per gang (its nodes' commands name their tasks).
+GANG_PREFIX = "flow-gang"
 
 
 @attrs.frozen
@@ -105,8 +107,28 @@ class JobShape:
 
     @property
     def definition_name(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.container_properties(), sort_keys=True).encode()).hexdigest()
-        return f"{NAME_PREFIX}-{digest[:32]}"
+        return f"{NAME_PREFIX}-{_digest(self.container_properties())}"
+
+    def node_properties(self, nodes: Sequence[tuple[list[str], Mapping[str, str]]]) -> dict[str, Any]:
+        """A multi-node job of one node per (command, environment), node 0 the main one.
+
+        Each node's command and environment live in the job definition itself: Batch (and
+        moto) start a multi-node job's containers from it, not from per-job overrides.
+        """
+        ranges = []
+        for index, (command, environment) in enumerate(nodes):
+            container = {**self.container_properties(), "command": list(command),
+                         "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())]}
+            ranges.append({"targetNodes": str(index), "container": container})
+        return {"numNodes": len(nodes), "mainNode": 0, "nodeRangeProperties": ranges}
+
+
+def gang_definition_name(node_properties: Mapping[str, Any]) -> str:
+    return f"{GANG_PREFIX}-{_digest(node_properties)}"
+
+
+def _digest(content: Any) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _int_or_none(value: Any) -> int | None:

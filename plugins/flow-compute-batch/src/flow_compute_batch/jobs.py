@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from flow_core.plugin_api import ConfigError, FlowError
 
-from .job_definition import JobShape
+from .job_definition import JobShape, gang_definition_name
 
 #: Where Batch sends a job's output unless its job definition says otherwise.
 LOG_GROUP = "/aws/batch/job"
@@ -83,20 +83,29 @@ class BatchJobRunner:
             self._definitions[name] = arn
             return arn
 
+    def gang_definition(self, node_properties: Mapping[str, Any]) -> str:
+        """Register a multi-node job definition for one @parallel gang; its ARN."""
+        name = gang_definition_name(node_properties)
+        return self._call("register a multi-node job definition", self.batch.register_job_definition,
+                          jobDefinitionName=name, type="multinode", nodeProperties=dict(node_properties),
+                          tags={"created-by": "flow"})["jobDefinitionArn"]
+
+    def deregister(self, definition: str) -> None:
+        self._call(f"deregister job definition {definition}", self.batch.deregister_job_definition,
+                   jobDefinition=definition)
+
     # -- jobs -------------------------------------------------------------------------------
 
-    def submit(self, name: str, definition: str, command: list[str], environment: Mapping[str, str],
-               queue: str | None = None, timeout_seconds: int | None = None,
-               tags: Mapping[str, str] | None = None) -> str:
-        request: dict[str, Any] = {
-            "jobName": name,
-            "jobQueue": queue or self.queue,
-            "jobDefinition": definition,
-            "containerOverrides": {
+    def submit(self, name: str, definition: str, command: list[str] | None = None,
+               environment: Mapping[str, str] | None = None, queue: str | None = None,
+               timeout_seconds: int | None = None, tags: Mapping[str, str] | None = None) -> str:
+        """Submit a job; a multi-node job's definition already holds its commands (no overrides)."""
+        request: dict[str, Any] = {"jobName": name, "jobQueue": queue or self.queue, "jobDefinition": definition}
+        if command is not None:
+            request["containerOverrides"] = {
                 "command": command,
-                "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
-            },
-        }
+                "environment": [{"name": k, "value": str(v)} for k, v in sorted((environment or {}).items())],
+            }
         if timeout_seconds:
             request["timeout"] = {"attemptDurationSeconds": max(60, int(timeout_seconds))}  # Batch's minimum
         if tags:
