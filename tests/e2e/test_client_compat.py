@@ -187,7 +187,7 @@ def _import(name: str) -> subprocess.CompletedProcess:
     ("kubernetes", "`kubernetes` is Metaflow's Kubernetes compute; Flow has no Kubernetes backend yet"),
     ("conda", "`conda` is Metaflow's per-step Conda environment"),
     ("card", "`card` is Metaflow's @card reports"),
-    ("NBDeployer", "`NBDeployer` is Metaflow's notebook Deployer"),
+    ("exit_hook", "`exit_hook` is Metaflow's @exit_hook"),
 ])
 def test_a_metaflow_name_flow_lacks_fails_with_one_sentence(name, says):
     result = _import(name)
@@ -206,7 +206,7 @@ def test_missing_names_are_import_errors_and_hasattr_stays_false():
         flow_core.kubernetes  # noqa: B018
     with pytest.raises(ImportError, match="cannot import name 'no_such_name'"):
         from flow_core import no_such_name  # noqa: F401
-    for name in ("conda", "pypi", "card", "airflow", "NBDeployer", "argo_workflows",
+    for name in ("conda", "pypi", "card", "airflow", "exit_hook", "argo_workflows",
                  "conda_base", "pypi_base", "uv", "kubernetes"):
         with pytest.raises(ImportError) as missing:
             exec(f"from flow_core import {name}", {})

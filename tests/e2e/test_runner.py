@@ -160,3 +160,58 @@ def test_deployer_deploys_triggers_and_deletes_on_the_local_scheduler(write_flow
     assert deployed.delete() is True
     with pytest.raises(RuntimeError, match="is not deployed to the local scheduler"):
         deployed.trigger()
+
+
+NB_DEPLOYED = """
+    from flow_core import FlowSpec, NBDeployer, Parameter, current, step
+
+    FACTOR = 10
+    print("the notebook's own statement")
+
+    class CellNightly(FlowSpec):
+        size = Parameter("size", default=2)
+
+        @step
+        def start(self):
+            self.namespace_seen = current.namespace
+            self.next(self.end)
+
+        @step
+        def end(self):
+            self.result = self.size * FACTOR
+
+    deployer = NBDeployer(CellNightly, show_output=False)
+    deployed = deployer.local().create(tags=["team:nb"])
+    triggered = deployed.trigger(size=4)
+    run = triggered.wait_for_run(check_interval=0.2, timeout=60)
+    import time
+    deadline = time.time() + 120
+    while triggered.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    print("status", triggered.status, run.pathspec == triggered.pathspec)
+    print("result", triggered.run.data.result, "team:nb" in triggered.run.tags)
+    print("namespace", triggered.run["start"].task.data.namespace_seen == "production:" + deployed.production_token)
+    print("deleted", deployed.delete())
+    print("deployed file runs the notebook", "NBDeployer(" in open(deployer.flow_file).read())
+    deployer.cleanup()
+    import os
+    print("file left", os.path.exists(deployer.flow_file))
+"""
+
+
+def test_nbdeployer_deploys_a_flow_class_defined_outside_a_file_of_its_own(write_flow, python_flow):
+    import inspect
+
+    from flow_core import NBDeployer
+
+    assert list(inspect.signature(NBDeployer).parameters) == [
+        "flow", "show_output", "profile", "env", "base_dir", "file_read_timeout", "kwargs"]
+    notebook = write_flow("notebook.py", NB_DEPLOYED)
+    done = python_flow(notebook)
+    assert done.returncode == 0, done.stderr
+    assert "status succeeded True" in done.stdout
+    assert "result 40 True" in done.stdout
+    assert "namespace True" in done.stdout
+    assert "deleted True" in done.stdout and "file left False" in done.stdout
+    assert "deployed file runs the notebook False" in done.stdout
+    assert done.stdout.count("the notebook's own statement") == 1  # not run again by the deployed flow

@@ -48,7 +48,7 @@ _CLIENT_NAMES = {
 
 
 #: The Runner API, imported on first use (it drives the command line in subprocesses).
-_RUNNER_NAMES = {"Deployer", "NBRunner", "Runner"}
+_RUNNER_NAMES = {"Deployer", "NBDeployer", "NBRunner", "Runner"}
 
 
 #: The built-in decorators' exceptions, which @catch records under these public names.

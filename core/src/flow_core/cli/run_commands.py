@@ -3,6 +3,8 @@ runtime alive, ``init`` (the run and its parameters) and ``step`` (one task)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,6 +13,7 @@ import click
 from flow_core.backends.selection import Backends
 from flow_core.cli.flow_setup import config_attributes, prepare_flow
 from flow_core.cli.state import CliState, flow_options, my_latest_run_id
+from flow_core.client.namespace import TASK_NAMESPACE_VARIABLE
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.resume import ResumePlan
 from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, PARAMETERS_STEP, create_run, store_parameters
@@ -43,6 +46,12 @@ def checked_text(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+_namespace_option = click.option(
+    "--namespace", "user_namespace", default=None, callback=checked_text, metavar="TAG",
+    help="The Client API's namespace inside the run's steps, instead of the run's own (user:<you>); "
+         "--namespace= (empty) is the global namespace. The run's tags do not change.")
+
+
 def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--compute", default=None, help="Compute backend for every step (METAFLOW_DEFAULT_COMPUTE)."),
@@ -55,9 +64,17 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="Attach a step decorator to every step, e.g. --with retry:times=2."),
         click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
                      help="Write the run id to this file as soon as it is known."),
+        _namespace_option,
     ]):
         function = option(function)
     return function
+
+
+def _task_namespace(state: CliState, user_namespace: str | None) -> None:
+    """Hand ``--namespace`` to the run's tasks through their environment. Set even when not
+    given: a run started from a step of another must not inherit that run's choice."""
+    chosen = "" if user_namespace is None else json.dumps(user_namespace or None)
+    state.overrides[TASK_NAMESPACE_VARIABLE] = chosen
 
 
 def _options_of(state: CliState, kw: dict[str, Any]) -> RunOptions:
@@ -85,6 +102,7 @@ def parameter_values(state: CliState, kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--production-token", default=None, hidden=True, callback=checked_text)
 @pass_state
 def run(state: CliState, **kw: Any) -> None:
+    _task_namespace(state, kw.pop("user_namespace"))
     flow = state.flow
     graph = flow.graph()
     prepare_flow(state)
@@ -101,6 +119,7 @@ def run(state: CliState, **kw: Any) -> None:
 @flow_options
 @pass_state
 def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **kw: Any) -> None:
+    _task_namespace(state, kw.pop("user_namespace"))
     flow = state.flow
     prepare_flow(state, origin_configs(state, origin_run_id) if flow_configs(flow.cls) else None)
     graph = flow.graph()
@@ -181,11 +200,14 @@ def origin_configs(state: CliState, origin_run_id: str | None) -> dict[str, Any]
 @click.option("--max-user-code-retries", type=int, default=0)
 @click.option("--tag", "tags", multiple=True, callback=checked_tags)
 @click.option("--with", "decospecs", multiple=True)
+@_namespace_option
 @pass_state
 def step(state: CliState, step_name: str, flow_name: str | None, run_id: str, task_id: str, input_paths: str,
          split_index: int | None, retry_count: int, max_user_code_retries: int, tags: tuple[str, ...],
-         decospecs: tuple[str, ...]) -> int:
+         decospecs: tuple[str, ...], user_namespace: str | None) -> int:
     flow = state.flow
+    if user_namespace is not None:  # as Metaflow's step --namespace, for an orchestrator
+        os.environ[TASK_NAMESPACE_VARIABLE] = json.dumps(user_namespace or None)
     args = TaskArguments(
         flow_file=flow.file, step_name=step_name, flow_name=flow_name or flow.name,
         run_id=run_id, task_id=task_id,

@@ -8,6 +8,7 @@ metadata service without a change.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -22,6 +23,11 @@ from flow_core.plugin.registry import current_settings
 
 _UNSET: Any = object()
 _namespace: Any = _UNSET
+
+#: Set in every task's environment by ``run --namespace`` (as JSON: a tag, or null for the
+#: global namespace; empty when not given): the namespace the Client API starts in inside the
+#: run's tasks. It changes what the steps see, not the run's own tags or ``current.namespace``.
+TASK_NAMESPACE_VARIABLE = "FLOW_TASK_NAMESPACE"
 
 
 @attrs.frozen
@@ -66,10 +72,25 @@ def namespace(ns: str | None) -> str | None:
     return ns
 
 
+def _task_namespace() -> Any:
+    """The namespace ``run --namespace`` chose for this task; ``_UNSET`` when none was (or
+    outside a task)."""
+    given = os.environ.get(TASK_NAMESPACE_VARIABLE, "") if current.is_running_flow else ""
+    try:
+        chosen = json.loads(given) if given else _UNSET
+    except ValueError:
+        return _UNSET
+    return chosen if chosen is None or (isinstance(chosen, str) and chosen) else _UNSET
+
+
 def get_namespace() -> str | None:
     """The namespace in force (None when global)."""
+    global _namespace
     if _namespace is _UNSET:
-        return default_namespace()
+        chosen = _task_namespace()
+        if chosen is _UNSET:
+            return default_namespace()
+        _namespace = chosen
     return _namespace
 
 

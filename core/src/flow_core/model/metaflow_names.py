@@ -31,8 +31,6 @@ METAFLOW_NAMES: dict[str, str] = {
                "from a Flow checkout, pip install ./plugins/flow-secrets-aws",
     "S3": "Metaflow's S3 client (metaflow.S3); in Flow it comes with the flow-datastore-s3 plugin: "
           "from a Flow checkout, pip install ./plugins/flow-datastore-s3",
-    "NBDeployer": "Metaflow's notebook Deployer; Flow has none yet — deploy with "
-                  "`python flow.py step-functions create` (the flow-sched-sfn plugin)",
     "argo_workflows": "Metaflow's Argo Workflows scheduler; Flow has none — use AWS Step Functions "
                       "from the flow-sched-sfn plugin",
     "airflow": "Metaflow's Airflow scheduler; Flow has none — use AWS Step Functions from the flow-sched-sfn plugin",

@@ -10,7 +10,9 @@ click commands: the mapping is a small fixed table.
   ``config_value={"name": {...}}`` → ``--config-value name '{...}'``.
 - run options (``.run(...)``/``.resume(...)``): ``tags=["a", "b"]`` → ``--tag a --tag b``,
   ``max_workers=4`` → ``--max-workers 4``, ``max_num_splits``, ``compute``;
-  ``decospecs=["retry"]`` (Metaflow's name; ``with_`` too) → ``--with retry``; for ``resume``,
+  ``decospecs=["retry"]`` (Metaflow's name; ``with_`` too) → ``--with retry``;
+  ``user_namespace="user:alice"`` (Metaflow's name for ``run --namespace``) → ``--namespace=user:alice``,
+  ``user_namespace=""`` → ``--namespace=`` (the global namespace inside the steps); for ``resume``,
   ``origin_run_id`` → ``--origin-run-id`` and ``step_to_rerun`` → the STEP argument.
 - anything else given to ``run`` is a flow parameter: ``alpha=5`` → ``--alpha 5``, a list or
   dict as JSON, ``True``/``False`` as text.
@@ -35,7 +37,7 @@ _PAIR_OPTIONS = {"config", "config_value"}
 TOP_LEVEL = {"metadata", "datastore", "branch", "quiet", "verbose", "debug", "production", "config",
              "config_value", "decospecs", "with_"}
 RUN_OPTIONS = {"tags", "max_workers", "max_num_splits", "compute", "decospecs", "with_", "branch", "production",
-               "config", "config_value"}
+               "config", "config_value", "user_namespace"}
 RESUME_OPTIONS = RUN_OPTIONS | {"origin_run_id", "step_to_rerun"}
 
 
@@ -80,6 +82,8 @@ def options(kwargs: Mapping[str, Any], allowed: set[str], what: str, parameters:
         elif key in ("decospecs", "with_"):
             for spec in _many(value):
                 words += ["--with", str(spec)]
+        elif key == "user_namespace":
+            words.append(f"--namespace={value}")  # one word, so that the empty (global) one survives
         elif key == "step_to_rerun":
             words.insert(0, str(value))  # resume's STEP argument, before its options
     return words
