@@ -49,11 +49,14 @@ def test_unknown_backend_names_it_the_installed_ones_and_a_package(plugin_regist
     assert "no installed plugin provides it; `flow plugins` lists what is installed" in message
 
 
-def test_a_known_backend_names_its_distribution_and_whether_it_is_installed(plugin_registry, monkeypatch):
+def test_a_known_backend_names_its_distribution_and_whether_it_is_installed(monkeypatch):
     import importlib.metadata
 
+    from flow_core.plugin.settings import Settings
+
+    plugin_registry = load_plugins(Settings(overrides={"METAFLOW_DISABLE_PLUGINS": "flow-sched-sfn"}))
     with pytest.raises(BackendNotInstalled, match=r"flow-sched-sfn \S+ is installed but did not register it"):
-        plugin_registry.backend_class("scheduler", "step-functions")  # the plugin declares settings only
+        plugin_registry.backend_class("scheduler", "step-functions")  # installed, but not loaded
 
     def absent(name):
         raise importlib.metadata.PackageNotFoundError(name)

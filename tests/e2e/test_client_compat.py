@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from flow_core import Flow, Run, Step, Task, client
+from flow_core import Flow, Run, Task, client
 from flow_core.client.namespace import backends
 from flow_core.testing import run_id_of
 

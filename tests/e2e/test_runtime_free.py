@@ -213,3 +213,35 @@ def test_resume_continues_a_run_made_task_by_task(orchestrated):
     assert shape_of(f"Shapes/{new_run}").endswith("140 [10, 40, 90] ['left', 'right'] 10")
     origin = client(f'print(Run("Shapes/{new_run}").origin_pathspec)')
     assert origin == f"Shapes/{run}"
+
+
+def test_an_orchestrator_passes_parameters_as_json_and_joins_a_foreach_by_task_id_prefix(orchestrated):
+    """Step Functions' shape: parameters in one JSON argument, tasks named by foreach position
+    (``sfn-0``...), and the join naming its parents as ``RUN/body/sfn-*``: a task of the step
+    outside that prefix is not one of them."""
+    run = "sfn-prefix"
+
+    def step(name: str, task_id: str, inputs: str, *extra: str) -> subprocess.CompletedProcess:
+        return orchestrated("step", orchestrated.file, name, "--run-id", run, "--task-id", task_id,
+                            "--input-paths", inputs, *extra)
+
+    orchestrated("init", orchestrated.file, "--run-id", run, "--parameters-json", '{"alpha": "10"}')
+    step("start", "sfn", f"{run}/_parameters/params")
+    step("right", "sfn", f"{run}/start/sfn")
+    step("left", "sfn", f"{run}/start/sfn")
+    step("meet", "sfn", f"{run}/left/sfn,{run}/right/sfn")
+    step("fan", "sfn", f"{run}/meet/sfn")
+    for index in (1, 0, 2):
+        step("body", f"sfn-{index}", f"{run}/fan/sfn", "--split-index", str(index))
+    step("body", "other-0", f"{run}/fan/sfn", "--split-index", "0")  # not of this foreach
+    step("gather", "sfn", f"{run}/body/sfn-*")
+    step("end", "sfn", f"{run}/gather/sfn")
+    assert shape_of(f"Shapes/{run}").endswith("140 [10, 40, 90] ['left', 'right'] 10")
+
+
+def test_parameters_json_naming_no_parameter_is_refused_in_one_sentence(orchestrated):
+    result = orchestrated("init", orchestrated.file, "--run-id", "sfn-bad-json", "--parameters-json",
+                          '{"beta": "1"}', check=False)
+    assert result.returncode == 2
+    assert "'beta', which is not a parameter of Shapes (it has alpha)" in result.stderr
+    assert "Traceback" not in result.stderr

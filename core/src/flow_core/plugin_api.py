@@ -21,8 +21,10 @@ from flow_core.backends.records import (
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
 from flow_core.backends.selection import Backends
 from flow_core.backends.storage import Blob, StorageBackend
+from flow_core.cli.deploy_commands import deploy_request, given_parameters
 from flow_core.cli.state import CliState, FlowTarget
 from flow_core.engine.code_package import CodePackage
+from flow_core.engine.run_start import task_environment
 from flow_core.errors import (
     BlobNotFound,
     ConfigError,
@@ -53,11 +55,13 @@ __all__ = [
     "DecoratorError",
     "Deployment",
     "DeployRequest",
+    "deploy_request",
     "FAILED",
     "FlowDecorator",
     "FlowError",
     "FlowRecord",
     "FlowTarget",
+    "given_parameters",
     "Gang",
     "hookimpl",
     "MetadataBackend",
@@ -81,4 +85,5 @@ __all__ = [
     "TaskHandle",
     "TaskRecord",
     "TaskSpec",
+    "task_environment",
 ]

@@ -4,7 +4,7 @@ import itertools
 import os
 
 import pytest
-from flow_compute_batch.testing import DockerEngine, MotoServer, TaskImage, create_job_queue
+from flow_compute_batch.testing import MotoServer, TaskImage, create_job_queue, shared_docker_engine
 from flow_core.plugin_api import Backends, CodePackage
 from flow_datastore_s3.testing import SeaweedS3
 
@@ -22,7 +22,7 @@ def seaweed(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory):
-    with DockerEngine(tmp_path_factory.mktemp("logs") / "dockerd.log") as engine:
+    with shared_docker_engine(tmp_path_factory.mktemp("logs") / "dockerd.log") as engine:
         yield engine
 
 

@@ -10,7 +10,8 @@ import time
 
 import boto3
 import pytest
-from flow_compute_batch.compute import BOOTSTRAP_SOURCE, BatchCompute
+from flow_compute_batch.api import BOOTSTRAP_SOURCE
+from flow_compute_batch.compute import BatchCompute
 from flow_compute_batch.jobs import LOG_GROUP, BatchJobRunner, failure_reason
 from flow_core.plugin_api import Backends, Resources, Settings, TaskSpec
 from flow_core.testing import last_error

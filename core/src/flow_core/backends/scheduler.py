@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 import attrs
 
 if TYPE_CHECKING:
+    from flow_core.backends.compute import TaskSpec
     from flow_core.backends.selection import Backends
     from flow_core.model.graph import FlowGraph
     from flow_core.plugin.settings import Settings
@@ -32,6 +33,11 @@ class DeployRequest:
     tags: tuple[str, ...] = ()
     #: ``cron`` expression from ``@schedule``, if any.
     schedule: str | None = None
+    #: Each step's first task as its decorators shape it (compute, resources, retries, time
+    #: limit), with placeholder ids: what a scheduler compiles into its own terms.
+    steps: Mapping[str, "TaskSpec"] = attrs.field(factory=dict)
+    #: Options of the scheduler's own command line (``--max-workers``, ``--authorize``...).
+    options: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

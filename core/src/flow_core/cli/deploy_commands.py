@@ -12,6 +12,7 @@ import click
 from flow_core.backends.scheduler import DeployRequest
 from flow_core.cli.flow_setup import prepare_flow
 from flow_core.cli.state import CliState, flow_options
+from flow_core.engine.step_specs import decorate_steps, first_task_specs
 from flow_core.model.config import Config
 from flow_core.model.decorators import flow_decorators
 from flow_core.model.parameters import flow_parameters
@@ -27,14 +28,27 @@ _scheduler_option = click.option("--scheduler", default=None,
 @click.pass_obj
 def deploy(state: CliState, scheduler: str | None, tags: tuple[str, ...]) -> None:
     flow = state.flow
-    prepare_flow(state)
+    request = deploy_request(state, tags)
     backend = state.backends().scheduler(scheduler)
-    deployment = backend.deploy(DeployRequest(flow.file, flow.name, flow.graph(), tuple(tags),
-                                              schedule=_schedule(flow.cls)))
+    deployment = backend.deploy(request)
     state.console().info(
         f"Deployed {deployment.flow_name} to the {backend.name} scheduler; its runs are in namespace "
         f"{deployment.namespace}. Start one with: flow trigger {Path(flow.file).name}"
     )
+
+
+def deploy_request(state: CliState, tags: tuple[str, ...] = (), **options: Any) -> DeployRequest:
+    """What a scheduler needs to deploy the command's flow, its decorators checked first;
+    ``options`` are the scheduler's own command-line options, for a plugin's command."""
+    flow = state.flow
+    prepare_flow(state)
+    graph = flow.graph()
+    backends = state.backends()
+    decorators = decorate_steps(flow.cls, graph, tuple(state.decospecs), backends.step_decorators)
+    steps = first_task_specs(graph, decorators, flow.file, flow.name, backends.settings.backend_name("compute"),
+                             tuple(state.decospecs))
+    return DeployRequest(flow.file, flow.name, graph, tuple(tags), schedule=_schedule(flow.cls), steps=steps,
+                         options=options)
 
 
 def _schedule(flow_cls: type) -> str | None:
@@ -49,16 +63,23 @@ def _schedule(flow_cls: type) -> str | None:
 @_scheduler_option
 @click.pass_obj
 def trigger(state: CliState, scheduler: str | None, **kw: Any) -> None:
+    backend = state.backends().scheduler(scheduler)
+    ref = backend.trigger(state.flow.name, given_parameters(state, kw))
+    state.console().info(f"Triggered {ref} on the {backend.name} scheduler.")
+
+
+def given_parameters(state: CliState, kw: dict[str, Any]) -> dict[str, str]:
+    """The flow's parameters a command's options gave, by parameter name, as text; what the
+    user left out, the run's own defaults fill in. For a command that passes them on to a
+    run (``trigger``, or a plugin's command with ``passes_flow_parameters``)."""
     given = {}
     for attribute, parameter in flow_parameters(state.flow.cls).items():
         if isinstance(parameter, Config):
             continue
         value = kw.get(f"param_{attribute}")
-        if value is not None:  # what the user left out, the run's own defaults fill in
+        if value is not None:
             given[parameter.name] = value if isinstance(value, str) else json.dumps(value)
-    backend = state.backends().scheduler(scheduler)
-    ref = backend.trigger(state.flow.name, given)
-    state.console().info(f"Triggered {ref} on the {backend.name} scheduler.")
+    return given
 
 
 @click.command(help="Remove the flow's deployment. Its past runs stay.")

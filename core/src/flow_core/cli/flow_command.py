@@ -90,8 +90,20 @@ def make_flow_cli(flow_cls: type, flow_file: str, forwarded: bool = False) -> cl
     for command in flow_commands():
         if command.name in TAKES_PARAMETERS | PASSES_PARAMETERS:
             command = with_parameter_options(command, flow_cls, passed_on=command.name in PASSES_PARAMETERS)
-        flow_group.add_command(command)
+        flow_group.add_command(_plugin_parameter_options(command, flow_cls))
     return flow_group
+
+
+def _plugin_parameter_options(command: click.Command, flow_cls: type) -> click.Command:
+    """A plugin's command (or a group's sub-command) that sets ``passes_flow_parameters``
+    gets the flow's parameters as options, as ``trigger`` does."""
+    if getattr(command, "passes_flow_parameters", False):
+        return with_parameter_options(command, flow_cls, passed_on=True)
+    if isinstance(command, click.Group):
+        group = copy.copy(command)
+        group.commands = {name: _plugin_parameter_options(sub, flow_cls) for name, sub in command.commands.items()}
+        return group
+    return command
 
 
 def main_for_flow(flow_cls: type, flow_file: str) -> None:

@@ -142,13 +142,19 @@ def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **
 @click.option("--origin-run-id", default=None, hidden=True, callback=checked_text)
 @click.option("--run-id-file", type=click.Path(dir_okay=False), default=None,
               help="Write the run id to this file.")
+@click.option("--parameters-json", default=None, callback=checked_text, metavar="JSON",
+              help='Parameters as one JSON object of names to values, {"alpha": "5"}, as an orchestrator '
+                   "passes them; each value is read as on the command line, and an option typed on the "
+                   "command line wins.")
 @flow_options
 @pass_state
 def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...], production_token: str | None,
-         origin_run_id: str | None, run_id_file: str | None, **kw: Any) -> None:
+         origin_run_id: str | None, run_id_file: str | None, parameters_json: str | None, **kw: Any) -> None:
     flow = state.flow
     prepare_flow(state)
     flow.graph()
+    if parameters_json:
+        _parameters_from_json(state, parameters_json, kw)
     values = parameter_values(state, kw)
     backends = state.backends()
     record = create_run(backends.metadata, flow.name, backends.settings.user, tags, production_token,
@@ -158,6 +164,30 @@ def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...
     if run_id_file:
         Path(run_id_file).write_text(record.run_id)
     state.console().result(f"{flow.name}/{path}")
+
+
+def _parameters_from_json(state: CliState, text: str, kw: dict[str, Any]) -> None:
+    """Fill ``kw``'s ``param_*`` options from ``--parameters-json``, converted by each option
+    as if typed on the command line."""
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"is not JSON ({exc})", param_hint="--parameters-json") from None
+    if not isinstance(given, dict):
+        raise click.BadParameter("must be a JSON object of parameter names to values",
+                                 param_hint="--parameters-json")
+    ctx = click.get_current_context()
+    options = {param.name: param for param in ctx.command.params}
+    by_name = {parameter.name: attribute for attribute, parameter in flow_parameters(state.flow.cls).items()
+               if not isinstance(parameter, Config)}
+    for name, value in given.items():
+        if name not in by_name:
+            raise click.BadParameter(f"names {name!r}, which is not a parameter of {state.flow.name} "
+                                     f"(it has {', '.join(sorted(by_name)) or 'none'})", param_hint="--parameters-json")
+        key = f"param_{by_name[name]}"
+        if ctx.get_parameter_source(key) != click.core.ParameterSource.COMMANDLINE:
+            raw = value if isinstance(value, str) else json.dumps(value)
+            kw[key] = options[key].process_value(ctx, raw)
 
 
 def origin_configs(state: CliState, origin_run_id: str | None) -> dict[str, Any] | None:

@@ -6,7 +6,9 @@ the datastore as a content-addressed blob and the command line carries ``@<key>`
 which every compute backend can resolve, since every task reaches the datastore.
 
 An orchestrator that cannot know its parents' ids (the tasks of a foreach it fanned out)
-writes ``RUN/STEP/*`` instead: every successful task of that step, found through metadata.
+writes ``RUN/STEP/*`` instead: every successful task of that step, found through metadata;
+or ``RUN/STEP/PREFIX*``, those whose ids start with ``PREFIX`` (the iterations of one inner
+foreach, when the orchestrator names tasks by their foreach position).
 """
 
 from __future__ import annotations
@@ -44,20 +46,22 @@ def unpack_input_paths(cas: ContentAddressedStore, paths: Sequence[str]) -> tupl
 
 
 def has_step_wildcard(paths: Sequence[str]) -> bool:
-    return any(path.endswith("/" + EVERY_TASK) for path in paths)
+    return any(path.endswith(EVERY_TASK) for path in paths)
 
 
 def resolve_step_wildcards(metadata: MetadataBackend, flow_name: str, paths: Sequence[str]) -> tuple[str, ...]:
-    """Replace each ``RUN/STEP/*`` with the paths of that step's successful tasks."""
+    """Replace each ``RUN/STEP/*`` (or ``RUN/STEP/PREFIX*``) with the paths of that step's
+    successful tasks (whose ids start with ``PREFIX``)."""
     out: list[str] = []
     for path in paths:
         run_id, _, rest = path.partition("/")
         step_name, _, task_id = rest.partition("/")
-        if task_id != EVERY_TASK:
+        if not task_id.endswith(EVERY_TASK):
             out.append(path)
             continue
+        prefix = task_id[:-len(EVERY_TASK)]
         found = [f"{run_id}/{step_name}/{task.task_id}" for task in metadata.list_tasks(flow_name, run_id, step_name)
-                 if task.status == SUCCEEDED]
+                 if task.status == SUCCEEDED and task.task_id.startswith(prefix)]
         if not found:
             raise NotFound(f"input path {path}: step {flow_name}/{run_id}/{step_name} has no successful task")
         out.extend(found)

@@ -34,8 +34,8 @@ from flow_core.engine.input_paths import pack_input_paths
 from flow_core.engine.metadata_path import apply_stored_records, route_environment, writes_through_datastore
 from flow_core.engine.resume import ResumePlan
 from flow_core.engine.run_start import PARAMETERS_STEP, create_run, store_parameters, task_environment
+from flow_core.engine.step_specs import decorate_steps, first_task_specs
 from flow_core.errors import ConfigError, FlowError, RunFailed
-from flow_core.model.decorators import StepDecorator, step_decorators
 from flow_core.model.foreach import Stack, child_stack, iteration_key
 from flow_core.model.graph import FOREACH, JOIN, START, SWITCH, FlowGraph
 from flow_core.model.parallel import Gang, gang_environment
@@ -107,12 +107,7 @@ class Runtime:
         self.max_workers = options.max_workers or os.cpu_count() or 1
         self.default_compute = options.compute or self.settings.backend_name("compute")
         # Select every backend and check every decorator before anything runs.
-        self.decorators: dict[str, list[StepDecorator]] = {}
-        for node in graph:
-            self.decorators[node.name] = step_decorators(flow_cls, node.name, options.decospecs,
-                                                         backends.step_decorators)
-            for decorator in self.decorators[node.name]:
-                decorator.step_init(flow_cls, graph, node.name)
+        self.decorators = decorate_steps(flow_cls, graph, options.decospecs, backends.step_decorators)
         self.storage = backends.storage
         self.datastore = FlowDataStore(self.storage)
         self.metadata: MetadataBackend = backends.metadata
@@ -140,14 +135,9 @@ class Runtime:
         """Build every compute backend the run uses, and refuse a step sent to remote compute
         with a datastore that only this machine reaches, or a @parallel gang sent to a remote
         compute that cannot start one, before anything runs."""
-        probes = []
-        for node in self.graph:
-            probe = TaskSpec(flow_file=self.flow_file, flow_name=self.flow_name, run_id="0", step_name=node.name,
-                             task_id="0", compute=self.default_compute)
-            for decorator in self.decorators[node.name]:
-                probe = decorator.runtime_task_spec(probe)
-            # Built now, so that their settings are checked up front.
-            probes.append((node, probe, self.backends.compute(probe.compute)))
+        specs = first_task_specs(self.graph, self.decorators, self.flow_file, self.flow_name, self.default_compute)
+        # Built now, so that their settings are checked up front.
+        probes = [(node, specs[node.name], self.backends.compute(specs[node.name].compute)) for node in self.graph]
         for node, probe, compute in probes:
             if node.parallel_step and compute.remote and not compute.runs_gangs:
                 raise ConfigError(f"step '{node.name}' is @parallel, and the {probe.compute} compute cannot start "

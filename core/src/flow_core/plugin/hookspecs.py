@@ -191,6 +191,10 @@ def flow_flow_commands() -> "list[click.Command]":
         @hookimpl
         def flow_flow_commands():
             return [lines]
+
+    A command (or a group's sub-command) with ``passes_flow_parameters = True`` gets one
+    option per flow parameter, none required, as ``trigger`` has; `flow_core.plugin_api.given_parameters`
+    turns its keyword arguments into the parameters given.
     """
 
 

@@ -6,6 +6,9 @@ library, and boto3 to read S3. Arguments::
 
     <s3 url of the package> <its sha256> <requirements as JSON> -- <the task command line>
 
+The command line may be several, joined by a lone ``&&`` argument (``flow init … && flow
+step …``): each runs in turn, and the first to fail ends the job with its exit status.
+
 A requirement the image lacks is installed with pip first, so a stock Python image works;
 an image that already has them (the usual case in production) starts the task at once. A
 task of a @parallel gang learns here the address of its gang's main node.
@@ -84,8 +87,24 @@ def main(argv):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p), PYTHONUNBUFFERED="1")
     if "MF_PARALLEL_NUM_NODES" in env:
         env["MF_PARALLEL_MAIN_IP"] = main_node_address()
+    *first, last = split_commands(command)
+    for each in first:
+        sys.stdout.flush()
+        status = subprocess.run(each, env=env).returncode
+        if status != 0:
+            sys.exit(status)
     sys.stdout.flush()
-    os.execvpe(command[0], command, env)
+    os.execvpe(last[0], last, env)
+
+
+def split_commands(words):
+    commands = [[]]
+    for word in words:
+        if word == "&&":
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    return [command for command in commands if command]
 
 
 if __name__ == "__main__":

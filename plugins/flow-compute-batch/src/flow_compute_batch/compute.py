@@ -8,12 +8,9 @@ job's CloudWatch log lines while it runs, and reports the end with Batch's reaso
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -29,13 +26,12 @@ from flow_core.plugin_api import (
     TaskSpec,
 )
 
-from . import bootstrap
+from .api import container_command, container_environment, default_image, job_queue
 from .decorator import RESOURCES_KEY
 from .job_definition import JobShape
 from .jobs import TERMINAL, BatchJobRunner, failure_reason, job_name
 
 DISTRIBUTION = "flow-compute-batch"
-BOOTSTRAP_SOURCE = Path(bootstrap.__file__).read_text()
 SUBMIT_WORKERS = 8
 MIN_POLL_SECONDS = 1.0
 MAX_POLL_SECONDS = 5.0
@@ -101,9 +97,7 @@ class BatchCompute(ComputeBackend):
 
     @classmethod
     def from_settings(cls, settings: Settings, backends: Backends) -> "BatchCompute":
-        queue = settings.require("METAFLOW_BATCH_JOB_QUEUE", "set it to the AWS Batch job queue tasks run in")
-        image = settings.get("METAFLOW_BATCH_CONTAINER_IMAGE") or f"python:{sys.version_info[0]}.{sys.version_info[1]}"
-        return cls(backends, BatchJobRunner(queue), image,
+        return cls(backends, BatchJobRunner(job_queue(settings)), default_image(settings),
                    settings.get("METAFLOW_ECS_S3_ACCESS_IAM_ROLE"))
 
     # -- submitting ---------------------------------------------------------------------------
@@ -182,9 +176,8 @@ class BatchCompute(ComputeBackend):
 
     def _container_command(self, spec: TaskSpec, package: CodePackage, url: str) -> tuple[list[str], dict[str, str]]:
         """The container's command line (the bootstrap, then the task) and environment."""
-        command = ["python3", "-c", BOOTSTRAP_SOURCE, url, package.sha256, json.dumps(package.requirements),
-                   "--", *spec.command(python="python3", flow_file=package.flow_file)]
-        return command, {**spec.environment, **package.task_environment(self.storage), "PYTHONUNBUFFERED": "1"}
+        return (container_command(package, url, spec.command(python="python3", flow_file=package.flow_file)),
+                container_environment(spec.environment, package, self.storage))
 
     def _terminate(self, job: _Job) -> None:
         with self._lock:

@@ -21,6 +21,8 @@ DEFAULT_MEMORY = 4096
 NAME_PREFIX = "flow-task"
 #: A @parallel gang's job definition, one per gang (its nodes' commands name their tasks).
 GANG_PREFIX = "flow-gang"
+#: A job definition holding its command (an orchestrator's step, whose jobs pass only parameters).
+FIXED_PREFIX = "flow-step"
 
 
 @attrs.frozen
@@ -125,6 +127,16 @@ class JobShape:
 
 def gang_definition_name(node_properties: Mapping[str, Any]) -> str:
     return f"{GANG_PREFIX}-{_digest(node_properties)}"
+
+
+def fixed_definition(shape: JobShape, command: Sequence[str],
+                     environment: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """The name and container properties of a job definition that holds its command and
+    environment itself (an orchestrator's step, whose jobs pass only ``Ref::`` parameters).
+    The name is the content's digest: known without asking AWS, shared by equal content."""
+    properties = {**shape.container_properties(), "command": list(command),
+                  "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())]}
+    return f"{FIXED_PREFIX}-{_digest(properties)}", properties
 
 
 def _digest(content: Any) -> str:

@@ -66,7 +66,12 @@ class BatchJobRunner:
 
     def job_definition(self, shape: JobShape) -> str:
         """The ARN of the active job definition for ``shape``, registered on first use."""
-        name = shape.definition_name
+        return self._active_definition(shape.definition_name, "container",
+                                       containerProperties=shape.container_properties())
+
+    def _active_definition(self, name: str, kind: str, **content: Any) -> str:
+        """The ARN of the active definition ``name``, registered with ``content`` unless it exists
+        (a name carries its content's digest, so an existing one holds the same)."""
         with self._lock:
             if name in self._definitions:
                 return self._definitions[name]
@@ -75,13 +80,15 @@ class BatchJobRunner:
             if found:
                 arn = max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
             else:
-                arn = self._call(
-                    "register a job definition", self.batch.register_job_definition,
-                    jobDefinitionName=name, type="container", containerProperties=shape.container_properties(),
-                    tags={"created-by": "flow"},
-                )["jobDefinitionArn"]
+                arn = self._call("register a job definition", self.batch.register_job_definition,
+                                 jobDefinitionName=name, type=kind, tags={"created-by": "flow"},
+                                 **content)["jobDefinitionArn"]
             self._definitions[name] = arn
             return arn
+
+    def fixed_definition(self, name: str, container_properties: Mapping[str, Any]) -> str:
+        """The ARN of the job definition ``name`` (see `fixed_definition`), registered on first use."""
+        return self._active_definition(name, "container", containerProperties=dict(container_properties))
 
     def gang_definition(self, node_properties: Mapping[str, Any]) -> str:
         """Register a multi-node job definition for one @parallel gang; its ARN."""

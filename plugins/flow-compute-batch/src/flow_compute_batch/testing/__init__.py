@@ -8,8 +8,8 @@ need the test extras of this package (moto, docker) and, for the engine, root wi
 ``docker.io`` and ``debootstrap``.
 """
 
-from .docker_engine import DockerEngine
+from .docker_engine import DockerEngine, shared_docker_engine
 from .moto_server import MotoServer, create_job_queue
 from .task_image import TaskImage
 
-__all__ = ["DockerEngine", "MotoServer", "TaskImage", "create_job_queue"]
+__all__ = ["DockerEngine", "MotoServer", "TaskImage", "create_job_queue", "shared_docker_engine"]

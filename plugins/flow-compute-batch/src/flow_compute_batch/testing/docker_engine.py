@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from flow_core.testing.servers import ChildServer
 
@@ -57,3 +59,22 @@ class DockerEngine(ChildServer):
     def stop(self) -> None:
         super().stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_shared: list[DockerEngine] = []
+_users = [0]
+
+
+@contextmanager
+def shared_docker_engine(log_file: Path) -> Iterator[DockerEngine]:
+    """One engine for the whole test session, whichever plugins' tests ask for it (each
+    conftest's session fixture is its own): started by the first, stopped after the last."""
+    if not _shared:
+        _shared.append(DockerEngine(log_file).start())
+    _users[0] += 1
+    try:
+        yield _shared[0]
+    finally:
+        _users[0] -= 1
+        if _users[0] == 0:
+            _shared.pop().stop()

@@ -45,12 +45,22 @@ class MotoServer(ChildServer):
             env.update(DOCKER_HOST=self.docker_host, MOTO_DOCKER_NETWORK_MODE="host")
         if self.fail_jobs:
             env["MOTO_SIMPLE_BATCH_FAIL_AFTER"] = "0"
-        self.launch([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], env=env)
+        env.update(self.launch_environment())
+        self.launch([*self.launch_command(), "-H", "127.0.0.1", "-p", str(self.port)], env=env)
         self.wait_until(lambda: http_answers(f"{self.endpoint_url}/moto-api/", timeout=2), timeout,
                         where=self.endpoint_url, interval=0.2)
         if not self.docker_host:
             self._post("/moto-api/config", {"batch": {"use_docker": False}})
         return self
+
+    def launch_command(self) -> list[str]:
+        """What starts the server, before moto.server's own ``-H``/``-p``: a subclass may run
+        a launcher that prepares moto in the server's process and then hands over to it."""
+        return [sys.executable, "-m", "moto.server"]
+
+    def launch_environment(self) -> dict[str, str]:
+        """Extra environment variables for the server's process (none here)."""
+        return {}
 
     def _post(self, path: str, body: Any) -> Any:
         request = urllib.request.Request(f"{self.endpoint_url}{path}", data=json.dumps(body).encode(),
