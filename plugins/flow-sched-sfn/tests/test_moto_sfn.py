@@ -3,7 +3,7 @@ Batch in no-container mode (in real containers for the retry test, the one case 
 job still running when its state starts waiting) and the state machines' S3 reads on SeaweedFS.
 
 Each test fails on stock moto (the patch it needs is in its docstring); to see it, leave the
-patch out: ``FLOW_SFN_MOTO_WITHOUT=batch-parameters,sync-retry,s3-reads pytest ...``.
+patch out: ``FLOW_SFN_MOTO_WITHOUT=batch-parameters,sync-retry,s3-datastore pytest ...``.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def test_retried_sync_attempt_waits_for_its_own_job(container_aws):
 def test_get_object_from_the_datastore(aws):
     """(ii) aws-sdk:s3:getObject reads the foreach's count object from SeaweedFS, and
     States.StringToJson($.Body) in a ResultSelector parses it. Stock moto reads its own S3:
-    S3.NoSuchBucketException (patch s3-reads)."""
+    S3.NoSuchBucketException (patch s3-datastore)."""
     aws.put_json("flow/sfn-foreach/counts/start/sfn.json", {"count": 3})
     splits = {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
               "Parameters": {"Bucket": aws.bucket, "Key": "flow/sfn-foreach/counts/start/sfn.json"},
@@ -268,7 +268,7 @@ def test_inline_map_over_array_range(aws):
 def test_distributed_map_reads_items_from_the_datastore(aws):
     """(iv) A Distributed Map whose ItemReader reads the foreach's items object (a JSON array)
     from SeaweedFS, one child execution per item running a submitJob.sync. Stock moto reads its
-    own S3 and fails (patch s3-reads), and its jobs fail on 'JobName' (patch batch-parameters)."""
+    own S3 and fails (patch s3-datastore), and its jobs fail on 'JobName' (patch batch-parameters)."""
     states = {
         "init": run_context("start.foreach"),
         "start.foreach": {

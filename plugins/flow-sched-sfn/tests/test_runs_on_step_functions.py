@@ -252,3 +252,69 @@ def test_schedule_makes_a_rule_a_second_user_needs_the_token_and_delete_removes_
     assert deleted.returncode == 0, deleted.stderr
     assert not [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "Nightly"]
     assert not events.list_rules(NamePrefix="Nightly")["Rules"]
+
+
+NESTED = """
+    from flow_core import FlowSpec, step
+
+
+    class Nested(FlowSpec):
+        @step
+        def start(self):
+            self.outer = [1, 2, 3]
+            self.next(self.each_outer, foreach="outer")
+
+        @step
+        def each_outer(self):
+            self.x = self.input
+            self.inner = [10, 20]
+            self.next(self.each_inner, foreach="inner")
+
+        @step
+        def each_inner(self):
+            self.product = self.x * self.input
+            self.next(self.join_inner)
+
+        @step
+        def join_inner(self, inputs):
+            self.products = [i.product for i in inputs]
+            self.next(self.join_outer)
+
+        @step
+        def join_outer(self, inputs):
+            self.table = [i.products for i in inputs]
+            self.next(self.end)
+
+        @step
+        def end(self):
+            print("table", self.table)
+"""
+
+READ_NESTED = """
+import json, sys
+from flow_core import Run, namespace
+namespace(None)
+run = Run(sys.argv[1])
+print(json.dumps({"table": run["end"].task["table"].data,
+                  "inner_tasks": sorted(t.id for t in run["each_inner"])}))
+"""
+
+
+def test_a_nested_foreach_wider_than_the_inline_limit_runs_as_a_distributed_map(sfn_env, flow_cli, flow_env,
+                                                                                 write_flow, monkeypatch):
+    # Two splits at most inline: the outer foreach (three) becomes a Distributed Map, the inner
+    # one (two) an inline Map inside each of its child executions.
+    limit = {"METAFLOW_SFN_INLINE_MAP_MAX": "2"}
+    path = str(write_flow("nested.py", NESTED))
+    created = flow_cli("step-functions", path, "create", env=limit, timeout=300)
+    assert created.returncode == 0, created.stdout + created.stderr
+
+    pathspec, ended = _run_to_end(flow_cli, path)
+    assert ended["status"] == "SUCCEEDED", explain(boto3.client("stepfunctions"), ended, sfn_env)
+    history = boto3.client("stepfunctions").get_execution_history(executionArn=ended["executionArn"])["events"]
+    assert any(e["type"] == "MapRunStarted" or "MapRun" in e["type"] for e in history), \
+        sorted({e["type"] for e in history})
+    read = json.loads(subprocess.run([sys.executable, "-c", READ_NESTED, pathspec], env={**os.environ, **flow_env},
+                                     capture_output=True, text=True, check=True).stdout)
+    assert read["table"] == [[10, 20], [20, 40], [30, 60]]
+    assert read["inner_tasks"] == [f"sfn-{o}-{i}" for o in range(3) for i in range(2)]

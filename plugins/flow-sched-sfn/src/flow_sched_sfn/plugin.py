@@ -28,4 +28,6 @@ def flow_settings():
     return [
         Setting("METAFLOW_SFN_IAM_ROLE", None, "IAM role the state machine runs as"),
         Setting("METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE", None, "IAM role EventBridge schedules start executions with"),
+        Setting("METAFLOW_SFN_INLINE_MAP_MAX", None,
+                "foreach width past which a deployed flow uses a Distributed Map (default 1000, the most)"),
     ]

@@ -38,6 +38,8 @@ TOKEN_TAG, OWNER_TAG, CREATED_BY_TAG = "flow:production-token", "flow:deployer",
 #: Execution ids become run ids ``sfn-<id>``.
 RUN_ID_PREFIX = "sfn-"
 DEFAULT_MAX_WORKERS = 100
+#: Past this many splits a foreach runs as a Distributed Map (States.ArrayRange's limit).
+INLINE_MAP_MAX = 1000
 #: What --only-json puts where the production token goes: it asks AWS nothing.
 TOKEN_PLACEHOLDER = "<production-token>"
 
@@ -87,7 +89,8 @@ class StepFunctionsScheduler(SchedulerBackend):
         options = CompileOptions(job_queue=job_queue(self.settings),
                                  foreach_root=self.settings.require("METAFLOW_DATASTORE_SYSROOT_S3",
                                                                     "Step Functions runs keep their data on S3"),
-                                 max_workers=int(request.options.get("max_workers") or DEFAULT_MAX_WORKERS))
+                                 max_workers=int(request.options.get("max_workers") or DEFAULT_MAX_WORKERS),
+                                 inline_map_max=_inline_map_max(self.settings))
         return Compiled(compile_state_machine(request.graph, request.flow_name, jobs, options), definitions, package)
 
     def deploy(self, request: DeployRequest) -> Deployment:
@@ -187,6 +190,14 @@ class StepFunctionsScheduler(SchedulerBackend):
             raise NotFound(f"{name} is not deployed to Step Functions; deploy it with "
                            "`python FLOW.py step-functions create` first")
         return arn
+
+
+def _inline_map_max(settings: Settings) -> int:
+    value = settings.get("METAFLOW_SFN_INLINE_MAP_MAX") or str(INLINE_MAP_MAX)
+    if not value.isdigit() or not 0 < int(value) <= INLINE_MAP_MAX:
+        raise ConfigError(f"METAFLOW_SFN_INLINE_MAP_MAX is {value!r}; it must be a whole number from 1 to "
+                          f"{INLINE_MAP_MAX} (an inline Map's States.ArrayRange makes at most that many)")
+    return int(value)
 
 
 def _step_job(definition_name: str, spec: Any) -> StepJob:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-PATCHES = ("batch-parameters", "sync-retry", "s3-reads")
+PATCHES = ("batch-parameters", "sync-retry", "s3-datastore")
 S3_KEY_ID_VARIABLE = "FLOW_MOTO_S3_ACCESS_KEY_ID"
 S3_SECRET_VARIABLE = "FLOW_MOTO_S3_SECRET_ACCESS_KEY"
 
@@ -93,7 +93,7 @@ def patch_sync_retry() -> None:
 
 def real_s3_client(region: str, endpoint_url: str) -> Any:
     """An S3 client for the real S3 server, with the key pair from the environment; a
-    ``GetObject`` response's ``Body`` arrives as text (see `patch_s3_reads`)."""
+    ``GetObject`` response's ``Body`` arrives as text (see `patch_s3_datastore`)."""
     import boto3
     from botocore.config import Config
 
@@ -110,15 +110,16 @@ def _read_body(parsed: dict | None = None, **_: Any) -> None:
         parsed["Body"] = body.read().decode("utf-8", errors="replace")
 
 
-def patch_s3_reads(endpoint_url: str) -> None:
-    """(c) S3 reads made by a state machine go to the real S3 server at ``endpoint_url``.
+def patch_s3_datastore(endpoint_url: str) -> None:
+    """(c) S3 calls made by a state machine go to the real S3 server at ``endpoint_url``.
 
     moto's interpreter makes every service call through ``boto_client_for``
     (``moto.stepfunctions.parser.asl.utils.boto_client``), a boto3 client pointed back at moto
     itself, so ``aws-sdk:s3:getObject`` and a Distributed Map's ``ItemReader`` read moto's own
     S3, not the datastore. Two call sites are replaced and nothing else: the ``boto_client_for``
     name in the aws-sdk integration's module (for service ``s3`` only) and the Distributed
-    Map's ``ResourceEvalS3._get_s3_client`` (ItemReader). The aws-sdk integration also left a
+    Map's ``ResourceEvalS3._get_s3_client`` (its ItemReader, and its ResultWriter's manifest,
+    the one write). The aws-sdk integration also left a
     ``GetObject`` response's ``Body`` a botocore ``StreamingBody`` object (it normalises no
     aws-sdk response); AWS returns the object's text, so this client turns it into text after
     each ``GetObject``."""
@@ -127,6 +128,8 @@ def patch_s3_reads(endpoint_url: str) -> None:
     aws_sdk = import_module(f"{_SERVICE}.state_task_service_aws_sdk")
     item_reader = import_module(
         "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3")
+    result_writer = import_module(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3")
     moto_client_for: Callable[..., Any] = aws_sdk.boto_client_for
 
     def aws_sdk_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -141,6 +144,7 @@ def patch_s3_reads(endpoint_url: str) -> None:
 
     aws_sdk.boto_client_for = aws_sdk_client_for
     item_reader.ResourceEvalS3._get_s3_client = staticmethod(item_reader_client)
+    result_writer.ResourceEvalS3._get_s3_client = staticmethod(item_reader_client)
 
 
 def apply(patches: Sequence[str], s3_endpoint_url: str | None) -> None:
@@ -148,8 +152,8 @@ def apply(patches: Sequence[str], s3_endpoint_url: str | None) -> None:
         patch_batch_parameters()
     if "sync-retry" in patches:
         patch_sync_retry()
-    if "s3-reads" in patches and s3_endpoint_url:
-        patch_s3_reads(s3_endpoint_url)
+    if "s3-datastore" in patches and s3_endpoint_url:
+        patch_s3_datastore(s3_endpoint_url)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

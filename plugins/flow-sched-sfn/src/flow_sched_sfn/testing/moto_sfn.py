@@ -38,14 +38,15 @@ emits, and nothing in Flow runs them outside tests. Each can be left out
     finds its endpoint already interrupted a fresh endpoint under the same token
     (``StateTaskServiceCallback._eval_integration_pattern``).
 
-``s3-reads`` (c)
-    S3 reads made by a state machine go to a real S3 server (SeaweedFS in tests: the datastore
+``s3-datastore`` (c)
+    S3 calls made by a state machine go to a real S3 server (SeaweedFS in tests: the datastore
     lives there, not in moto's S3), with the key pair given to `MotoSfnServer` (by default the
     caller's ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` when the server starts). Stock
     moto makes every call of a state machine through ``boto_client_for``, a client pointed
-    back at moto itself. Only two call sites change: the ``aws-sdk`` integration's client for
-    service ``s3`` (``arn:aws:states:::aws-sdk:s3:getObject``) and a Distributed Map's
-    ``ItemReader`` (``arn:aws:states:::s3:getObject``). The aws-sdk ``GetObject`` response's
+    back at moto itself. Only three call sites change: the ``aws-sdk`` integration's client for
+    service ``s3`` (``arn:aws:states:::aws-sdk:s3:getObject``), a Distributed Map's
+    ``ItemReader`` (``arn:aws:states:::s3:getObject``) and its ``ResultWriter`` (the manifest
+    it writes; moto writes no result files). The aws-sdk ``GetObject`` response's
     ``Body`` also becomes the object's text, as on AWS (stock moto does not normalise aws-sdk
     responses and leaves a botocore ``StreamingBody`` object there), so
     ``States.StringToJson($.Body)`` works.
