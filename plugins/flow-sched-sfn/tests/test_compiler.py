@@ -256,7 +256,7 @@ def test_task_states_carry_only_short_parameters():
         submission = state["Parameters"]
         assert set(submission) <= {"JobName.$", "JobQueue", "JobDefinition", "Parameters", "Timeout"}, name
         assert set(submission["Parameters"]) <= {"run_id.$", "task_id.$", "input_paths.$", "retry_count.$",
-                                                 "split_index.$", "parameters.$"}, name
+                                                 "split_index.$", "parameters.$", "execution.$"}, name
         assert limits.json_size(submission["Parameters"]) < 1024, name
         text = json.dumps(submission)
         for banned in ("ContainerOverrides", "Environment", "Command", "python", "flow step", "METAFLOW"):

@@ -94,7 +94,9 @@ def test_each_state_fills_exactly_the_placeholders_of_its_steps_job_definition(w
         step = name.split(".")[0]
         definition_name, properties = compiled.job_definitions[step]
         assert task["Parameters"]["JobDefinition"] == definition_name
+        # A placeholder is a whole argument: Batch fills in nothing smaller.
         placeholders = {word[len("Ref::"):] for word in properties["command"] if word.startswith("Ref::")}
+        assert not [word for word in properties["command"] if "Ref::" in word and not word.startswith("Ref::")]
         filled = {key.removesuffix(".$") for key in task["Parameters"]["Parameters"]}
         assert filled == placeholders, name
     # The foreach's body is told its index; start also creates the run with its parameters.

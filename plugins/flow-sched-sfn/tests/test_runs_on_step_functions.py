@@ -75,7 +75,10 @@ end = run["end"].task
 print(json.dumps({"successful": run.successful, "total": end["total"].data, "squares": end["squares"].data,
                   "sides": end["sides"].data, "alpha": end["alpha"].data,
                   "steps": sorted(s.id for s in run), "body_tasks": sorted(t.id for t in run["body"]),
-                  "tags": sorted(run.system_tags)}))
+                  "tags": sorted(run.system_tags),
+                  "execution": sorted({m.value for t in run["body"] for m in t.metadata
+                                       if m.field == "aws-step-functions-execution"}),
+                  "fields": sorted({m.field for m in run["body"].task.metadata})}))
 """
 
 
@@ -135,6 +138,7 @@ def test_a_deployed_flow_runs_on_step_functions_and_reads_back_like_a_local_run(
         assert on_sfn[key] == here[key], key
     assert on_sfn["body_tasks"] == ["sfn-0", "sfn-1", "sfn-2"]
     assert f"production:{token}" in on_sfn["tags"]  # the run is in the deployment's namespace
+    assert on_sfn["execution"] == [execution["executionArn"]], on_sfn["fields"]  # it leads back to its execution
 
 
 FLAKY = """

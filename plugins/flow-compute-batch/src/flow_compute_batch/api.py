@@ -24,10 +24,16 @@ __all__ = ["BatchError", "BatchJobRunner", "JobShape", "container_command", "con
 BOOTSTRAP_SOURCE = Path(bootstrap.__file__).read_text()
 
 
-def container_command(package: CodePackage, url: str, *task_commands: list[str]) -> list[str]:
+def container_command(package: CodePackage, url: str, *task_commands: list[str],
+                      job_environment: Mapping[str, str] | None = None) -> list[str]:
     """The job's command: the bootstrap (fetch ``package`` from ``url``, check it, unpack it),
-    then each task command line in turn (they are given the package's paths)."""
-    words = ["python3", "-c", BOOTSTRAP_SOURCE, url, package.sha256, json.dumps(package.requirements), "--"]
+    then each task command line in turn (they are given the package's paths).
+    ``job_environment`` sets variables for the tasks from whole arguments, which may be
+    ``Ref::`` placeholders a submission fills in."""
+    words = ["python3", "-c", BOOTSTRAP_SOURCE, url, package.sha256, json.dumps(package.requirements)]
+    for name, value in (job_environment or {}).items():
+        words += ["--env", name, value]
+    words.append("--")
     for index, command in enumerate(task_commands):
         words += (["&&"] if index else []) + list(command)
     return words

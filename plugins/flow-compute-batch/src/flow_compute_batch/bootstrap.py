@@ -4,7 +4,10 @@ It runs in the job's container before Flow is importable, so it is one self-cont
 script (its source is the job's ``python3 -c`` argument) that needs only the standard
 library, and boto3 to read S3. Arguments::
 
-    <s3 url of the package> <its sha256> <requirements as JSON> -- <the task command line>
+    <s3 url of the package> <its sha256> <requirements as JSON> [--env NAME VALUE ...] -- <the task command line>
+
+``--env`` sets a variable for the task: how an orchestrator hands a task a value that differs
+per job (a Batch parameter placeholder fills a whole argument, never part of one).
 
 The command line may be several, joined by a lone ``&&`` argument (``flow init … && flow
 step …``): each runs in turn, and the first to fail ends the job with its exit status.
@@ -69,7 +72,10 @@ def main_node_address():
 
 def main(argv):
     url, digest, requirements = argv[0], argv[1], json.loads(argv[2])
-    command = argv[argv.index("--") + 1:]
+    separator = argv.index("--")
+    command = argv[separator + 1:]
+    options = argv[3:separator]
+    extra_env = {options[i + 1]: options[i + 2] for i in range(0, len(options), 3) if options[i] == "--env"}
     absent = missing(requirements)
     if absent:
         install(absent)
@@ -84,7 +90,7 @@ def main(argv):
         tar.extractall(workdir)
     os.chdir(workdir)
     paths = [os.path.join(workdir, "lib"), os.environ.get("PYTHONPATH", "")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **extra_env, PYTHONPATH=os.pathsep.join(p for p in paths if p), PYTHONUNBUFFERED="1")
     if "MF_PARALLEL_NUM_NODES" in env:
         env["MF_PARALLEL_MAIN_IP"] = main_node_address()
     *first, last = split_commands(command)

@@ -3,11 +3,12 @@
 The README's "How a flow becomes a state machine" is the contract; in short:
 
 - ``run-context`` (a Choice) and one of two Pass states turn the execution's input into the run
-  context ``{"run_id": "sfn-<execution name>", "stack": "", "parameters": {...}}``: the Choice
+  context ``{"run_id": "sfn-<execution name>", "execution": "<its ARN>", "stack": "", "parameters":
+  {...}}``: the Choice
   looks whether the input has ``"parameters"`` (``IsPresent``), so an input without it runs
   with ``{}`` instead of failing on a missing path.
 - Every step is a Task state named after the step (``batch:submitJob.sync``, ``"ResultPath":
-  null``) whose Batch ``Parameters`` hold only ids: ``run_id``, ``task_id``, ``input_paths``,
+  null``) whose Batch ``Parameters`` hold only ids: ``run_id``, ``execution``, ``task_id``, ``input_paths``,
   ``retry_count``, ``split_index`` inside a foreach, and ``parameters`` for ``start``.
 - A split is a Parallel state ``<split>.branches``; the join follows it.
 - A foreach is its Task state, then ``<step>.splits`` (reads the count object, see
@@ -113,7 +114,8 @@ class _Compiler:
         if missing:
             raise CompileError(f"step '{missing[0]}' has no Batch job prepared for it; deploy every step with a job")
         start_at, states = self._chain(START, None, _Scope())
-        context = {"run_id.$": "States.Format('sfn-{}', $$.Execution.Name)", "stack": ""}
+        context = {"run_id.$": "States.Format('sfn-{}', $$.Execution.Name)", "execution.$": "$$.Execution.Id",
+                   "stack": ""}
         definition = {
             "Comment": f"Flow {self.flow_name}, compiled by flow-sched-sfn",
             "StartAt": RUN_CONTEXT,
@@ -221,6 +223,7 @@ class _Compiler:
         results_prefix = "/".join(p for p in (results_prefix, self.flow_name, "sfn-foreach-results") if p)
         item_selector = {
             "run_id.$": "$.run_id",
+            "execution.$": "$.execution",
             "stack.$": "States.Format('{}-{}', $.stack, $$.Map.Item.Value)",
             "parameters": {},
             "split_index.$": "States.Format('{}', $$.Map.Item.Value)",
@@ -285,6 +288,7 @@ class _Compiler:
             "task_id.$": "States.Format('sfn{}', $.stack)",
             "input_paths.$": self._input_paths(node),
             "retry_count.$": "States.Format('{}', $$.State.RetryCount)",
+            "execution.$": "$.execution",
         }
         if scope.depth:
             parameters["split_index.$"] = "$.split_index"

@@ -11,11 +11,11 @@ import attrs
 from flow_compute_batch.api import JobShape, container_command, container_environment, default_image, fixed_definition
 from flow_core.plugin_api import CodePackage, DeployRequest, Settings, StorageBackend, TaskSpec, task_environment
 
-from .internal_decorator import INTERNAL_DECORATOR
+from .internal_decorator import EXECUTION_VARIABLE, INTERNAL_DECORATOR
 
 #: The Batch parameters a state fills in (see the README).
-RUN_ID, TASK_ID, INPUT_PATHS, RETRY_COUNT, SPLIT_INDEX, PARAMETERS = (
-    "run_id", "task_id", "input_paths", "retry_count", "split_index", "parameters")
+RUN_ID, TASK_ID, INPUT_PATHS, RETRY_COUNT, SPLIT_INDEX, PARAMETERS, EXECUTION = (
+    "run_id", "task_id", "input_paths", "retry_count", "split_index", "parameters", "execution")
 #: The ``_parameters`` task `flow init` makes.
 PARAMETERS_TASK = "params"
 
@@ -68,8 +68,9 @@ def step_definitions(request: DeployRequest, package: CodePackage, package_url: 
         if step_name == "start":
             commands.insert(0, init_command(package.flow_file, token, request.tags))
         shape = JobShape.from_resources(spec.resources, image, role)
-        definitions[step_name] = fixed_definition(shape, container_command(package, package_url, *commands),
-                                                  environment)
+        command = container_command(package, package_url, *commands,
+                                    job_environment={EXECUTION_VARIABLE: ref(EXECUTION)})
+        definitions[step_name] = fixed_definition(shape, command, environment)
     return definitions
 
 

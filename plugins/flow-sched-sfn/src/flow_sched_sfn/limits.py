@@ -44,6 +44,9 @@ def worst_case_values(depth: int) -> dict[str, str]:
     index = "9" * MAX_INDEX_DIGITS
     return {
         "$.run_id": "sfn-" + "x" * MAX_EXECUTION_NAME,
+        # An execution's ARN: partition, region, account, state machine and execution names.
+        "$.execution": "arn:aws-us-gov:states:us-gov-west-1:123456789012:execution:" + "m" * 80 + ":"
+                       + "x" * MAX_EXECUTION_NAME,
         "$.stack": f"-{index}" * depth,
         "$.parent_stack": f"-{index}" * max(depth - 1, 0),
         "$.split_index": index,
