@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 from flow_datastore_s3.testing import SeaweedS3
-from flow_metadata_service.migrations import migrate_database
-from flow_metadata_service.postgres_server import PostgresServer
-from flow_metadata_service.service_process import ServiceProcess
+from flow_metadata_service.service_process import shared_metadata_service
 
 from flow_core.testing import run_id_of
 
@@ -78,14 +74,8 @@ _buckets = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory):
-    folder = tempfile.mkdtemp(prefix="flow-pg-")  # the server's user must be able to enter it
-    try:
-        with PostgresServer(folder) as postgres:
-            migrate_database(postgres.url)
-            with ServiceProcess(postgres.url, tmp_path_factory.mktemp("service") / "service.log") as service:
-                yield service.url
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with shared_metadata_service(tmp_path_factory.mktemp("service") / "service.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 
 import pytest
 from flow_sched_sfn.testing import AslValidator
@@ -38,18 +36,10 @@ def seaweed(tmp_path_factory):
 @pytest.fixture(scope="session")
 def service_url(tmp_path_factory):
     """The metadata service on PostgreSQL: a deployed flow's containers record their runs there."""
-    from flow_metadata_service.migrations import migrate_database
-    from flow_metadata_service.postgres_server import PostgresServer
-    from flow_metadata_service.service_process import ServiceProcess
+    from flow_metadata_service.service_process import shared_metadata_service
 
-    folder = tempfile.mkdtemp(prefix="flow-pg-")  # the server's user must be able to enter it
-    try:
-        with PostgresServer(folder) as postgres:
-            migrate_database(postgres.url)
-            with ServiceProcess(postgres.url, tmp_path_factory.mktemp("service") / "service.log") as service:
-                yield service.url
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with shared_metadata_service(tmp_path_factory.mktemp("service") / "service.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,12 @@ of 127.0.0.1, ready when ``/health`` answers, stopped on demand."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from flow_core.testing.servers import ChildServer, free_port, http_answers
 
@@ -38,3 +42,32 @@ class ServiceProcess(ChildServer):
         self.launch(args)
         self.wait_until(lambda: http_answers(self.url + "/health"), timeout, where=self.url)
         return self
+
+
+_session: dict = {"users": 0, "stack": None, "url": None}
+
+
+@contextmanager
+def shared_metadata_service(log_path: Path) -> Iterator[str]:
+    """The URL of a metadata service on a fresh PostgreSQL, one for the whole test session
+    however many test modules ask (each conftest's session fixture is its own): started by
+    the first, stopped after the last. The database's folder is outside pytest's temporary
+    folders, which the server's unprivileged user could not enter."""
+    from flow_metadata_service.migrations import migrate_database
+    from flow_metadata_service.postgres_server import PostgresServer
+
+    if _session["users"] == 0:
+        with ExitStack() as stack:
+            folder = tempfile.mkdtemp(prefix="flow-pg-")
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            postgres = stack.enter_context(PostgresServer(folder))
+            migrate_database(postgres.url)
+            _session["url"] = stack.enter_context(ServiceProcess(postgres.url, log_path)).url
+            _session["stack"] = stack.pop_all()
+    _session["users"] += 1
+    try:
+        yield _session["url"]
+    finally:
+        _session["users"] -= 1
+        if _session["users"] == 0:
+            _session["stack"].close()
