@@ -322,3 +322,40 @@ def test_a_nested_foreach_wider_than_the_inline_limit_runs_as_a_distributed_map(
                                      capture_output=True, text=True, check=True).stdout)
     assert read["table"] == [[10, 20], [20, 40], [30, 60]]
     assert read["inner_tasks"] == [f"sfn-{o}-{i}" for o in range(3) for i in range(2)]
+
+
+HELLO = """
+    from flow_core import FlowSpec, Parameter, step
+
+
+    class Hello(FlowSpec):
+        name = Parameter("name", default="world")
+
+        @step
+        def start(self):
+            self.greeting = f"hello {self.name}"
+            self.next(self.end)
+
+        @step
+        def end(self):
+            print(self.greeting)
+"""
+
+
+def test_the_deployer_api_deploys_and_triggers_on_step_functions(sfn_env, flow_env, write_flow, monkeypatch):
+    from flow_core import Deployer
+
+    path = str(write_flow("hello.py", HELLO))
+    deployed = Deployer(path, show_output=False, env=flow_env).step_functions().create()
+    assert deployed.flow_name == "Hello" and deployed.production_token
+    triggered = deployed.trigger(name="step functions")
+    assert triggered.pathspec.startswith("Hello/sfn-")
+
+    sfn = boto3.client("stepfunctions")
+    (machine,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "Hello"]
+    (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    ended = wait_for_execution(sfn, execution["executionArn"], timeout=600)
+    assert ended["status"] == "SUCCEEDED", explain(sfn, ended, sfn_env)
+    run = triggered.wait_for_run(check_interval=0.5, timeout=60)
+    assert run.successful and run["end"].task["greeting"].data == "hello step functions"
+    assert f"production:{deployed.production_token}" in run.system_tags
