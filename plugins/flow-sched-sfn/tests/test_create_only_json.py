@@ -139,3 +139,23 @@ def test_a_bad_cron_is_refused_with_the_expression(expression, problem):
 def test_good_crons_pass():
     assert validated_cron("0 10 * * ? *") == "0 10 * * ? *"
     assert validated_cron("0/15 * ? * MON-FRI *") == "0/15 * ? * MON-FRI *"
+
+
+def test_trigger_refuses_parameters_too_large_for_a_run_before_asking_aws(write_flow, flow_cli):
+    path = write_flow("notes.py", """
+        from flow_core import FlowSpec, Parameter, step
+
+        class Notes(FlowSpec):
+            text = Parameter("text", default="")
+
+            @step
+            def start(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+    """)
+    result = flow_cli("step-functions", str(path), "trigger", "--text", "x" * 5000, env=S3_ONLY)
+    assert result.returncode == 1
+    assert "more than the 4,096 a Step Functions run passes to its first task" in last_error(result)

@@ -32,6 +32,7 @@ from flow_core.plugin_api import (
 from .aws import StepFunctionsClients
 from .compiler import CompileOptions, StepJob, compile_state_machine
 from .job_definitions import step_definitions
+from .limits import MAX_PARAMETERS_JSON
 
 NAME = "step-functions"
 TOKEN_TAG, OWNER_TAG, CREATED_BY_TAG = "flow:production-token", "flow:deployer", "created-by"
@@ -152,6 +153,11 @@ class StepFunctionsScheduler(SchedulerBackend):
     # -- running ---------------------------------------------------------------------------------
 
     def trigger(self, flow_name: str, parameters: Mapping[str, str] | None = None) -> str:
+        given = json.dumps(dict(parameters or {}))
+        if len(given.encode()) > MAX_PARAMETERS_JSON:
+            raise FlowError(f"the parameters given are {len(given.encode()):,} bytes as JSON, more than the "
+                            f"{MAX_PARAMETERS_JSON:,} a Step Functions run passes to its first task; pass large "
+                            "values through a file on S3 instead (an IncludeFile, or a path as the parameter)")
         arn = self._existing(flow_name)
         execution = uuid.uuid4().hex
         self.aws.start_execution(arn, execution, json.dumps({"parameters": dict(parameters or {})}))
