@@ -159,3 +159,13 @@ def test_trigger_refuses_parameters_too_large_for_a_run_before_asking_aws(write_
     result = flow_cli("step-functions", str(path), "trigger", "--text", "x" * 5000, env=S3_ONLY)
     assert result.returncode == 1
     assert "more than the 4,096 a Step Functions run passes to its first task" in last_error(result)
+
+
+def test_a_schedule_in_an_unknown_time_zone_is_refused_with_its_name():
+    from flow_core.plugin_api import FlowError
+
+    from flow_sched_sfn.scheduler import validated_timezone
+
+    assert validated_timezone("Europe/Amsterdam") == "Europe/Amsterdam"
+    with pytest.raises(FlowError, match=r"@schedule\(timezone='Mars/Olympus'\) is not a time zone name"):
+        validated_timezone("Mars/Olympus")

@@ -252,10 +252,24 @@ def test_schedule_makes_a_rule_a_second_user_needs_the_token_and_delete_removes_
     assert allowed.returncode == 0, allowed.stderr
     assert f"Production token: {token}" in allowed.stderr + allowed.stdout  # the same deployment, kept
 
+    # In a time zone, the schedule moves to EventBridge Scheduler (rules know only UTC).
+    zoned = write_flow("nightly.py", SCHEDULED.replace('@schedule(cron="0 10 * * ? *")',
+                                                       '@schedule(cron="0 10 * * ? *", timezone="Europe/Amsterdam")'))
+    again = flow_cli("step-functions", str(zoned), "create", timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "cron(0 10 * * ? *), Europe/Amsterdam" in again.stderr + again.stdout
+    scheduler = boto3.client("scheduler")
+    schedule = scheduler.get_schedule(Name="Nightly")
+    assert schedule["ScheduleExpression"] == "cron(0 10 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "Europe/Amsterdam"
+    assert schedule["Target"]["Arn"] == machine["stateMachineArn"]
+    assert not events.list_rules(NamePrefix="Nightly")["Rules"]  # the UTC rule is gone
+
     deleted = flow_cli("step-functions", path, "delete")
     assert deleted.returncode == 0, deleted.stderr
     assert not [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "Nightly"]
     assert not events.list_rules(NamePrefix="Nightly")["Rules"]
+    assert not scheduler.list_schedules(NamePrefix="Nightly")["Schedules"]
 
 
 NESTED = """

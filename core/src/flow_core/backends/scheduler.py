@@ -33,6 +33,8 @@ class DeployRequest:
     tags: tuple[str, ...] = ()
     #: ``cron`` expression from ``@schedule``, if any.
     schedule: str | None = None
+    #: ``@schedule(timezone=…)``: the IANA time zone the cron expression is in (None: UTC).
+    schedule_timezone: str | None = None
     #: Each step's first task as its decorators shape it (compute, resources, retries, time
     #: limit), with placeholder ids: what a scheduler compiles into its own terms.
     steps: Mapping[str, "TaskSpec"] = attrs.field(factory=dict)

@@ -47,16 +47,17 @@ def deploy_request(state: CliState, tags: tuple[str, ...] = (), **options: Any) 
     decorators = decorate_steps(flow.cls, graph, tuple(state.decospecs), backends.step_decorators)
     steps = first_task_specs(graph, decorators, flow.file, flow.name, backends.settings.backend_name("compute"),
                              tuple(state.decospecs))
-    return DeployRequest(flow.file, flow.name, graph, tuple(tags), schedule=_schedule(flow.cls), steps=steps,
-                         options=options)
+    cron, timezone = _schedule(flow.cls)
+    return DeployRequest(flow.file, flow.name, graph, tuple(tags), schedule=cron, schedule_timezone=timezone,
+                         steps=steps, options=options)
 
 
-def _schedule(flow_cls: type) -> str | None:
-    """The cron expression of the flow's @schedule, for the scheduler to run it on."""
+def _schedule(flow_cls: type) -> tuple[str | None, str | None]:
+    """The cron expression of the flow's @schedule and its time zone, for the scheduler."""
     for decorator in flow_decorators(flow_cls):
         if decorator.name == "schedule":
-            return getattr(decorator, "cron_expression", None)
-    return None
+            return getattr(decorator, "cron_expression", None), decorator.attributes.get("timezone")
+    return None, None
 
 
 @click.command(help="Start a run of the deployed flow now. Parameters are options, as for `run`.")

@@ -24,6 +24,7 @@ class StepFunctionsClients:
         try:
             self.sfn = boto3.client("stepfunctions", config=config)
             self.events = boto3.client("events", config=config)
+            self.scheduler = boto3.client("scheduler", config=config)
         except NoRegionError:
             raise ConfigError("Step Functions needs a region: set AWS_DEFAULT_REGION or a region in your AWS "
                               "config") from None
@@ -104,8 +105,32 @@ class StepFunctionsClients:
         self._call(f"point the schedule rule {name} at the state machine", self.events.put_targets, Rule=name,
                    Targets=[{"Id": "flow", "Arn": target_arn, "RoleArn": role, "Input": input_json}])
 
+    def put_zoned_schedule(self, name: str, cron: str, timezone: str, target_arn: str, role: str,
+                           input_json: str) -> None:
+        """An EventBridge Scheduler schedule (rules know only UTC) that starts the state machine
+        on ``cron`` in ``timezone`` with ``input_json``."""
+        request = {"Name": name, "ScheduleExpression": f"cron({cron})", "ScheduleExpressionTimezone": timezone,
+                   "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED",
+                   "Description": f"Flow: runs {name} on Step Functions",
+                   "Target": {"Arn": target_arn, "RoleArn": role, "Input": input_json}}
+        if self._zoned_schedule_exists(name):
+            self._call(f"update the schedule {name}", self.scheduler.update_schedule, **request)
+        else:
+            self._call(f"create the schedule {name}", self.scheduler.create_schedule, **request)
+
+    def _zoned_schedule_exists(self, name: str) -> bool:
+        try:
+            self.scheduler.get_schedule(Name=name)
+        except self.scheduler.exceptions.ResourceNotFoundException:
+            return False
+        except (ClientError, BotoCoreError) as exc:
+            raise StepFunctionsError(f"could not look up the schedule {name}: {exc}") from None
+        return True
+
     def remove_schedule(self, name: str) -> None:
-        """Remove the rule ``put_schedule`` made, if there is one."""
+        """Remove what ``put_schedule`` or ``put_zoned_schedule`` made, if anything."""
+        if self._zoned_schedule_exists(name):
+            self._call(f"remove the schedule {name}", self.scheduler.delete_schedule, Name=name)
         try:
             self.events.describe_rule(Name=name)
         except self.events.exceptions.ResourceNotFoundException:

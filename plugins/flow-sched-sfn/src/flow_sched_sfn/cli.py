@@ -50,7 +50,8 @@ def create(state: CliState, authorize: str | None, max_workers: int | None, only
                  "it: --authorize TOKEN).")
     console.info(f"In a notebook: namespace(\"{deployment.namespace}\")")
     if deployment.schedule:
-        console.info(f"It runs on the schedule cron({deployment.schedule}).")
+        zone = deployment.details.get("timezone") or "UTC"
+        console.info(f"It runs on the schedule cron({deployment.schedule}), {zone}.")
     console.info(f"Start a run with: python {state.flow.file.rsplit('/', 1)[-1]} step-functions trigger")
 
 

@@ -12,6 +12,7 @@ import math
 import re
 import time
 import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Any, Mapping
 
 import attrs
@@ -98,23 +99,29 @@ class StepFunctionsScheduler(SchedulerBackend):
         name = request.options.get("name") or request.flow_name
         self._check_requirements(request)
         schedule = validated_cron(request.schedule) if request.schedule else None
+        timezone = validated_timezone(request.schedule_timezone) if schedule and request.schedule_timezone else None
         existing = self.aws.state_machine_arn(name)
         token = self._production_token(request, existing)
+        # Who deployed first owns the deployment; others update it with its token.
+        owner = (self.aws.tags(existing).get(OWNER_TAG) if existing else None) or self.settings.user
         compiled = self.compile(request, token)
         compiled.package.store(self.backends.storage)
         runner = BatchJobRunner(job_queue(self.settings))
         for definition_name, properties in compiled.job_definitions.values():
             runner.fixed_definition(definition_name, properties)
-        tags = {TOKEN_TAG: token, OWNER_TAG: self.settings.user, CREATED_BY_TAG: "flow",
+        tags = {TOKEN_TAG: token, OWNER_TAG: owner, CREATED_BY_TAG: "flow",
                 "flow:flow_name": request.flow_name, "flow:flow_file": request.flow_file}
         arn = self.aws.put_state_machine(name, json.dumps(compiled.definition), self._role(), tags, existing)
-        if schedule:
-            self.aws.put_schedule(name, schedule, arn, self._events_role(), json.dumps({"parameters": {}}))
-        elif existing:
-            self.aws.remove_schedule(name)
+        if existing:
+            self.aws.remove_schedule(name)  # what an earlier deploy scheduled, rule or zoned
+        no_parameters = json.dumps({"parameters": {}})
+        if timezone:
+            self.aws.put_zoned_schedule(name, schedule, timezone, arn, self._events_role(), no_parameters)
+        elif schedule:
+            self.aws.put_schedule(name, schedule, arn, self._events_role(), no_parameters)
         return Deployment(flow_name=request.flow_name, scheduler=self.name, production_token=token,
                           flow_file=request.flow_file, created_at=time.time(), schedule=schedule,
-                          details={"state_machine": arn, "name": name})
+                          details={"state_machine": arn, "name": name, "timezone": timezone})
 
     def _production_token(self, request: DeployRequest, existing: str | None) -> str:
         authorize = request.options.get("authorize")
@@ -231,3 +238,13 @@ def validated_cron(expression: str) -> str:
     if problem:
         raise FlowError(f"@schedule(cron={expression!r}) {problem}, as in '0 10 * * ? *'")
     return expression
+
+
+def validated_timezone(timezone: str) -> str:
+    """An IANA time zone name, or a one-sentence error quoting it."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FlowError(f"@schedule(timezone={timezone!r}) is not a time zone name; use an IANA name such as "
+                        "'Europe/Amsterdam' or 'America/Los_Angeles'") from None
+    return timezone
