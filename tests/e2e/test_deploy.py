@@ -64,3 +64,50 @@ def test_a_deployed_flow_runs_in_its_production_namespace_and_can_be_removed(wri
     again = flow_cli("trigger", flow_file)
     assert again.returncode == 1
     assert again.stderr.strip().endswith("is not deployed to the local scheduler; run `flow deploy FILE` first")
+
+
+PROJECT_FLOW = """
+    from flow_core import Config, FlowSpec, current, project, step
+
+    @project(name="demo")
+    class Branches(FlowSpec):
+        settings = Config("settings", default_value={"rows": 3})
+
+        @step
+        def start(self):
+            self.branch = current.branch_name
+            self.project_flow_name = current.project_flow_name
+            self.rows = self.settings.rows
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+"""
+
+
+def test_a_project_branch_is_its_own_deployment_and_its_runs_keep_the_branch_and_configs(write_flow, flow_cli,
+                                                                                        records):
+    flow_file = str(write_flow("branches.py", PROJECT_FLOW))
+    production = flow_cli("deploy", flow_file, "--production", "--config-value", "settings", '{"rows": 7}')
+    assert production.returncode == 0, production.stderr
+    assert "Deployed Branches" in production.stdout
+    mine = flow_cli("deploy", flow_file)
+    assert mine.returncode == 0, mine.stderr
+    listed = flow_cli("deployments").stdout
+    assert listed.count("Branches  production:") == 2  # one per branch, each its own token
+
+    triggered = flow_cli("trigger", flow_file, "--production")
+    assert triggered.returncode == 0, triggered.stderr
+    run_id = triggered.stdout.split("Triggered Branches/", 1)[1].split(" ", 1)[0]
+    run = wait_finished(records, "Branches", run_id)
+    assert run.status == "succeeded"
+    assert {"project:demo", "project_branch:prod"} <= set(run.system_tags)
+    assert records.artifact("Branches", run_id, "start", "branch") == "prod"
+    assert records.artifact("Branches", run_id, "start", "project_flow_name") == "demo.prod.Branches"
+    assert records.artifact("Branches", run_id, "start", "rows") == 7  # the config the deploy fixed
+
+    removed = flow_cli("undeploy", flow_file, "--production")
+    assert removed.returncode == 0, removed.stderr
+    assert "Removed the deployment of demo.prod.Branches" in removed.stdout
+    assert flow_cli("deployments").stdout.count("Branches  production:") == 1  # the user branch's stays

@@ -21,8 +21,8 @@ from flow_core.backends.records import (
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
 from flow_core.backends.selection import Backends
 from flow_core.backends.storage import Blob, StorageBackend
-from flow_core.cli.deploy_commands import deploy_request, given_parameters
-from flow_core.cli.state import CliState, FlowTarget
+from flow_core.cli.deploy_commands import deploy_request, deployed_name, given_parameters
+from flow_core.cli.state import CliState, FlowTarget, flow_options
 from flow_core.engine.code_package import CodePackage
 from flow_core.engine.run_start import task_environment
 from flow_core.errors import (
@@ -56,11 +56,13 @@ __all__ = [
     "Deployment",
     "DeployRequest",
     "deploy_request",
+    "deployed_name",
     "FAILED",
     "FlowDecorator",
     "FlowError",
     "FlowRecord",
     "FlowTarget",
+    "flow_options",
     "given_parameters",
     "Gang",
     "hookimpl",

@@ -184,7 +184,8 @@ def _run_to_end(flow_cli, path: str, *params: str) -> tuple[str, dict]:
     assert triggered.returncode == 0, triggered.stderr
     pathspec = re.search(r"Triggered (\S+/sfn-\w+)", triggered.stderr + triggered.stdout).group(1)
     sfn = boto3.client("stepfunctions")
-    arn = [m for m in sfn.list_state_machines()["stateMachines"] if pathspec.startswith(m["name"] + "/")][0]
+    flow = pathspec.split("/")[0]
+    arn = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"].split(".")[-1] == flow][0]
     execution = [e for e in sfn.list_executions(stateMachineArn=arn["stateMachineArn"])["executions"]
                  if pathspec.endswith(e["name"])][0]
     return pathspec, wait_for_execution(sfn, execution["executionArn"], timeout=900)
@@ -373,3 +374,47 @@ def test_the_deployer_api_deploys_and_triggers_on_step_functions(sfn_env, flow_e
     run = triggered.wait_for_run(check_interval=0.5, timeout=60)
     assert run.successful and run["end"].task["greeting"].data == "hello step functions"
     assert f"production:{deployed.production_token}" in run.system_tags
+
+
+PROJECT = """
+    from flow_core import Config, FlowSpec, current, project, step
+
+
+    @project(name="demo")
+    class Branches(FlowSpec):
+        settings = Config("settings", default_value={"rows": 3})
+
+        @step
+        def start(self):
+            self.branch = current.branch_name
+            self.rows = self.settings.rows
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+"""
+
+
+def test_a_project_branch_deploys_as_its_own_state_machine_with_the_deployed_configs(sfn_env, flow_cli, flow_env,
+                                                                                     write_flow):
+    path = str(write_flow("branches.py", PROJECT))
+    created = flow_cli("step-functions", path, "create", "--production", "--config-value", "settings",
+                       '{"rows": 7}', timeout=300)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "as demo.prod.Branches" in created.stderr + created.stdout
+
+    pathspec, ended = _run_to_end(flow_cli, path, "--production")
+    assert pathspec.startswith("Branches/sfn-")
+    assert ended["status"] == "SUCCEEDED", explain(boto3.client("stepfunctions"), ended, sfn_env)
+    read = subprocess.run([sys.executable, "-c", """
+import json, sys
+from flow_core import Run, namespace
+namespace(None)
+run = Run(sys.argv[1])
+print(json.dumps({"tags": sorted(run.system_tags), "branch": run["start"].task["branch"].data,
+                  "rows": run["start"].task["rows"].data}))
+""", pathspec], env={**os.environ, **flow_env}, capture_output=True, text=True, check=True)
+    found = json.loads(read.stdout)
+    assert {"project:demo", "project_branch:prod"} <= set(found["tags"])
+    assert found["branch"] == "prod" and found["rows"] == 7

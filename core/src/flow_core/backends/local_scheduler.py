@@ -51,7 +51,8 @@ class LocalScheduler(SchedulerBackend):
         return self._read(path)
 
     def deploy(self, request: DeployRequest) -> Deployment:
-        path = self._path(request.flow_name)
+        name = request.deployed_name or request.flow_name
+        path = self._path(name)
         token = self._read(path).production_token if path.exists() else new_production_token(request.flow_name)
         deployment = Deployment(
             flow_name=request.flow_name,
@@ -60,7 +61,8 @@ class LocalScheduler(SchedulerBackend):
             flow_file=os.path.abspath(request.flow_file),
             created_at=time.time(),
             schedule=request.schedule,
-            details={"tags": list(request.tags), "logs": str(self.folder / request.flow_name)},
+            details={"tags": list(request.tags), "logs": str(self.folder / name), "name": name,
+                     "run_options": list(request.init_options), "timezone": request.schedule_timezone},
         )
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -83,6 +85,7 @@ class LocalScheduler(SchedulerBackend):
                    "--production-token", deployment.production_token, "--run-id-file", str(run_id_file)]
         for tag in deployment.details.get("tags", []):
             command += ["--tag", tag]
+        command += deployment.details.get("run_options", [])  # its @project branch and configs
         for key, value in (parameters or {}).items():
             command += [f"--{key}", str(value)]
         env = {**os.environ, **self.settings.task_environment()}
@@ -92,7 +95,7 @@ class LocalScheduler(SchedulerBackend):
         deadline = time.time() + TRIGGER_WAIT_SECONDS
         while time.time() < deadline:
             if run_id_file.exists() and run_id_file.read_text().strip():
-                return f"{flow_name}/{run_id_file.read_text().strip()}"
+                return f"{deployment.flow_name}/{run_id_file.read_text().strip()}"
             if process.poll() is not None:
                 raise FlowError(f"the triggered run of {flow_name} stopped before starting; see {logs / (stamp + '.log')}")
             time.sleep(0.05)

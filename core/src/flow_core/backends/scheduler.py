@@ -40,6 +40,14 @@ class DeployRequest:
     steps: Mapping[str, "TaskSpec"] = attrs.field(factory=dict)
     #: Options of the scheduler's own command line (``--max-workers``, ``--authorize``...).
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The name to deploy under: ``@project``'s ``project.branch.Flow``, else the flow's name.
+    deployed_name: str = ""
+    #: Options ``flow init`` needs to start runs shaped as this deployment's (its @project
+    #: branch, its configs' values as the deploy fixed them).
+    init_options: tuple[str, ...] = ()
+    #: Variables every task of the deployment needs besides the settings (the same two, as
+    #: the tasks read them).
+    environment: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -91,7 +99,8 @@ class SchedulerBackend(ABC):
 
     @abstractmethod
     def trigger(self, flow_name: str, parameters: Mapping[str, str] | None = None) -> str:
-        """Start a run of the deployed flow now; return what identifies it (a pathspec, an ARN)."""
+        """Start a run of the deployed flow now; return what identifies it (a pathspec, an ARN).
+        ``flow_name`` is the name it was deployed under (`DeployRequest.deployed_name`)."""
 
     @abstractmethod
     def list_deployments(self) -> list[Deployment]:

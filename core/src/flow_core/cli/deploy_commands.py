@@ -13,9 +13,10 @@ from flow_core.backends.scheduler import DeployRequest
 from flow_core.cli.flow_setup import prepare_flow
 from flow_core.cli.state import CliState, flow_options
 from flow_core.engine.step_specs import decorate_steps, first_task_specs
-from flow_core.model.config import Config
+from flow_core.model.config import CONFIG_VALUES_VARIABLE, Config, config_values
 from flow_core.model.decorators import flow_decorators
 from flow_core.model.parameters import flow_parameters
+from flow_core.model.project import PROJECT_VARIABLE
 
 _scheduler_option = click.option("--scheduler", default=None,
                                  help="Scheduler backend (METAFLOW_DEFAULT_SCHEDULER).")
@@ -41,15 +42,24 @@ def deploy_request(state: CliState, tags: tuple[str, ...] = (), **options: Any) 
     """What a scheduler needs to deploy the command's flow, its decorators checked first;
     ``options`` are the scheduler's own command-line options, for a plugin's command."""
     flow = state.flow
-    prepare_flow(state)
+    project = prepare_flow(state)
     graph = flow.graph()
     backends = state.backends()
     decorators = decorate_steps(flow.cls, graph, tuple(state.decospecs), backends.step_decorators)
     steps = first_task_specs(graph, decorators, flow.file, flow.name, backends.settings.backend_name("compute"),
                              tuple(state.decospecs))
     cron, timezone = _schedule(flow.cls)
+    init_options: list[str] = ["--production"] if state.production else []
+    if state.branch:
+        init_options += ["--branch", state.branch]
+    for name, value in config_values(flow.cls).items():
+        init_options += ["--config-value", name, json.dumps(value, default=str)]
+    environment = {name: state.overrides[name] for name in (PROJECT_VARIABLE, CONFIG_VALUES_VARIABLE)
+                   if state.overrides.get(name)}
     return DeployRequest(flow.file, flow.name, graph, tuple(tags), schedule=cron, schedule_timezone=timezone,
-                         steps=steps, options=options)
+                         steps=steps, options=options,
+                         deployed_name=project.project_flow_name if project else flow.name,
+                         init_options=tuple(init_options), environment=environment)
 
 
 def _schedule(flow_cls: type) -> tuple[str | None, str | None]:
@@ -60,12 +70,21 @@ def _schedule(flow_cls: type) -> tuple[str | None, str | None]:
     return None, None
 
 
+def deployed_name(state: CliState) -> str:
+    """The name the command's flow is deployed under: ``@project``'s ``project.branch.Flow``
+    for the branch the options select, else the flow's name."""
+    project = prepare_flow(state)
+    return project.project_flow_name if project else state.flow.name
+
+
 @click.command(help="Start a run of the deployed flow now. Parameters are options, as for `run`.")
 @_scheduler_option
+@flow_options
 @click.pass_obj
 def trigger(state: CliState, scheduler: str | None, **kw: Any) -> None:
+    name = deployed_name(state)
     backend = state.backends().scheduler(scheduler)
-    ref = backend.trigger(state.flow.name, given_parameters(state, kw))
+    ref = backend.trigger(name, given_parameters(state, kw))
     state.console().info(f"Triggered {ref} on the {backend.name} scheduler.")
 
 
@@ -85,11 +104,13 @@ def given_parameters(state: CliState, kw: dict[str, Any]) -> dict[str, str]:
 
 @click.command(help="Remove the flow's deployment. Its past runs stay.")
 @_scheduler_option
+@flow_options
 @click.pass_obj
 def undeploy(state: CliState, scheduler: str | None) -> None:
+    name = deployed_name(state)
     backend = state.backends().scheduler(scheduler)
-    backend.delete(state.flow.name)
-    state.console().info(f"Removed the deployment of {state.flow.name} from the {backend.name} scheduler.")
+    backend.delete(name)
+    state.console().info(f"Removed the deployment of {name} from the {backend.name} scheduler.")
 
 
 @click.command(help="List the flows deployed to a scheduler.")

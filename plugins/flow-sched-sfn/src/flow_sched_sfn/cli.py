@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import click
-from flow_core.plugin_api import CliState, deploy_request, given_parameters
+from flow_core.plugin_api import CliState, deploy_request, deployed_name, flow_options, given_parameters
 
 if TYPE_CHECKING:
     from .scheduler import StepFunctionsScheduler
@@ -33,7 +33,9 @@ def step_functions() -> None:
               help="How many tasks of a foreach run at once (default 100).")
 @click.option("--only-json", is_flag=True, help="Print the state machine's definition; create nothing.")
 @click.option("--tag", "tags", multiple=True, help="Tag every run of the deployment.")
-@click.option("--name", default=None, help="The state machine's name (default: the flow's).")
+@click.option("--name", default=None,
+              help="The state machine's name (default: the flow's, or @project's project.branch.Flow).")
+@flow_options
 @click.pass_obj
 def create(state: CliState, authorize: str | None, max_workers: int | None, only_json: bool,
            tags: tuple[str, ...], name: str | None) -> None:
@@ -56,10 +58,12 @@ def create(state: CliState, authorize: str | None, max_workers: int | None, only
 
 
 @step_functions.command(help="Start a run of the deployed flow now. Parameters are options, as for `run`.")
-@click.option("--name", default=None, help="The state machine's name (default: the flow's).")
+@click.option("--name", default=None,
+              help="The state machine's name (default: the flow's, or @project's project.branch.Flow).")
+@flow_options
 @click.pass_obj
 def trigger(state: CliState, name: str | None, **kw: Any) -> None:
-    ref = _scheduler(state).trigger(name or state.flow.name, given_parameters(state, kw))
+    ref = _scheduler(state).trigger(name or deployed_name(state), given_parameters(state, kw))
     state.console().info(f"Triggered {ref} on the step-functions scheduler.")
 
 
@@ -70,12 +74,14 @@ trigger.passes_flow_parameters = True  # type: ignore[attr-defined]
 @click.option("--running", is_flag=True, help="Only the runs still running.")
 @click.option("--succeeded", is_flag=True, help="Only the runs that succeeded.")
 @click.option("--failed", is_flag=True, help="Only the runs that failed.")
-@click.option("--name", default=None, help="The state machine's name (default: the flow's).")
+@click.option("--name", default=None,
+              help="The state machine's name (default: the flow's, or @project's project.branch.Flow).")
+@flow_options
 @click.pass_obj
 def list_runs(state: CliState, running: bool, succeeded: bool, failed: bool, name: str | None) -> None:
     wanted = tuple(status for flag, status in ((running, "RUNNING"), (succeeded, "SUCCEEDED"), (failed, "FAILED"))
                    if flag)
-    runs = _scheduler(state).list_runs(name or state.flow.name, wanted)
+    runs = _scheduler(state).list_runs(name or deployed_name(state), wanted)
     if not runs:
         state.console().info("No runs found.")
     for run in runs:
@@ -84,9 +90,11 @@ def list_runs(state: CliState, running: bool, succeeded: bool, failed: bool, nam
 
 
 @step_functions.command(help="Remove the state machine and its schedule. Past runs stay.")
-@click.option("--name", default=None, help="The state machine's name (default: the flow's).")
+@click.option("--name", default=None,
+              help="The state machine's name (default: the flow's, or @project's project.branch.Flow).")
+@flow_options
 @click.pass_obj
 def delete(state: CliState, name: str | None) -> None:
-    target = name or state.flow.name
+    target = name or deployed_name(state)
     _scheduler(state).delete(target)
     state.console().info(f"Removed the Step Functions deployment of {target} and its schedule.")

@@ -44,12 +44,13 @@ def step_command(spec: TaskSpec, flow_file: str, in_foreach: bool) -> list[str]:
     return words + ["--with", INTERNAL_DECORATOR]
 
 
-def init_command(flow_file: str, token: str, tags: tuple[str, ...]) -> list[str]:
+def init_command(flow_file: str, token: str, request: DeployRequest) -> list[str]:
     """``flow init``: the run and its parameters, before ``start`` (asked again on a retry, it
-    changes nothing)."""
+    changes nothing), in the deployment's @project branch and with its configs."""
     words = ["python3", "-m", "flow_core", "init", flow_file, "--run-id", ref(RUN_ID), "--task-id",
-             PARAMETERS_TASK, "--parameters-json", ref(PARAMETERS), "--production-token", token]
-    for tag in tags:
+             PARAMETERS_TASK, "--parameters-json", ref(PARAMETERS), "--production-token", token,
+             *request.init_options]
+    for tag in request.tags:
         words += ["--tag", tag]
     return words
 
@@ -58,7 +59,8 @@ def step_definitions(request: DeployRequest, package: CodePackage, package_url: 
                      settings: Settings, token: str, foreach_steps: set[str]) -> dict[str, tuple[str, dict]]:
     """Step name -> (name, container properties) of its job definition. Names carry the
     content's digest, so a redeploy of unchanged steps registers nothing."""
-    environment = container_environment(task_environment(settings, token), package, storage)
+    environment = container_environment({**task_environment(settings, token), **request.environment}, package,
+                                        storage)
     image = default_image(settings)
     role = settings.get("METAFLOW_ECS_S3_ACCESS_IAM_ROLE")
     definitions = {}
@@ -66,7 +68,7 @@ def step_definitions(request: DeployRequest, package: CodePackage, package_url: 
         spec = _with_tags(spec, request.tags)
         commands = [step_command(spec, package.flow_file, step_name in foreach_steps)]
         if step_name == "start":
-            commands.insert(0, init_command(package.flow_file, token, request.tags))
+            commands.insert(0, init_command(package.flow_file, token, request))
         shape = JobShape.from_resources(spec.resources, image, role)
         command = container_command(package, package_url, *commands,
                                     job_environment={EXECUTION_VARIABLE: ref(EXECUTION)})

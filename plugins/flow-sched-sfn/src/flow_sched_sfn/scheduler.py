@@ -96,7 +96,7 @@ class StepFunctionsScheduler(SchedulerBackend):
         return Compiled(compile_state_machine(request.graph, request.flow_name, jobs, options), definitions, package)
 
     def deploy(self, request: DeployRequest) -> Deployment:
-        name = request.options.get("name") or request.flow_name
+        name = request.options.get("name") or request.deployed_name or request.flow_name
         self._check_requirements(request)
         schedule = validated_cron(request.schedule) if request.schedule else None
         timezone = validated_timezone(request.schedule_timezone) if schedule and request.schedule_timezone else None
