@@ -169,3 +169,20 @@ def test_a_schedule_in_an_unknown_time_zone_is_refused_with_its_name():
     assert validated_timezone("Europe/Amsterdam") == "Europe/Amsterdam"
     with pytest.raises(FlowError, match=r"@schedule\(timezone='Mars/Olympus'\) is not a time zone name"):
         validated_timezone("Mars/Olympus")
+
+
+@pytest.mark.parametrize("missing, sentence", [
+    ("METAFLOW_BATCH_JOB_QUEUE", "METAFLOW_BATCH_JOB_QUEUE is not set; set it to the AWS Batch job queue tasks run in"),
+    ("METAFLOW_SFN_IAM_ROLE", "METAFLOW_SFN_IAM_ROLE is not set; set it to the IAM role the state machine runs as"),
+    ("METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE", "METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE is not set; set it to the IAM role "
+                                            "EventBridge starts the flow's @schedule runs with"),
+])
+def test_each_missing_setting_is_named_before_anything_is_created(write_flow, flow_cli, missing, sentence):
+    path = write_flow("nightly.py", FOREACH_FLOW)  # scheduled daily, so it needs the events role too
+    env = {**S3_ONLY, "METAFLOW_DEFAULT_METADATA": "service", "METAFLOW_SERVICE_URL": "http://127.0.0.1:9",
+           "METAFLOW_SFN_IAM_ROLE": "arn:aws:iam::123456789012:role/sfn",
+           "METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE": "arn:aws:iam::123456789012:role/events"}
+    env[missing] = ""
+    result = flow_cli("step-functions", str(path), "create", env=env)
+    assert result.returncode == 1
+    assert last_error(result) == f"Error: {sentence}"

@@ -79,7 +79,7 @@ class CompileOptions:
     """``s3://bucket/prefix``: METAFLOW_DATASTORE_SYSROOT_S3; foreach objects live under it."""
     max_workers: int = 16
     """Map MaxConcurrency."""
-    inline_map_max: int = 1000
+    inline_map_max: int = 40
     """A foreach wider than this runs as a Distributed Map."""
 
 

@@ -29,5 +29,5 @@ def flow_settings():
         Setting("METAFLOW_SFN_IAM_ROLE", None, "IAM role the state machine runs as"),
         Setting("METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE", None, "IAM role EventBridge schedules start executions with"),
         Setting("METAFLOW_SFN_INLINE_MAP_MAX", None,
-                "foreach width past which a deployed flow uses a Distributed Map (default 1000, the most)"),
+                "foreach width past which a deployed flow uses a Distributed Map (default 40, at most 1000)"),
     ]

@@ -40,7 +40,9 @@ TOKEN_TAG, OWNER_TAG, CREATED_BY_TAG = "flow:production-token", "flow:deployer",
 #: Execution ids become run ids ``sfn-<id>``.
 RUN_ID_PREFIX = "sfn-"
 DEFAULT_MAX_WORKERS = 100
-#: Past this many splits a foreach runs as a Distributed Map (States.ArrayRange's limit).
+#: Past this many splits a foreach runs as a Distributed Map: an inline Map runs at most 40
+#: iterations at once on AWS, a Distributed Map thousands. States.ArrayRange makes at most 1,000.
+DEFAULT_INLINE_MAP_MAX = 40
 INLINE_MAP_MAX = 1000
 #: What --only-json puts where the production token goes: it asks AWS nothing.
 TOKEN_PLACEHOLDER = "<production-token>"
@@ -206,7 +208,7 @@ class StepFunctionsScheduler(SchedulerBackend):
 
 
 def _inline_map_max(settings: Settings) -> int:
-    value = settings.get("METAFLOW_SFN_INLINE_MAP_MAX") or str(INLINE_MAP_MAX)
+    value = settings.get("METAFLOW_SFN_INLINE_MAP_MAX") or str(DEFAULT_INLINE_MAP_MAX)
     if not value.isdigit() or not 0 < int(value) <= INLINE_MAP_MAX:
         raise ConfigError(f"METAFLOW_SFN_INLINE_MAP_MAX is {value!r}; it must be a whole number from 1 to "
                           f"{INLINE_MAP_MAX} (an inline Map's States.ArrayRange makes at most that many)")
