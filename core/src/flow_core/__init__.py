@@ -34,6 +34,16 @@ def _script_entry(flow_cls: type, flow_file: str) -> None:
 _flowspec.script_entry = _script_entry
 
 
+def _client_object(kind: str, pathspec: str) -> Any:
+    """``current.task`` / ``current.run``: the Client API object, imported on first use."""
+    from flow_core import client
+
+    return getattr(client, kind)(pathspec, _namespace_check=False)
+
+
+type(current)._client_object = staticmethod(_client_object)
+
+
 def _submodules() -> set[str]:
     import pkgutil
 

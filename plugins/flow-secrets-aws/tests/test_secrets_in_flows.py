@@ -199,3 +199,33 @@ def test_a_denied_secret_fails_the_task_in_one_sentence(moto_with_iam, write_flo
             f"(region eu-west-1, endpoint {moto_with_iam.endpoint_url}): ") in output, output
     assert "STEP CODE RAN" not in output
     assert "Traceback" not in output and "botocore" not in output, output
+
+
+INLINE_FLOW = """
+import os
+from flow_core import FlowSpec, secrets, step
+
+
+class InlineFlow(FlowSpec):
+    @secrets(sources=[{"type": "inline", "id": "1",
+                       "options": {"env_vars": {"secret_1": "Pizza is a vegetable.", "SECRET_2": 2}}}])
+    @step
+    def start(self):
+        print("INLINE", os.environ.get("secret_1"), os.environ.get("SECRET_2"))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("END", os.environ.get("secret_1"))
+
+
+if __name__ == "__main__":
+    InlineFlow()
+"""
+
+
+def test_an_inline_source_gives_its_env_vars_as_metaflows_inline_provider(write_flow, flow_cli):
+    result = flow_cli("run", str(write_flow("inline_flow.py", INLINE_FLOW)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert seen(result.stdout, "INLINE") == "Pizza is a vegetable. 2"
+    assert seen(result.stdout, "END") == "None"

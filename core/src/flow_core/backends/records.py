@@ -102,3 +102,8 @@ class MetadataField:
     type: str = ""
     attempt: int = 0
     created_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """The field's name, under Metaflow's name for it."""
+        return self.field

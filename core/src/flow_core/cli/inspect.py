@@ -13,6 +13,7 @@ import click
 from flow_core.cli.flow_setup import prepare_flow
 from flow_core.cli.state import CliState
 from flow_core.client import Run, Task, namespace
+from flow_core.client.task_values import artifact_values
 from flow_core.errors import FlowError
 
 
@@ -50,27 +51,28 @@ def print_logs(flow_name: str, pathspec: str, stream: str) -> None:
         sys.stdout.flush()
 
 
-def dump_to_file(flow_name: str, pathspec: str, include: tuple[str, ...], path: str) -> None:
+def dump_to_file(flow_name: str, pathspec: str, include: tuple[str, ...], path: str,
+                 private: bool = False) -> None:
     """Pickle ``{task pathspec: {name: value}}`` of the selected tasks into ``path``, as
     Metaflow's ``dump --file`` does, for a script to read back whole."""
-    values = {task.pathspec: {a.id: a.data for a in task if not include or a.id in include}
-              for task in selected_tasks(flow_name, pathspec)}
+    values = {task.pathspec: artifact_values(task, include, private) for task in selected_tasks(flow_name, pathspec)}
     with open(path, "wb") as handle:
         pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
     click.echo(f"Artifacts of {len(values)} task(s) written to {path}.")
 
 
-def dump_artifacts(flow_name: str, pathspec: str, include: tuple[str, ...], max_value_size: int) -> None:
+def dump_artifacts(flow_name: str, pathspec: str, include: tuple[str, ...], max_value_size: int,
+                   private: bool = False) -> None:
     """Print each selected task's artifacts as ``name: value``, shortening long values."""
     for task in _headed(selected_tasks(flow_name, pathspec)):
-        artifacts = [a for a in task if not include or a.id in include]
+        artifacts = artifact_values(task, include, private)
         if not artifacts:
             click.echo("(no artifacts)" if task.successful else f"(the task failed: {task.exception})")
-        for artifact in artifacts:
-            text = repr(artifact.data)
+        for name, value in artifacts.items():
+            text = repr(value)
             if max_value_size and len(text) > max_value_size:
                 text = text[:max_value_size] + f"... ({len(text) - max_value_size} more characters)"
-            click.echo(f"{artifact.id}: {text}")
+            click.echo(f"{name}: {text}")
 
 
 @click.command(help="Print what a run's tasks printed. PATHSPEC is RUN, RUN/STEP or RUN/STEP/TASK.")
@@ -84,18 +86,21 @@ def logs(state: CliState, pathspec: str, stream: str) -> None:
 
 @click.command(help="Print a run's artifacts. PATHSPEC is RUN/STEP or RUN/STEP/TASK.")
 @click.argument("pathspec")
+@click.option("--private/--no-private", default=False,
+              help="Show private artifacts too (names starting with '_', as Metaflow keeps its own).")
 @click.option("--include", default="", help="Only these artifacts (comma-separated names).")
 @click.option("--max-value-size", default=1000, show_default=True,
               help="Shorten values longer than this many characters (0: never).")
 @click.option("--file", "path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Pickle the artifacts into this file ({task: {name: value}}) instead of printing them.")
 @click.pass_obj
-def dump(state: CliState, pathspec: str, include: str, max_value_size: int, path: str | None) -> None:
+def dump(state: CliState, pathspec: str, private: bool, include: str, max_value_size: int,
+         path: str | None) -> None:
     names = tuple(n for n in include.split(",") if n)
     if path:
-        dump_to_file(state.flow.name, pathspec, names, path)
+        dump_to_file(state.flow.name, pathspec, names, path, private)
     else:
-        dump_artifacts(state.flow.name, pathspec, names, max_value_size)
+        dump_artifacts(state.flow.name, pathspec, names, max_value_size, private)
 
 
 @click.command(help="Print the flow's steps and how they connect.")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -21,7 +22,8 @@ from flow_core.engine.runtime import DEFAULT_MAX_NUM_SPLITS, RunOptions, Runtime
 from flow_core.engine.task import TaskArguments, run_task
 from flow_core.model.names import TAG_RULE, tag_problem, text_problem
 from flow_core.model.config import Config, config_values, flow_configs
-from flow_core.model.parameters import ParameterContext, flow_parameters
+from flow_core.model.parameters import ParameterContext, class_constants, flow_parameters
+from flow_core.model.project import PROJECT_VARIABLE
 
 pass_state = click.pass_obj
 
@@ -87,13 +89,31 @@ def parameter_values(state: CliState, kw: dict[str, Any]) -> dict[str, Any]:
     """The flow's parameters from a command's ``param_*`` options (defaults filled in, types
     checked), taking them out of ``kw``."""
     flow = state.flow
-    values = config_attributes(flow.cls, config_values(flow.cls))
-    for attribute, parameter in flow_parameters(flow.cls).items():
-        if isinstance(parameter, Config):
-            continue
-        context = ParameterContext(flow.name, state.settings().user, parameter.name)
-        values[attribute] = parameter.resolve(kw.pop(f"param_{attribute}", None), context)
+    configs = config_values(flow.cls)
+    # Class-level constants are artifacts of every task, as in Metaflow.
+    values = {**class_constants(flow.cls), **config_attributes(flow.cls, configs)}
+    # A default function reads `current.project_name` and friends, as in Metaflow.
+    with _environment({PROJECT_VARIABLE: state.overrides.get(PROJECT_VARIABLE) or ""}):
+        for attribute, parameter in flow_parameters(flow.cls).items():
+            if isinstance(parameter, Config):
+                continue
+            context = ParameterContext(flow.name, state.settings().user, parameter.name, configs)
+            values[attribute] = parameter.resolve(kw.pop(f"param_{attribute}", None), context, configs)
     return values
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @click.command(help="Run the flow on this machine (or on --compute).")

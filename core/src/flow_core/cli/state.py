@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -100,28 +101,66 @@ def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], Non
     return callback
 
 
+class _JsonPairs(click.Tuple):
+    """``NAME VALUE`` pairs that an environment variable gives as one JSON object, as
+    Metaflow's ``METAFLOW_FLOW_CONFIG`` and ``METAFLOW_FLOW_CONFIG_VALUE`` do."""
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        try:
+            loaded = json.loads(rv)
+        except ValueError:
+            loaded = None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("the environment variable must hold a JSON object of config names to values")
+        return [item if isinstance(item, str) else json.dumps(item) for pair in loaded.items() for item in pair]
+
+
 def flow_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """@project's and Config's options: ``--branch``, ``--production``, ``--config``,
     ``--config-value``. Accepted before the command and by the commands that start runs."""
     options = [
         click.option("--branch", default=None, expose_value=False, callback=_remember("branch"),
+                     envvar="METAFLOW_BRANCH", show_envvar=True,
                      help="Use this branch of the flow's @project (default: user.<your name>)."),
-        click.option("--production", is_flag=True, default=False, expose_value=False,
-                     callback=_remember("production"), help="Use the @project's production branch."),
+        click.option("--production", is_flag=True, default=False, expose_value=False, envvar="METAFLOW_PRODUCTION",
+                     show_envvar=True, callback=_remember("production"), help="Use the @project's production branch."),
         click.option("--config", nargs=2, multiple=True, metavar="NAME FILE", expose_value=False,
-                     callback=_remember("config_files"), help="Read config NAME from FILE."),
+                     type=_JsonPairs([str, str]), envvar="METAFLOW_FLOW_CONFIG", show_envvar=True,
+                     callback=_remember("config_files"),
+                     help="Read config NAME from FILE (the variable: a JSON object of names to files)."),
         click.option("--config-value", nargs=2, multiple=True, metavar="NAME JSON", expose_value=False,
-                     callback=_remember("config_texts"), help="Give config NAME as a JSON value."),
+                     type=_JsonPairs([str, str]), envvar="METAFLOW_FLOW_CONFIG_VALUE", show_envvar=True,
+                     callback=_remember("config_texts"),
+                     help="Give config NAME as a JSON value (the variable: a JSON object of names to values)."),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
+def _local_environment(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value not in (None, "local"):
+        raise click.BadParameter(f"Flow runs tasks in the 'local' environment only, not '{value}'", ctx, param)
+
+
+#: Options Metaflow's tooling passes that change nothing in Flow: accepted so that its
+#: command lines run unchanged (``METAFLOW_<OPTION>`` as Metaflow reads them).
+METAFLOW_NO_OPS = [
+    click.option("--environment", default=None, expose_value=False, callback=_local_environment,
+                 envvar="METAFLOW_ENVIRONMENT", help="The execution environment: 'local' (the only one)."),
+    click.option("--event-logger", default=None, expose_value=False, envvar="METAFLOW_EVENT_LOGGER", hidden=True,
+                 help="Accepted for Metaflow's command lines; Flow has no event logger."),
+    click.option("--monitor", default=None, expose_value=False, envvar="METAFLOW_MONITOR", hidden=True,
+                 help="Accepted for Metaflow's command lines; Flow has no monitor."),
+    click.option("--pylint/--no-pylint", default=None, expose_value=False, envvar="METAFLOW_PYLINT", hidden=True,
+                 help="Accepted for Metaflow's command lines; Flow does not run pylint."),
+]
+
+
 def global_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options both ``flow`` and ``python myflow.py`` accept before the command."""
     function = flow_options(function)
-    options = [
+    options = [*METAFLOW_NO_OPS,
         click.option("--datastore", default=None, help="Datastore backend (METAFLOW_DEFAULT_DATASTORE)."),
         click.option("--metadata", default=None, help="Metadata backend (METAFLOW_DEFAULT_METADATA)."),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors and the result."),

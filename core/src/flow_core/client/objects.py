@@ -10,11 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
+import attrs
+
 from flow_core.backends.records import RUNNING, SUCCEEDED, ArtifactRecord, MetadataField, RunRecord, TaskRecord
 from flow_core.client.code import FlowCode
 from flow_core.client.exception import TaskException
 from flow_core.client.lineage import child_pathspecs, parent_pathspecs
 from flow_core.client.namespace import backends, get_namespace
+from flow_core.client.step_extras import StepNeighbours
+from flow_core.client.task_data import TaskArtifacts, TaskData
 from flow_core.client.trigger import Trigger
 from flow_core.datastore.task_store import TaskDataStore
 from flow_core.errors import FlowError, NotFound
@@ -90,6 +94,18 @@ class ClientObject:
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.pathspec}')"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by pathspec (``self.task = current.task`` keeps one as an artifact)."""
+        return _unpickled, (type(self).__name__, self.pathspec)
+
+
+def _unpickled(kind: str, pathspec: str) -> ClientObject:
+    if kind == "DataArtifact":
+        task, name = pathspec.rsplit("/", 1)
+        return Task(task, _namespace_check=False)[name]
+    cls = globals()[kind]
+    return cls() if kind == "Metaflow" else cls(pathspec, _namespace_check=False) if kind in ("Run", "Task") else cls(pathspec)
+
 
 class Metaflow(ClientObject):
     """Every flow with a run in the current namespace: ``for flow in Metaflow(): …``."""
@@ -135,6 +151,11 @@ class Flow(ClientObject):
     @property
     def parent(self) -> None:
         return None
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """A flow carries no tags: its runs do (as in Metaflow)."""
+        return frozenset()
 
     def runs(self, *tags: str) -> Iterator["Run"]:
         """Runs carrying every one of ``tags`` (and the namespace), newest first."""
@@ -184,8 +205,10 @@ class Run(ClientObject):
             _check_namespace(self.pathspec, record.tags | record.system_tags)
         self._record = record
 
-    def _refresh(self) -> None:
-        self._record = backends().metadata.get_run(self._record.flow_name, self._record.run_id) or self._record
+    def _refresh(self, added: Iterable[str] = (), removed: Iterable[str] = ()) -> None:
+        """Re-read the run; tags this object just changed read as it left them (as Metaflow's)."""
+        record = backends().metadata.get_run(self._record.flow_name, self._record.run_id) or self._record
+        self._record = attrs.evolve(record, tags=(record.tags | set(added)) - set(removed))
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -271,8 +294,11 @@ class Run(ClientObject):
 
     # -- children -----------------------------------------------------------------------------
 
-    def steps(self) -> Iterator["Step"]:
-        """The run's steps, the most recently started first (Metaflow's order)."""
+    def steps(self, *tags: str) -> Iterator["Step"]:
+        """The run's steps, the most recently started first (Metaflow's order); with ``tags``,
+        only if they carry every one (a step carries its run's tags)."""
+        if not all(tag in self.tags for tag in tags):
+            return
         records = backends().metadata.list_steps(self._record.flow_name, self._record.run_id)
         for record in reversed(records):
             if not record.step_name.startswith(HIDDEN_STEP_PREFIX):
@@ -286,8 +312,8 @@ class Run(ClientObject):
 
     # -- tags -------------------------------------------------------------------------------
 
-    def add_tag(self, tag: str) -> None:
-        self.add_tags([tag])
+    def add_tag(self, tag: str | list[str]) -> None:
+        self.add_tags(_one_or_more(tag))
 
     def add_tags(self, tags: Iterable[str]) -> None:
         """Add user tags; a tag that is already a system tag is skipped without error (Metaflow)."""
@@ -295,10 +321,10 @@ class Run(ClientObject):
         if not tags:
             return
         backends().metadata.add_run_tags(self._record.flow_name, self._record.run_id, tags)
-        self._refresh()
+        self._refresh(added=tags)
 
-    def remove_tag(self, tag: str) -> None:
-        self.remove_tags([tag])
+    def remove_tag(self, tag: str | list[str]) -> None:
+        self.remove_tags(_one_or_more(tag))
 
     def remove_tags(self, tags: Iterable[str]) -> None:
         tags = _valid_tags(tags)
@@ -306,14 +332,21 @@ class Run(ClientObject):
         if system:
             raise TaggingError(f"'{system[0]}' is a system tag of {self.pathspec}; system tags cannot be removed")
         backends().metadata.remove_run_tags(self._record.flow_name, self._record.run_id, tags)
-        self._refresh()
+        self._refresh(removed=tags)
 
-    def replace_tag(self, old: str, new: str) -> None:
-        self.replace_tags([old], [new])
+    def replace_tag(self, old: str | list[str], new: str | list[str]) -> None:
+        self.replace_tags(_one_or_more(old), _one_or_more(new))
 
     def replace_tags(self, old: Iterable[str], new: Iterable[str]) -> None:
+        if isinstance(old, str) or isinstance(new, str) or not (old := list(old)) + (new := list(new)):
+            raise TaggingError("replace_tags takes lists of tags to remove and to add, not both empty")
         self.remove_tags(old)
         self.add_tags(new)
+
+
+def _one_or_more(tag: Any) -> list[Any]:
+    """A tag, or (Metaflow's older spelling, still accepted there) a list of tags."""
+    return list(tag) if isinstance(tag, (list, tuple, set, frozenset)) else [tag]
 
 
 def _valid_tags(tags: Iterable[str]) -> list[str]:
@@ -344,7 +377,7 @@ class _RunTags:
         return self._tagged_run().system_tags
 
 
-class Step(_RunTags, ClientObject):
+class Step(StepNeighbours, _RunTags, ClientObject):
     """The tasks of one step of a run (one, or one per foreach item)."""
 
     _kind = "step"
@@ -388,9 +421,11 @@ class Step(_RunTags, ClientObject):
         """A task of the step: the only one, or for a foreach, the first."""
         return Task(self._tasks[0].pathspec, _record=self._tasks[0], _step=self)
 
-    def tasks(self) -> Iterator["Task"]:
-        for record in self._tasks:
-            yield Task(record.pathspec, _record=record, _step=self)
+    def tasks(self, *tags: str) -> Iterator["Task"]:
+        """The step's tasks; with ``tags``, only if they carry every one (Metaflow's filter)."""
+        if all(tag in self.tags for tag in tags):  # a task carries its run's tags
+            for record in self._tasks:
+                yield Task(record.pathspec, _record=record, _step=self)
 
     def __iter__(self) -> Iterator["Task"]:
         return self.tasks()
@@ -474,12 +509,12 @@ class Task(_RunTags, ClientObject):
         return {name: record for name, record in records.items() if not name.startswith("_")}
 
     @property
-    def data(self) -> "TaskData":
+    def data(self) -> TaskData:
         """Artifact values by attribute: ``task.data.model``."""
         return TaskData(self)
 
     @property
-    def artifacts(self) -> "TaskArtifacts":
+    def artifacts(self) -> TaskArtifacts:
         """`DataArtifact` objects by attribute: ``task.artifacts.model.sha``."""
         return TaskArtifacts(self)
 
@@ -602,7 +637,8 @@ class Task(_RunTags, ClientObject):
     def metadata(self) -> list[MetadataField]:
         if self._fields is None:
             r = self._record
-            self._fields = backends().metadata.list_metadata(r.flow_name, r.run_id, r.step_name, r.task_id)
+            listed = backends().metadata.list_metadata(r.flow_name, r.run_id, r.step_name, r.task_id)
+            self._fields = [f if f.type else attrs.evolve(f, type=f.field) for f in listed]  # Metaflow's types
         return list(self._fields)
 
     @property
@@ -621,7 +657,7 @@ class Task(_RunTags, ClientObject):
         return fields
 
 
-class DataArtifact(ClientObject):
+class DataArtifact(_RunTags, ClientObject):
     """One artifact of one task; ``.data`` loads the value (once)."""
 
     _kind = "artifact"
@@ -652,6 +688,9 @@ class DataArtifact(ClientObject):
     def parent(self) -> Task:
         return self._task
 
+    def _tagged_run(self) -> Run:
+        return self._task._tagged_run()
+
     @property
     def origin_pathspec(self) -> str | None:
         origin = self._task.origin_pathspec
@@ -664,42 +703,3 @@ class DataArtifact(ClientObject):
     @property
     def finished_at(self) -> datetime | None:
         return self._task.finished_at
-
-
-class TaskData:
-    """``task.data.name`` is the artifact's value; ``"name" in task.data`` asks if it exists."""
-
-    def __init__(self, task: Task):
-        self._task = task
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self._task[name].data
-        except KeyError:
-            raise AttributeError(f"task {self._task.pathspec} has no artifact '{name}'") from None
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._task._artifact_records()
-
-    def __dir__(self) -> list[str]:
-        return sorted(self._task._artifact_records())
-
-    def __repr__(self) -> str:
-        return f"<data of {self._task.pathspec}: {', '.join(dir(self))}>"
-
-
-class TaskArtifacts(TaskData):
-    """``task.artifacts.name`` is the `DataArtifact`; iterating gives them all."""
-
-    def __getattr__(self, name: str) -> DataArtifact:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self._task[name]
-        except KeyError:
-            raise AttributeError(f"task {self._task.pathspec} has no artifact '{name}'") from None
-
-    def __iter__(self) -> Iterator[DataArtifact]:
-        return iter(self._task)

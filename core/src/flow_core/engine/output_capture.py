@@ -3,11 +3,18 @@
 The capture is at the file-descriptor level, so output from C extensions and from
 subprocesses the step starts is kept too, not only what Python's ``print`` writes. One
 thread copies both streams (a task is short-lived; a thread each would double the cost).
+
+What Python itself writes (``print``, tracebacks) does not wait for that thread: each line
+goes straight on to the console (the runtime, which keeps it) as it is printed. A task killed
+by a signal -- a segfault in C code right after a ``print`` -- dies before the copying thread
+runs again, and what it printed last must not die with it (Metaflow's tasks run unbuffered
+for the same reason).
 """
 
 from __future__ import annotations
 
 import faulthandler
+import io
 import os
 import selectors
 import sys
@@ -26,6 +33,42 @@ def _flush_python_streams() -> None:
             stream.flush()
         except (AttributeError, ValueError, OSError):
             pass
+
+
+class _WriteThrough(io.RawIOBase):
+    """Where a task's ``sys.stdout``/``sys.stderr`` write while captured: kept, and written
+    on to the console at once. Once the capture ends it writes to the stream's own descriptor,
+    for anything (a logging handler) that kept hold of it."""
+
+    def __init__(self, chunks: list[bytes], name: str, console_fd: int) -> None:
+        super().__init__()
+        self._chunks: list[bytes] | None = chunks
+        self._name = name
+        self._fd = console_fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return STREAMS[self._name]
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        data = bytes(data)
+        if self._chunks is not None:
+            self._chunks.append(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        return len(data)
+
+    def detach_capture(self) -> None:
+        self._chunks = None
+        self._fd = STREAMS[self._name]
+
+
+def _line_buffered(stream: object, raw: _WriteThrough) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding=getattr(stream, "encoding", None) or "utf-8",
+                            errors=getattr(stream, "errors", None) or "strict", line_buffering=True)
 
 
 class OutputCapture:
@@ -50,11 +93,29 @@ class OutputCapture:
         # the Python traceback of a segfault goes straight to the real stderr instead.
         self._faults_were_on = faulthandler.is_enabled()
         faulthandler.enable(file=self._saved["stderr"])
+        self._python_streams = self._write_through()
         self._ending = threading.Event()
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         return self
+
+    def _write_through(self) -> dict[str, tuple[object, io.TextIOWrapper, _WriteThrough]]:
+        """Point ``sys.stdout``/``sys.stderr`` (when they are the process's fds 1 and 2) at
+        line-buffered writers that keep each line and pass it on at once."""
+        replaced = {}
+        for name, fd in STREAMS.items():
+            stream = getattr(sys, name)
+            try:
+                if stream.fileno() != fd:
+                    continue
+            except (AttributeError, ValueError, OSError):
+                continue
+            raw = _WriteThrough(self._chunks[name], name, self._saved[name])
+            wrapper = _line_buffered(stream, raw)
+            setattr(sys, name, wrapper)
+            replaced[name] = (stream, wrapper, raw)
+        return replaced
 
     def _pump(self) -> None:
         try:
@@ -97,6 +158,10 @@ class OutputCapture:
 
     def __exit__(self, *exc_info: object) -> None:
         _flush_python_streams()
+        for name, (original, wrapper, raw) in self._python_streams.items():
+            raw.detach_capture()
+            if getattr(sys, name) is wrapper:
+                setattr(sys, name, original)
         faulthandler.disable()
         if self._faults_were_on:
             faulthandler.enable()

@@ -103,11 +103,18 @@ class ResumePlan:
             store.save_log(stream, source.log(stream))
         store.info = attrs.evolve(source.info, origin=origin.pathspec)
         store.commit()
-        fields = {"origin-run-id": record.run_id, "origin-task-id": record.task_id,
-                  "origin-pathspec": origin.pathspec}
+        # The clone carries what its origin's attempt recorded (host, Python version...), as a
+        # Metaflow clone does, then where it came from; it is the clone's attempt 0.
+        recorded = metadata.list_metadata(self.flow_name, record.run_id, record.step_name, record.task_id)
+        fields = {f.field: f.value for f in recorded if f.attempt == record.attempt and f.field not in CLONE_FIELDS}
+        fields.update({"origin-run-id": record.run_id, "origin-task-id": record.task_id, "attempt": "0"})
         metadata.start_attempt(self.flow_name, run_id, record.step_name, task_id, 0, fields)
         metadata.finish_attempt(self.flow_name, run_id, record.step_name, task_id, 0, True,
                                 list(store.artifact_records().values()))
+
+
+#: Fields a clone sets itself rather than copy from its origin.
+CLONE_FIELDS = frozenset({"origin-run-id", "origin-task-id", "origin-pathspec", "attempt"})
 
 
 def _descendants(graph: FlowGraph, step: str) -> set[str]:

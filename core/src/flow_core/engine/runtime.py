@@ -365,7 +365,7 @@ class Runtime:
             return
         why = (event.reason or self._task_exception(spec) or self._gang_exception(spec)
                or output.describe(event.returncode))
-        output.keep_if_lost(self.datastore, spec, why)
+        output.keep_if_lost(self.datastore, spec, why, event.returncode)
         self._record_failure(spec, why)
         retries_left = spec.retry_count < spec.max_user_code_retries + spec.max_error_retries
         if retries_left and not self._failed:

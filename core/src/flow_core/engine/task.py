@@ -33,7 +33,8 @@ from flow_core.model.flowspec import ArtifactSource, FlowSpec, Inputs, InvalidTr
 from flow_core.model.foreach import Stack, child_stack, stack_from_info, stack_to_info
 from flow_core.model.graph import END, FOREACH, JOIN, SWITCH, FlowGraph
 from flow_core.model.loader import load_flow_class
-from flow_core.model.parameters import flow_parameters
+from flow_core.model.parallel import task_type_fields
+from flow_core.model.parameters import class_constants, flow_parameters
 from flow_core.model.task_context import TaskContext
 
 #: flow_core itself: frames under it are Flow's, not the user's.
@@ -135,6 +136,7 @@ class TaskRunner:
              **({"origin-run-id": os.environ[ORIGIN_RUN_VARIABLE]} if os.environ.get(ORIGIN_RUN_VARIABLE) else {}),
              **({"code-package": os.environ[CODE_PACKAGE_VARIABLE]} if os.environ.get(CODE_PACKAGE_VARIABLE) else {}),
              **({"foreach-index": str(args.split_index)} if args.split_index is not None else {}),
+             **task_type_fields(os.environ, args.task_id),
              **{k: v for decorator in self.decorators for k, v in decorator.task_metadata().items()}},
         )
         store = self.datastore.task(self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count)
@@ -189,7 +191,7 @@ class TaskRunner:
             retry_count=args.retry_count, username=self.settings.user,
             origin_run_id=os.environ.get(ORIGIN_RUN_VARIABLE) or None,
             namespace=f"production:{token}" if token else f"user:{self.settings.user}",
-            is_production=bool(token), is_running_flow=True, tags=frozenset(args.tags),
+            is_production=bool(token), is_running_flow=True, tags=set(args.tags),  # a set, as Metaflow's
             parameter_names=tuple(flow_parameters(self.flow_cls)),
         )
 
@@ -217,7 +219,8 @@ class TaskRunner:
             flow.__dict__[foreach_input_name(len(stack) - 1)] = value
         if node.type == JOIN:
             # A join starts from nothing but the parameters and the enclosing foreach items.
-            keep = set(flow_parameters(self.flow_cls)) | {foreach_input_name(d) for d in range(len(stack))}
+            keep = (set(flow_parameters(self.flow_cls)) | set(class_constants(self.flow_cls))
+                    | {foreach_input_name(d) for d in range(len(stack))})
             flow._artifact_source = StoredArtifacts(first.store, keep)
         else:
             flow._artifact_source = StoredArtifacts(first.store)

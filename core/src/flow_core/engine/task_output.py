@@ -9,6 +9,7 @@ and the reason it failed: output is data, and a crash is exactly when it is need
 
 from __future__ import annotations
 
+import signal
 from collections import deque
 
 from flow_core.backends.compute import TaskSpec
@@ -67,12 +68,15 @@ class TaskOutput:
         head = f"[the first {self.dropped[stream]} bytes are not kept]\n" if self.dropped.get(stream) else ""
         return (head + "".join(self._tails.get(stream, ()))).encode("utf-8", "replace")
 
-    def keep_if_lost(self, datastore: FlowDataStore, spec: TaskSpec, why: str) -> None:
-        """Commit the attempt with this output if the task died before committing it itself."""
+    def keep_if_lost(self, datastore: FlowDataStore, spec: TaskSpec, why: str, returncode: int = 1) -> None:
+        """Commit the attempt with this output if the task died before committing it itself;
+        a task a signal killed gets a last line on its stderr saying which, as Metaflow's does."""
         try:
             attempts = datastore.committed_attempts(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
             if spec.retry_count in attempts:
                 return
+            if returncode < 0:
+                self.hear("stderr", killed_by(returncode))
             store = datastore.task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id, spec.retry_count)
             for stream in ("stdout", "stderr"):
                 store.save_log(stream, self.text(stream))
@@ -81,3 +85,14 @@ class TaskOutput:
             store.commit()
         except FlowError:
             pass  # the datastore may be what failed; the run's summary still says why
+
+
+def killed_by(returncode: int) -> str:
+    """What a task's negative exit status (killed by a signal) means, as one sentence."""
+    if returncode == -signal.SIGSEGV:
+        return "Task failed with a segmentation fault."
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"Task was killed by {name}."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from flow_core.model.project import carried_project
 
@@ -28,7 +28,8 @@ class Current:
     namespace: str | None = None
     username: str | None = None
     is_running_flow: bool = False
-    tags: frozenset[str] = frozenset()
+    #: The run's user tags: a set, as Metaflow's (a step may `self.tags = current.tags` and update it).
+    tags: set[str] | frozenset[str] = frozenset()
     parameter_names: tuple[str, ...] = ()
     #: Set in the tasks of a @parallel step only.
     parallel: Parallel | None = None
@@ -61,6 +62,24 @@ class Current:
     def is_user_branch(self) -> bool | None:
         """True on the user's own branch (neither --branch nor --production)."""
         return carried_project().get("is_user_branch")
+
+    #: ``(kind, pathspec) -> Run | Task`` of the Client API; the ``flow_core`` package wires it
+    #: (the model layer does not import the client).
+    _client_object: Callable[[str, str], Any] | None = None
+
+    @property
+    def task(self) -> Any:
+        """The running task as a Client API ``Task`` (None outside a task), as Metaflow's."""
+        if self.task_id is None or type(self)._client_object is None:
+            return None
+        return type(self)._client_object("Task", self.pathspec)
+
+    @property
+    def run(self) -> Any:
+        """The running run as a Client API ``Run`` (None outside a task), as Metaflow's."""
+        if self.run_id is None or type(self)._client_object is None:
+            return None
+        return type(self)._client_object("Run", f"{self.flow_name}/{self.run_id}")
 
     @property
     def pathspec(self) -> str | None:

@@ -92,3 +92,9 @@ def gang_from_environment(environ: Mapping[str, str]) -> tuple[str, int, int, st
     """(main_ip, num_nodes, node_index, control_task_id) of the task running in ``environ``."""
     return (environ.get(MAIN_IP_VAR, LOCAL_MAIN_IP), int(environ.get(NUM_NODES_VAR, "1")),
             int(environ.get(NODE_INDEX_VAR, "0")), environ.get(CONTROL_TASK_VAR))
+
+
+def task_type_fields(environ: Mapping[str, str], task_id: str) -> dict[str, str]:
+    """The metadata a @parallel gang's control task carries so the client finds it
+    (``Step.control_tasks()``), under Metaflow's field name and value."""
+    return {"internal_task_type": "control"} if environ.get(CONTROL_TASK_VAR) == task_id else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import click
 
@@ -46,13 +46,24 @@ def environment_variable(name: str) -> str:
     return "METAFLOW_RUN_" + name.upper().replace("-", "_")
 
 
+def _has_config_exprs(value: Any) -> bool:
+    from flow_core.model.config import has_exprs
+
+    return has_exprs(value)
+
+
 class ParameterContext:
     """Given to a callable default: what is known when the run starts."""
 
-    def __init__(self, flow_name: str, user_name: str, parameter_name: str):
+    def __init__(self, flow_name: str, user_name: str, parameter_name: str,
+                 configs: Mapping[str, Any] | None = None):
+        from flow_core.model.config import ConfigValue
+
         self.flow_name = flow_name
         self.user_name = user_name
         self.parameter_name = parameter_name
+        #: The flow's configs (``ctx.configs.cfg.key``), once they are known: not for a config's own default.
+        self.configs = ConfigValue(dict(configs or {}))
 
 
 class Parameter:
@@ -112,7 +123,8 @@ class Parameter:
 
     def option(self, from_environment: bool = True) -> click.Option:
         """The command-line option; unless given, it may come from ``METAFLOW_RUN_<NAME>``."""
-        default = None if callable(self.default) else self.default
+        # A callable default is called, and a config_expr default evaluated, when the run starts.
+        default = None if callable(self.default) or _has_config_exprs(self.default) else self.default
         if isinstance(self.type, JSONTypeClass) and default is not None and not isinstance(default, str):
             default = json.dumps(default)
         return click.Option(
@@ -126,13 +138,19 @@ class Parameter:
             show_envvar=False,
         )
 
-    def resolve(self, given: Any, ctx: ParameterContext) -> Any:
-        """The value for the run: what was given, else the default (called if callable)."""
+    def resolve(self, given: Any, ctx: ParameterContext, configs: Mapping[str, Any] | None = None) -> Any:
+        """The value for the run: what was given, else the default (called if callable, and
+        evaluated over ``configs`` if it is a ``config_expr``), converted to the type."""
         value = given
-        if value is None and callable(self.default):
-            value = self.default(ctx)
-        if value is None and self.default is not None and not callable(self.default):
-            value = self.default
+        default = self.default
+        if _has_config_exprs(default):
+            from flow_core.model.config import resolve_exprs
+
+            default = resolve_exprs(default, configs or {})
+        if value is None and callable(default):
+            value = default(ctx)
+        if value is None and default is not None and not callable(default):
+            value = default
         if value is None and self.required:
             raise ParameterError(f"parameter --{self.name} is required; pass it as --{self.name} VALUE")
         if isinstance(value, str) and text_problem(value):
@@ -160,8 +178,8 @@ class IncludeFile(Parameter):
         self.is_text = is_text
         self.encoding = encoding
 
-    def resolve(self, given: Any, ctx: ParameterContext) -> Any:
-        path = super().resolve(given, ctx)
+    def resolve(self, given: Any, ctx: ParameterContext, configs: Mapping[str, Any] | None = None) -> Any:
+        path = super().resolve(given, ctx, configs)
         if path is None:
             return None
         try:
@@ -197,6 +215,23 @@ def protect_class_constants(flow_cls: type) -> None:
             if attribute.startswith("_") or callable(value) or hasattr(type(value), "__get__"):
                 continue
             setattr(klass, attribute, ClassConstant(attribute, value))
+
+
+def class_constants(flow_cls: type) -> dict[str, Any]:
+    """The flow's class-level constants by name: stored with the parameters, so that, as in
+    Metaflow, they are artifacts of every task."""
+    found: dict[str, Any] = {}
+    for klass in reversed(flow_cls.__mro__):
+        if klass.__module__.startswith("flow_core.") or klass is object:
+            continue
+        for attribute, value in vars(klass).items():
+            if isinstance(value, ClassConstant):
+                found[attribute] = value.value
+            elif attribute.startswith("_") or callable(value) or hasattr(type(value), "__get__"):
+                found.pop(attribute, None)
+            else:
+                found[attribute] = value
+    return found
 
 
 def builtins_type(value: Any) -> type | None:

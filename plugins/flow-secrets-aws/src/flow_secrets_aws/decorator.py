@@ -16,6 +16,9 @@ from typing import Any, Callable, Mapping
 from flow_core.plugin_api import DecoratorError, FlowError, Setting, Settings, StepDecorator
 
 AWS_SECRETS_MANAGER = "aws-secrets-manager"
+#: Metaflow's ``inline`` type: the source's ``options["env_vars"]`` are the secret itself
+#: (for tests and examples: the values sit in the flow's code).
+INLINE = "inline"
 
 SETTINGS = (
     Setting("METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE", AWS_SECRETS_MANAGER,
@@ -27,7 +30,7 @@ SETTINGS = (
 )
 
 #: Options a source may give, per backend type (a typo fails instead of being ignored).
-KNOWN_OPTIONS = {AWS_SECRETS_MANAGER: ("json", "env_var_name", "region")}
+KNOWN_OPTIONS = {AWS_SECRETS_MANAGER: ("json", "env_var_name", "region"), INLINE: ("env_vars",)}
 
 #: Metaflow's rule: an environment variable name, never one of Flow's own settings.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -99,9 +102,19 @@ def _parse_source(source: Any, role: str | None, default_backend: str, where: st
 
 def _reader(backend: str) -> Callable[[SecretSpec, Settings], dict[str, str]]:
     """The function that reads a secret of this backend type (boto3 is imported only here)."""
+    if backend == INLINE:
+        return read_inline_secret
     from .aws import read_secret
 
     return {AWS_SECRETS_MANAGER: read_secret}[backend]
+
+
+def read_inline_secret(spec: SecretSpec, settings: Settings) -> dict[str, str]:
+    """An ``inline`` source's variables: its ``env_vars`` option, as Metaflow's inline provider."""
+    variables = spec.options.get("env_vars", {})
+    if not isinstance(variables, Mapping):
+        raise SecretsError(f"secret {spec}: env_vars must be a dict of variable names to values")
+    return {str(name): str(value) for name, value in variables.items()}
 
 
 def check_names(spec: SecretSpec, variables: Mapping[str, str]) -> None:
