@@ -231,3 +231,33 @@ def test_names_the_datastore_cannot_hold_are_refused_by_check_and_before_a_run(w
         assert_users_error(result, message)
         assert last_error(result).startswith(f"Error: {path}:{line}: ")
     assert no_runs_were_made(records)
+
+
+def test_a_foreach_over_nothing_fails_its_step_instead_of_ending_the_run_early(write_flow, flow_cli, records):
+    path = write_flow("empty.py", """
+        from flow_core import FlowSpec, step
+
+        class Empty(FlowSpec):
+            @step
+            def start(self):
+                self.items = []
+                self.next(self.each, foreach="items")
+
+            @step
+            def each(self):
+                self.next(self.join)
+
+            @step
+            def join(self, inputs):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+    """)
+    result = flow_cli("run", str(path))
+    assert result.returncode == 1
+    assert f"{path}:7: the foreach over 'items' in step 'start' produced zero splits; check self.items" in result.stderr
+    assert "Done!" not in result.stdout
+    (run,) = [r for r in records.runs("Empty")]
+    assert run.status == "failed"

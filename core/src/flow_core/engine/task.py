@@ -336,12 +336,16 @@ class TaskRunner:
                 f"'{var}', but never sets self.{var}"
             ) from None
         try:
-            return len(items)
+            count = len(items)
         except TypeError:
             raise FlowError(
                 f"{self.graph.file}:{self.node.next_line}: the foreach over '{var}' in step '{self.node.name}' "
                 f"needs a list or another sized sequence, not {type(items).__name__}"
             ) from None
+        if count == 0:  # its join would never run: refused, as Metaflow refuses it
+            raise FlowError(f"{self.graph.file}:{self.node.next_line}: the foreach over '{var}' in step "
+                            f"'{self.node.name}' produced zero splits; check self.{var}")
+        return count
 
 
 def run_task(args: TaskArguments, backends: Backends) -> int:
