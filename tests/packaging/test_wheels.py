@@ -9,9 +9,11 @@ a fresh virtualenv: flow-core by itself, then flow-core with one plugin at a tim
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,14 @@ EXAMPLE = ROOT / "examples" / "hello.py"
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir()
                  if (p / "pyproject.toml").exists() and not p.name.startswith("_"))
 SOURCES = {"flow-core": ROOT / "core", **{name: ROOT / "plugins" / name for name in PLUGINS}}
+
+
+def workspace_dependencies(plugin: str) -> list[str]:
+    """The other plugins ``plugin`` declares it needs (flow-sched-sfn builds on
+    flow-compute-batch): nothing is published, so their wheels are installed beside it."""
+    declared = tomllib.loads((SOURCES[plugin] / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0] for requirement in declared]
+    return [name for name in names if name in SOURCES and name not in ("flow-core", plugin)]
 
 # Imports every module of a package, so a dependency used only by a backend chosen later
 # (boto3 in the S3 storage, asyncpg in the service) is checked too. Test helpers built on
@@ -120,7 +130,7 @@ def test_flow_core_alone_runs_the_hello_example(venvs, tmp_path):
 
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_a_plugin_installed_with_flow_core_loads_and_imports(plugin, venvs, wheels, tmp_path):
-    venv = venvs("flow-core", plugin)
+    venv = venvs("flow-core", *workspace_dependencies(plugin), plugin)
     version = wheels[plugin].name.split("-")[1]
     listed = flow_plugins(venv, tmp_path)
     assert f"{plugin} {version}" in listed.stdout.splitlines(), listed.stdout

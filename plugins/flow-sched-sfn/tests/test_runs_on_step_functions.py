@@ -138,6 +138,7 @@ def test_a_deployed_flow_runs_on_step_functions_and_reads_back_like_a_local_run(
         assert on_sfn[key] == here[key], key
     assert on_sfn["body_tasks"] == ["sfn-0", "sfn-1", "sfn-2"]
     assert f"production:{token}" in on_sfn["tags"]  # the run is in the deployment's namespace
+    assert "runtime:step-functions" in on_sfn["tags"]
     assert on_sfn["execution"] == [execution["executionArn"]], on_sfn["fields"]  # it leads back to its execution
 
 

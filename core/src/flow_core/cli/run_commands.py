@@ -166,10 +166,13 @@ def resume(state: CliState, step_name: str | None, origin_run_id: str | None, **
               help='Parameters as one JSON object of names to values, {"alpha": "5"}, as an orchestrator '
                    "passes them; each value is read as on the command line, and an option typed on the "
                    "command line wins.")
+@click.option("--runtime", default="local", callback=checked_text, metavar="NAME",
+              help="What runs the run's tasks, for its runtime: system tag (step-functions, ...).")
 @flow_options
 @pass_state
 def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...], production_token: str | None,
-         origin_run_id: str | None, run_id_file: str | None, parameters_json: str | None, **kw: Any) -> None:
+         origin_run_id: str | None, run_id_file: str | None, parameters_json: str | None, runtime: str,
+         **kw: Any) -> None:
     flow = state.flow
     prepare_flow(state)
     flow.graph()
@@ -178,7 +181,7 @@ def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...
     values = parameter_values(state, kw)
     backends = state.backends()
     record = create_run(backends.metadata, flow.name, backends.settings.user, tags, production_token,
-                        origin_run_id, run_id=run_id)
+                        origin_run_id, run_id=run_id, runtime=runtime)
     path = store_parameters(backends.metadata, FlowDataStore(backends.storage), flow.name, record.run_id, values,
                             task_id)
     if run_id_file:

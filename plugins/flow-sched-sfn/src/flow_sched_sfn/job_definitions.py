@@ -49,7 +49,7 @@ def init_command(flow_file: str, token: str, request: DeployRequest) -> list[str
     changes nothing), in the deployment's @project branch and with its configs."""
     words = ["python3", "-m", "flow_core", "init", flow_file, "--run-id", ref(RUN_ID), "--task-id",
              PARAMETERS_TASK, "--parameters-json", ref(PARAMETERS), "--production-token", token,
-             *request.init_options]
+             "--runtime", "step-functions", *request.init_options]
     for tag in request.tags:
         words += ["--tag", tag]
     return words
