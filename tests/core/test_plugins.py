@@ -248,7 +248,7 @@ def test_every_hook_is_documented_with_an_example_and_implemented_by_a_test():
                        repo / "core/src/flow_core/plugin/builtins.py"]  # the core's own plugin
     sources = [p.read_text() for p in implementations]
     hooks = [name for name in dir(hookspecs) if name.startswith("flow_")]
-    assert len(hooks) == 10
+    assert len(hooks) == 11
     for name in hooks:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert f"def {name}():" in doc, f"the docstring of {name} has no example"

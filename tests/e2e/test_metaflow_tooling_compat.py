@@ -81,11 +81,13 @@ def test_metaflows_top_level_options_and_metaflow_branch_are_taken(tool_run):
     assert run.data.who == "from toolbox"
 
 
-def test_another_environment_is_refused_in_one_sentence(python_flow, tool_run):
+def test_an_environment_nobody_provides_is_refused_in_one_sentence(python_flow, tool_run):
     path, _ = tool_run
-    refused = python_flow(path, "--environment=conda", "run")
-    assert refused.returncode == 2
-    assert "'local' environment only, not 'conda'" in refused.stderr
+    refused = python_flow(path, "--environment=fast-bakery", "run")
+    assert refused.returncode != 0
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: environment 'fast-bakery' is not installed (installed: conda, local, pypi)"), last
+    assert "Traceback" not in refused.stderr
 
 
 def test_a_config_expression_default_is_evaluated_before_the_type_applies(tool_run):

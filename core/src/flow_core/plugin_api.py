@@ -6,6 +6,7 @@ change between releases.
 """
 
 from flow_core.backends.compute import ComputeBackend, Resources, TaskEvents, TaskHandle, TaskSpec
+from flow_core.backends.environment import EnvironmentBackend, EnvironmentRequest, Interpreter, StepRequest
 from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.records import (
     FAILED,
@@ -21,7 +22,7 @@ from flow_core.backends.records import (
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
 from flow_core.backends.selection import Backends
 from flow_core.backends.storage import Blob, StorageBackend
-from flow_core.cli.deploy_commands import deploy_request, deployed_name, given_parameters
+from flow_core.cli.deploy_commands import deploy_request, deployed_name, environment_request, given_parameters
 from flow_core.cli.state import CliState, FlowTarget, flow_options
 from flow_core.engine.code_package import CodePackage
 from flow_core.engine.run_start import task_environment
@@ -55,6 +56,9 @@ __all__ = [
     "DecoratorError",
     "Deployment",
     "DeployRequest",
+    "EnvironmentBackend",
+    "EnvironmentRequest",
+    "environment_request",
     "deploy_request",
     "deployed_name",
     "FAILED",
@@ -66,6 +70,7 @@ __all__ = [
     "given_parameters",
     "Gang",
     "hookimpl",
+    "Interpreter",
     "MetadataBackend",
     "MetadataError",
     "MetadataField",
@@ -79,6 +84,7 @@ __all__ = [
     "Setting",
     "Settings",
     "StepDecorator",
+    "StepRequest",
     "StepRecord",
     "StorageBackend",
     "SUCCEEDED",

@@ -419,3 +419,47 @@ print(json.dumps({"tags": sorted(run.system_tags), "branch": run["start"].task["
     found = json.loads(read.stdout)
     assert {"project:demo", "project_branch:prod"} <= set(found["tags"])
     assert found["branch"] == "prod" and found["rows"] == 7
+
+
+PYPI = """
+    from flow_core import FlowSpec, pypi, step
+
+
+    class Pinned(FlowSpec):
+        @pypi(packages={"humanize": "4.9.0"})
+        @step
+        def start(self):
+            import humanize
+            self.version = humanize.__version__
+            self.next(self.end)
+
+        @step
+        def end(self):
+            import importlib.util
+            self.end_has_humanize = importlib.util.find_spec("humanize") is not None
+"""
+
+
+def test_pypi_steps_deploy_with_their_environments_built_from_the_datastore(sfn_env, flow_cli, flow_env,
+                                                                             write_flow, tmp_path):
+    path = str(write_flow("pinned.py", PYPI))
+    cache = {"METAFLOW_ENVIRONMENT_CACHE": str(tmp_path / "environments")}
+    created = flow_cli("--environment=pypi", "step-functions", path, "create", env=cache, timeout=300)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "Environment pypi:" in created.stdout + created.stderr  # resolved at deploy time
+
+    pathspec, ended = _run_to_end(flow_cli, path)
+    assert ended["status"] == "SUCCEEDED", explain(boto3.client("stepfunctions"), ended, sfn_env)
+    read = subprocess.run([sys.executable, "-c", """
+import json, sys
+from flow_core import Run, namespace
+namespace(None)
+run = Run(sys.argv[1])
+start = run["start"].task
+print(json.dumps({"version": start["version"].data, "end": run["end"].task["end_has_humanize"].data,
+                  "environment": start.metadata_dict.get("environment")}))
+""", pathspec], env={**os.environ, **flow_env}, capture_output=True, text=True, check=True)
+    found = json.loads(read.stdout)
+    # The image has no humanize: start's environment came from the datastore; end has its own.
+    assert found == {"version": "4.9.0", "end": False, "environment": found["environment"]}
+    assert found["environment"].startswith("pypi:")

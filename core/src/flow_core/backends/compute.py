@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
 
 import attrs
 
+from flow_core.backends.environment import Interpreter
 from flow_core.model.parallel import Gang
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class TaskSpec:
     resources: Resources = attrs.field(factory=Resources)
     #: Set for the tasks of a ``@parallel`` step.
     gang: Gang | None = None
+    #: The Python the task runs with when it is not the runtime's own (``@pypi``, ``@conda``).
+    interpreter: Interpreter | None = None
 
     @property
     def pathspec(self) -> str:
@@ -94,10 +97,16 @@ class TaskSpec:
         """How the console names the task: ``run/step/task``."""
         return f"{self.run_id}/{self.step_name}/{self.task_id}"
 
-    def command(self, python: str = sys.executable, flow_file: str | None = None) -> list[str]:
-        """The task command line. A remote backend passes the file's path inside its container."""
+    @property
+    def python(self) -> str:
+        """The interpreter that runs the task on this machine."""
+        return self.interpreter.python if self.interpreter and self.interpreter.python else sys.executable
+
+    def command(self, python: str | None = None, flow_file: str | None = None) -> list[str]:
+        """The task command line, with the task's interpreter on this machine. A remote backend
+        uses `remote_commands` instead."""
         args = [
-            python, "-m", "flow_core", "step", flow_file or self.flow_file, self.step_name,
+            python or self.python, "-m", "flow_core", "step", flow_file or self.flow_file, self.step_name,
             "--flow", self.flow_name,
             "--run-id", self.run_id,
             "--task-id", self.task_id,
@@ -112,6 +121,15 @@ class TaskSpec:
         for decospec in self.decospecs:
             args += ["--with", decospec]
         return args
+
+    def remote_commands(self, flow_file: str, python: str = "python3") -> list[list[str]]:
+        """What a fresh machine runs, in order, once the code package is unpacked there: the
+        command that builds the task's interpreter (when it has its own), then the task
+        command line with the flow file's path inside the package. ``python`` is the image's."""
+        if self.interpreter is None:
+            return [self.command(python=python, flow_file=flow_file)]
+        setup = [list(self.interpreter.remote_setup)] if self.interpreter.remote_setup else []
+        return [*setup, self.command(python=self.interpreter.remote_python or python, flow_file=flow_file)]
 
 
 class TaskEvents(Protocol):

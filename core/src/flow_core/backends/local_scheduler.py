@@ -62,7 +62,8 @@ class LocalScheduler(SchedulerBackend):
             created_at=time.time(),
             schedule=request.schedule,
             details={"tags": list(request.tags), "logs": str(self.folder / name), "name": name,
-                     "run_options": list(request.init_options), "timezone": request.schedule_timezone},
+                     "run_options": list(request.init_options), "timezone": request.schedule_timezone,
+                     "environment": request.environment.get("METAFLOW_DEFAULT_ENVIRONMENT")},
         )
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -81,7 +82,9 @@ class LocalScheduler(SchedulerBackend):
         logs.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_id_file = logs / f"{stamp}-{os.getpid()}.run-id"
-        command = [sys.executable, "-m", "flow_core", "run", deployment.flow_file,
+        chosen = deployment.details.get("environment")  # --environment=pypi given at deploy time
+        command = [sys.executable, "-m", "flow_core", *([f"--environment={chosen}"] if chosen else []), "run",
+                   deployment.flow_file,
                    "--production-token", deployment.production_token, "--run-id-file", str(run_id_file)]
         for tag in deployment.details.get("tags", []):
             command += ["--tag", tag]

@@ -86,6 +86,9 @@ class SchedulerBackend(ABC):
 
     #: The name ``flow deploy --scheduler`` and ``METAFLOW_DEFAULT_SCHEDULER`` select it by.
     name: ClassVar[str]
+    #: True when every task of a deployed run runs on another machine (Step Functions' Batch
+    #: jobs): the steps' ``@pypi`` environments are then staged in the datastore at deploy time.
+    runs_remotely: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 from flow_core.backends.compute import ComputeBackend
+from flow_core.backends.environment import EnvironmentBackend
 from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.scheduler import SchedulerBackend
 from flow_core.backends.storage import StorageBackend
@@ -68,6 +69,11 @@ class Backends:
 
     def scheduler(self, name: str | None = None) -> SchedulerBackend:
         return self._get("scheduler", name)
+
+    @property
+    def environment(self) -> EnvironmentBackend:
+        """The configured environment (``--environment``), built on first use."""
+        return self._get("environment", None)
 
     @property
     def step_decorators(self) -> Mapping[str, type[StepDecorator]]:

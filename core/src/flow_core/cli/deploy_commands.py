@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
+from flow_core.backends.compute import TaskSpec
+from flow_core.backends.environment import EnvironmentRequest
 from flow_core.backends.scheduler import DeployRequest
+from flow_core.backends.selection import Backends
 from flow_core.cli.flow_setup import prepare_flow
 from flow_core.cli.state import CliState, flow_options
-from flow_core.engine.step_specs import decorate_steps, first_task_specs
+from flow_core.engine.step_specs import (
+    build_environment_request,
+    decorate_steps,
+    first_task_specs,
+    prepare_interpreters,
+    with_interpreter,
+)
 from flow_core.model.config import CONFIG_VALUES_VARIABLE, Config, config_values
 from flow_core.model.decorators import flow_decorators
 from flow_core.model.parameters import flow_parameters
@@ -29,8 +38,8 @@ _scheduler_option = click.option("--scheduler", default=None,
 @click.pass_obj
 def deploy(state: CliState, scheduler: str | None, tags: tuple[str, ...]) -> None:
     flow = state.flow
-    request = deploy_request(state, tags)
     backend = state.backends().scheduler(scheduler)
+    request = deploy_request(state, tags, runs_remotely=backend.runs_remotely)
     deployment = backend.deploy(request)
     state.console().info(
         f"Deployed {deployment.flow_name} to the {backend.name} scheduler; its runs are in namespace "
@@ -38,23 +47,34 @@ def deploy(state: CliState, scheduler: str | None, tags: tuple[str, ...]) -> Non
     )
 
 
-def deploy_request(state: CliState, tags: tuple[str, ...] = (), **options: Any) -> DeployRequest:
-    """What a scheduler needs to deploy the command's flow, its decorators checked first;
-    ``options`` are the scheduler's own command-line options, for a plugin's command."""
+def deploy_request(state: CliState, tags: tuple[str, ...] = (), *, runs_remotely: bool = False,
+                   **options: Any) -> DeployRequest:
+    """What a scheduler needs to deploy the command's flow, its decorators checked first and
+    its steps' environments (``--environment=pypi``) prepared: for other machines when the
+    scheduler's tasks all run there (``runs_remotely``). ``options`` are the scheduler's own
+    command-line options, for a plugin's command."""
     flow = state.flow
     project = prepare_flow(state)
     graph = flow.graph()
     backends = state.backends()
-    decorators = decorate_steps(flow.cls, graph, tuple(state.decospecs), backends.step_decorators)
+    environment_name = backends.settings.backend_name("environment")
+    decorators = decorate_steps(flow.cls, graph, tuple(state.decospecs), backends.step_decorators, environment_name)
     steps = first_task_specs(graph, decorators, flow.file, flow.name, backends.settings.backend_name("compute"),
                              tuple(state.decospecs))
+    if environment_name != "local":
+        remote = set(steps) if runs_remotely else _remote_steps(backends, steps)
+        request = build_environment_request(flow.cls, graph, decorators, backends, remote,
+                                            report=state.console().info)
+        for name, prepared in prepare_interpreters(backends, request).items():
+            steps[name] = with_interpreter(steps[name], prepared)
     cron, timezone = _schedule(flow.cls)
     init_options: list[str] = ["--production"] if state.production else []
     if state.branch:
         init_options += ["--branch", state.branch]
     for name, value in config_values(flow.cls).items():
         init_options += ["--config-value", name, json.dumps(value, default=str)]
-    environment = {name: state.overrides[name] for name in (PROJECT_VARIABLE, CONFIG_VALUES_VARIABLE)
+    environment = {name: state.overrides[name]
+                   for name in (PROJECT_VARIABLE, CONFIG_VALUES_VARIABLE, "METAFLOW_DEFAULT_ENVIRONMENT")
                    if state.overrides.get(name)}
     return DeployRequest(flow.file, flow.name, graph, tuple(tags), schedule=cron, schedule_timezone=timezone,
                          steps=steps, options=options,
@@ -124,3 +144,22 @@ def deployments(state: CliState, scheduler: str | None) -> None:
     for deployment in found:
         schedule = f", on {deployment.schedule}" if deployment.schedule else ""
         click.echo(f"{deployment.flow_name}  {deployment.namespace}  {deployment.flow_file}{schedule}")
+
+
+def environment_request(state: CliState, report: Callable[[str], None] = print) -> EnvironmentRequest:
+    """What the configured environment needs to prepare the command's flow, as ``run`` asks
+    it (for ``environment resolve``, or a scheduler deploying the flow)."""
+    flow = state.flow
+    prepare_flow(state)
+    graph = flow.graph()
+    backends = state.backends()
+    decorators = decorate_steps(flow.cls, graph, tuple(state.decospecs), backends.step_decorators,
+                                backends.settings.backend_name("environment"))
+    specs = first_task_specs(graph, decorators, flow.file, flow.name, backends.settings.backend_name("compute"),
+                             tuple(state.decospecs))
+    return build_environment_request(flow.cls, graph, decorators, backends, _remote_steps(backends, specs),
+                                     report=report)
+
+
+def _remote_steps(backends: Backends, specs: dict[str, TaskSpec]) -> set[str]:
+    return {name for name, spec in specs.items() if backends.compute(spec.compute).remote}

@@ -138,16 +138,14 @@ def flow_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _local_environment(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value not in (None, "local"):
-        raise click.BadParameter(f"Flow runs tasks in the 'local' environment only, not '{value}'", ctx, param)
+def _environment(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(CliState).overrides["METAFLOW_DEFAULT_ENVIRONMENT"] = value
 
 
 #: Options Metaflow's tooling passes that change nothing in Flow: accepted so that its
 #: command lines run unchanged (``METAFLOW_<OPTION>`` as Metaflow reads them).
 METAFLOW_NO_OPS = [
-    click.option("--environment", default=None, expose_value=False, callback=_local_environment,
-                 envvar="METAFLOW_ENVIRONMENT", help="The execution environment: 'local' (the only one)."),
     click.option("--event-logger", default=None, expose_value=False, envvar="METAFLOW_EVENT_LOGGER", hidden=True,
                  help="Accepted for Metaflow's command lines; Flow has no event logger."),
     click.option("--monitor", default=None, expose_value=False, envvar="METAFLOW_MONITOR", hidden=True,
@@ -161,6 +159,10 @@ def global_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options both ``flow`` and ``python myflow.py`` accept before the command."""
     function = flow_options(function)
     options = [*METAFLOW_NO_OPS,
+        click.option("--environment", default=None, expose_value=False, callback=_environment,
+                     envvar="METAFLOW_ENVIRONMENT",
+                     help="Where steps get their packages: 'local', or 'pypi'/'conda' for @pypi and @conda "
+                          "(METAFLOW_DEFAULT_ENVIRONMENT)."),
         click.option("--datastore", default=None, help="Datastore backend (METAFLOW_DEFAULT_DATASTORE)."),
         click.option("--metadata", default=None, help="Metadata backend (METAFLOW_DEFAULT_METADATA)."),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors and the result."),

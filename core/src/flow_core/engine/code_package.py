@@ -20,6 +20,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -75,9 +76,7 @@ class CodePackage:
         """Package the flow's folder, flow-core and the loaded plugins. The folder's files
         are those ending in METAFLOW_DEFAULT_PACKAGE_SUFFIXES (default ``.py``).
 
-        `requirements` lists what flow-core, the plugins of the configured datastore and
-        metadata backends and the distributions named in ``used`` (the caller's own) need:
-        the other plugins travel along but are not imported unless a flow selects them.
+        `requirements` are the `flow_requirements` of ``used`` (the caller's own distributions).
         """
         settings, registry = backends.settings, backends.registry
         configured = settings.get("METAFLOW_DEFAULT_PACKAGE_SUFFIXES")
@@ -95,12 +94,9 @@ class CodePackage:
                 f"{', '.join(suffixes)} files, too much for a code package; move the flow into a folder "
                 "of its own or narrow METAFLOW_DEFAULT_PACKAGE_SUFFIXES"
             )
-        needed = {CORE_PLUGIN_NAME, *used, *(_provider(registry, kind, settings) for kind in ("datastore", "metadata"))}
-        distributions, requirements = [], set()
+        distributions = []
         for name, version, package_dir, entry_points in _flow_distributions(registry):
             distributions.append(f"{name}=={version}")
-            if name in needed:
-                requirements.update(_third_party_requirements(name))
             for path in sorted(package_dir.rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                     files[f"{LIB_FOLDER}/{package_dir.name}/{path.relative_to(package_dir).as_posix()}"] = \
@@ -111,7 +107,32 @@ class CodePackage:
                 files[f"{info}/entry_points.txt"] = entry_points.encode()
         blob = _deterministic_tar_gz(files)
         return cls(blob, hashlib.sha256(blob).hexdigest(), f"{USER_FOLDER}/{flow_path.name}",
-                   tuple(sorted(distributions)), tuple(sorted(requirements)))
+                   tuple(sorted(distributions)), flow_requirements(backends, used))
+
+
+def flow_library(registry: PluginRegistry, root: Path) -> Path:
+    """A folder that makes flow-core and the loaded plugins importable, entry points and all,
+    in another interpreter on this machine (a step's ``@pypi`` environment) when put on its
+    PYTHONPATH: the code package's ``lib/`` made of links to the installed packages."""
+    distributions = list(_flow_distributions(registry))
+    digest = hashlib.sha256(json.dumps([[n, v, str(d), e] for n, v, d, e in distributions]).encode()).hexdigest()
+    folder = root / digest[:32]
+    if folder.is_dir():
+        return folder
+    building = root / f".{digest[:32]}.{os.getpid()}"
+    building.mkdir(parents=True, exist_ok=True)
+    for name, version, package_dir, entry_points in distributions:
+        (building / package_dir.name).symlink_to(package_dir, target_is_directory=True)
+        info = building / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        if entry_points:
+            (info / "entry_points.txt").write_text(entry_points)
+    try:
+        building.rename(folder)
+    except OSError:  # another run made it first
+        shutil.rmtree(building, ignore_errors=True)
+    return folder
 
 
 def _user_files(folder: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
@@ -136,6 +157,16 @@ def _flow_distributions(registry: PluginRegistry) -> Iterator[tuple[str, str, Pa
         entry_points = (ep.dist.read_text("entry_points.txt") if ep.dist else None) or \
             f"[{ENTRY_POINT_GROUP}]\n{ep.name} = {ep.value}\n"
         yield ep.name, registry.versions[ep.name], Path(list(spec.submodule_search_locations)[0]), entry_points
+
+
+def flow_requirements(backends: Backends, used: Iterable[str] = ()) -> tuple[str, ...]:
+    """What flow-core, the plugins of the configured datastore and metadata backends and the
+    distributions named in ``used`` need from outside Flow, as they declare it: what a task's
+    image (or its ``@pypi`` environment) must provide. The other plugins travel along in a
+    code package but are not imported unless a flow selects them."""
+    needed = {CORE_PLUGIN_NAME, *used,
+              *(_provider(backends.registry, kind, backends.settings) for kind in ("datastore", "metadata"))}
+    return tuple(sorted({r for distribution in needed for r in _third_party_requirements(distribution)}))
 
 
 def _provider(registry: PluginRegistry, kind: str, settings: Settings) -> str:

@@ -20,7 +20,6 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -98,7 +97,7 @@ class LocalCompute(ComputeBackend):
         self._relayed_calls: list[tuple[str, list]] = []
         self._finished: list[_ForkedTask] = []  # reported once their metadata is written
         self._lock = threading.Lock()
-        self._server: _Server | None = None  # the one new tasks go to
+        self._current: dict[str, _Server] = {}  # the one new tasks go to, by interpreter
         self._servers: list[_Server] = []  # every one this compute started
         self._tasks: dict[str, _ForkedTask] = {}
         self._keys = itertools.count(1)
@@ -117,7 +116,7 @@ class LocalCompute(ComputeBackend):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, **spec.environment, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "flow_core.engine.fork_server", str(theirs.fileno()), spec.flow_file,
+            [spec.python, "-m", "flow_core.engine.fork_server", str(theirs.fileno()), spec.flow_file,
              spec.flow_name],
             env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[theirs.fileno()],
             start_new_session=True,  # Ctrl-C reaches the runtime, which stops tasks in order
@@ -137,9 +136,10 @@ class LocalCompute(ComputeBackend):
         err_read, err_write = os.pipe()
         metadata_read, metadata_write = os.pipe()
         with self._lock:
-            server = self._server
+            # A step with an interpreter of its own (@pypi) gets a fork server of that interpreter.
+            server = self._current.get(spec.python)
             if server is None or server.gone is not None:  # the first task, or its server died
-                server = self._server = self._start_server(spec)
+                server = self._current[spec.python] = self._start_server(spec)
             task = _ForkedTask(key, spec, events, server,
                                {out_read: "stdout", err_read: "stderr", metadata_read: "metadata"},
                                RelayedCalls(self._relayed_calls))
@@ -171,12 +171,13 @@ class LocalCompute(ComputeBackend):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            server = self._server
-        if server is not None and server.gone is None:
+            servers = [server for server in self._current.values() if server.gone is None]
+        for server in servers:
             try:
                 server.sock.shutdown(socket.SHUT_RDWR)  # the server stops leftover children and exits
             except OSError:
                 pass
+        for server in servers:
             try:
                 server.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

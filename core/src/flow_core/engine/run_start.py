@@ -25,6 +25,8 @@ DEFAULT_PARAMETERS_TASK = "params"
 PRODUCTION_TOKEN_VARIABLE = "METAFLOW_PRODUCTION_TOKEN"
 ORIGIN_RUN_VARIABLE = "FLOW_ORIGIN_RUN_ID"
 CODE_PACKAGE_VARIABLE = "FLOW_CODE_PACKAGE"
+#: Names the interpreter a step's tasks run with (``pypi:3f2a…``), recorded as ``environment``.
+INTERPRETER_VARIABLE = "FLOW_ENVIRONMENT"
 
 
 #: System tags every run this process starts carries besides the usual ones (@project's

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from flow_core.backends.compute import TaskHandle, TaskSpec
+from flow_core.backends.environment import Interpreter
 from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.records import RUNNING, RunRecord
 from flow_core.backends.selection import Backends
@@ -34,7 +35,13 @@ from flow_core.engine.input_paths import pack_input_paths
 from flow_core.engine.metadata_path import apply_stored_records, route_environment, writes_through_datastore
 from flow_core.engine.resume import ResumePlan
 from flow_core.engine.run_start import PARAMETERS_STEP, create_run, store_parameters, task_environment
-from flow_core.engine.step_specs import decorate_steps, first_task_specs
+from flow_core.engine.step_specs import (
+    build_environment_request,
+    decorate_steps,
+    first_task_specs,
+    prepare_interpreters,
+    with_interpreter,
+)
 from flow_core.errors import ConfigError, FlowError, RunFailed
 from flow_core.model.foreach import Stack, child_stack, iteration_key
 from flow_core.model.graph import FOREACH, JOIN, START, SWITCH, FlowGraph
@@ -107,11 +114,15 @@ class Runtime:
         self.max_workers = options.max_workers or os.cpu_count() or 1
         self.default_compute = options.compute or self.settings.backend_name("compute")
         # Select every backend and check every decorator before anything runs.
-        self.decorators = decorate_steps(flow_cls, graph, options.decospecs, backends.step_decorators)
+        self.decorators = decorate_steps(flow_cls, graph, options.decospecs, backends.step_decorators,
+                                         self.settings.backend_name("environment"))
         self.storage = backends.storage
         self.datastore = FlowDataStore(self.storage)
         self.metadata: MetadataBackend = backends.metadata
+        self._remote_steps: set[str] = set()
         self._check_remote_steps()
+        #: Steps with an interpreter of their own (@pypi): it, and what their tasks' environment adds.
+        self._interpreters: dict[str, tuple[Interpreter, dict[str, str]]] = {}
         self._events = _EventQueue()
         self._pending: deque[TaskSpec] = deque()
         self._delayed: list[tuple[float, TaskSpec]] = []
@@ -145,6 +156,8 @@ class Runtime:
                                   "(flow-compute-batch)")
         for node, probe, compute in probes:
             remote = compute.remote
+            if remote:
+                self._remote_steps.add(node.name)
             if remote and self.storage.local_only:
                 raise ConfigError(
                     f"step '{node.name}' runs on {probe.compute}, which cannot reach the local datastore "
@@ -158,8 +171,11 @@ class Runtime:
         user = self.settings.user
         token = self.options.production_token
         origin = self.resume.origin_run_id if self.resume else None
+        self._prepare_environments(origin)
         run = create_run(self.metadata, self.flow_name, user, self.options.tags, token, origin)
         self.run = run
+        if self._interpreters:
+            self.backends.environment.record(self.flow_name, run.run_id)
         if self.options.run_id_file:
             Path(self.options.run_id_file).write_text(run.run_id)
         self.task_environment = task_environment(self.settings, token, origin)
@@ -194,6 +210,18 @@ class Runtime:
         self.console.result(f"Done! Run {run.pathspec} finished {self.counts['done']} tasks{cloned} "
                           f"in {time.time() - started:.1f}s.")
         return run
+
+    def _prepare_environments(self, origin: str | None) -> None:
+        """Resolve and build each step's environment (``--environment=pypi``) before the run
+        exists: a package that cannot be had fails here, before any task."""
+        environment = self.settings.backend_name("environment")
+        if environment == "local":
+            return
+        request = build_environment_request(self.flow_cls, self.graph, self.decorators, self.backends,
+                                            self._remote_steps, origin, self.console.info)
+        started = time.monotonic()
+        self._interpreters = prepare_interpreters(self.backends, request)
+        self.console.detail(f"Environments ({environment}) ready in {time.monotonic() - started:.2f}s.")
 
     def _store_parameters(self) -> str:
         """Parameters become the artifacts of a `_parameters` task that `start` inherits."""
@@ -296,6 +324,7 @@ class Runtime:
             )
             for decorator in decorators:
                 spec = decorator.runtime_task_spec(spec)
+            spec = with_interpreter(spec, self._interpreters.get(step_name))
             route = route_environment(self.backends.compute(spec.compute), self.metadata)
             if route:
                 spec = attrs.evolve(spec, environment={**spec.environment, **route})

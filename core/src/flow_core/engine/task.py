@@ -25,7 +25,12 @@ from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import has_step_wildcard, resolve_step_wildcards, unpack_input_paths
 from flow_core.engine.metadata_path import task_metadata
 from flow_core.engine.output_capture import OutputCapture
-from flow_core.engine.run_start import CODE_PACKAGE_VARIABLE, ORIGIN_RUN_VARIABLE, PRODUCTION_TOKEN_VARIABLE
+from flow_core.engine.run_start import (
+    CODE_PACKAGE_VARIABLE,
+    INTERPRETER_VARIABLE,
+    ORIGIN_RUN_VARIABLE,
+    PRODUCTION_TOKEN_VARIABLE,
+)
 from flow_core.errors import FlowError
 from flow_core.model.current import current
 from flow_core.model.decorators import StepDecorator, step_decorators
@@ -135,6 +140,7 @@ class TaskRunner:
              "attempt": str(args.retry_count),
              **({"origin-run-id": os.environ[ORIGIN_RUN_VARIABLE]} if os.environ.get(ORIGIN_RUN_VARIABLE) else {}),
              **({"code-package": os.environ[CODE_PACKAGE_VARIABLE]} if os.environ.get(CODE_PACKAGE_VARIABLE) else {}),
+             **({"environment": os.environ[INTERPRETER_VARIABLE]} if os.environ.get(INTERPRETER_VARIABLE) else {}),
              **({"foreach-index": str(args.split_index)} if args.split_index is not None else {}),
              **task_type_fields(os.environ, args.task_id),
              **{k: v for decorator in self.decorators for k, v in decorator.task_metadata().items()}},

@@ -27,6 +27,10 @@ class _Decorator:
     name: ClassVar[str]
     #: Every attribute the decorator accepts, with its default.
     defaults: ClassVar[Mapping[str, Any]] = {}
+    #: The environments (``--environment``) that honour it; empty for every one. ``@pypi``
+    #: names ``pypi`` and ``conda``: under another, a run refuses to start rather than
+    #: silently run the step without its packages.
+    environments: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, attributes: Mapping[str, Any] | None = None):
         attributes = dict(attributes or {})
@@ -80,6 +84,13 @@ class FlowDecorator(_Decorator):
     def flow_init(self, flow_cls: type, options: Mapping[str, Any]) -> None:
         """Validate the attributes when a command starts, with its top-level ``options``
         (``branch``, ``production``); raise a `DecoratorError` for a mistake."""
+
+
+def check_environment(decorator: _Decorator, environment: str) -> None:
+    """Refuse a decorator the selected environment would ignore (Metaflow's message)."""
+    if decorator.environments and environment not in decorator.environments:
+        needed = " or ".join(f"--environment={name}" for name in decorator.environments)
+        raise DecoratorError(f"@{decorator.name} decorator requires {needed}")
 
 
 def with_configs(decorator: _Decorator, flow_cls: type) -> _Decorator:

@@ -9,8 +9,8 @@ plugin registry first, so an entry here only speaks when nothing installed provi
 from __future__ import annotations
 
 _LOCAL_OR_BATCH = "use @batch from the flow-compute-batch plugin, or local compute"
-_NO_ENVIRONMENTS = ("Flow has no per-step environments yet: install the packages into the Python (or image) "
-                    "the flow runs with")
+_ENVIRONMENTS = ("in Flow it comes with the flow-env plugin (run with --environment=pypi or conda): "
+                 "from a Flow checkout, pip install ./plugins/flow-env")
 
 METAFLOW_NAMES: dict[str, str] = {
     # compute
@@ -19,11 +19,12 @@ METAFLOW_NAMES: dict[str, str] = {
              "from a Flow checkout, pip install ./plugins/flow-compute-batch",
     "slurm": f"a Metaflow extension's Slurm compute; Flow has no Slurm backend — {_LOCAL_OR_BATCH}",
     # environments
-    "conda": f"Metaflow's per-step Conda environment; {_NO_ENVIRONMENTS}",
-    "conda_base": f"Metaflow's flow-wide Conda environment; {_NO_ENVIRONMENTS}",
-    "pypi": f"Metaflow's per-step PyPI environment; {_NO_ENVIRONMENTS}",
-    "pypi_base": f"Metaflow's flow-wide PyPI environment; {_NO_ENVIRONMENTS}",
-    "uv": f"Metaflow's uv-managed environment; {_NO_ENVIRONMENTS}",
+    "conda": f"Metaflow's per-step Conda environment; {_ENVIRONMENTS}",
+    "conda_base": f"Metaflow's flow-wide Conda environment; {_ENVIRONMENTS}",
+    "pypi": f"Metaflow's per-step PyPI environment; {_ENVIRONMENTS}",
+    "pypi_base": f"Metaflow's flow-wide PyPI environment; {_ENVIRONMENTS}",
+    "uv": "Metaflow's uv-managed environment; Flow has none, but its @pypi (the flow-env plugin) resolves and "
+          "installs with uv",
     # features
     "card": "Metaflow's @card reports; Flow has no cards yet — store the report as an artifact "
             "(self.report = html) and read it with the Client API",

@@ -34,6 +34,12 @@ def flow_scheduler_backends():
 
 
 @hookimpl
+def flow_environment_backends():
+    return [Backend("local", "flow_core.backends.environment:LocalEnvironment",
+                    "every task runs with the runtime's own Python")]
+
+
+@hookimpl
 def flow_step_decorators():
     return list(BUILTIN_STEP_DECORATORS)
 

@@ -9,8 +9,8 @@ import attrs
 
 from flow_core.errors import PluginError
 
-#: The four kinds of backend, in the order they are listed to users.
-KINDS = ("datastore", "compute", "metadata", "scheduler")
+#: The kinds of backend, in the order they are listed to users.
+KINDS = ("datastore", "compute", "metadata", "scheduler", "environment")
 
 
 @attrs.frozen

@@ -113,6 +113,22 @@ def flow_scheduler_backends() -> "list[Backend]":
 
 
 @hookspec
+def flow_environment_backends() -> "list[Backend]":
+    """Environments this plugin provides: which Python, with which packages, each step runs in.
+
+    The class subclasses `flow_core.plugin_api.EnvironmentBackend`: before any task starts it
+    resolves and builds what the steps' decorators ask for (``@pypi``) and returns an
+    `flow_core.plugin_api.Interpreter` per step; like a compute backend, it is built with
+    ``from_settings(settings, backends)``. Selected by ``METAFLOW_DEFAULT_ENVIRONMENT`` or
+    ``--environment NAME``::
+
+        @hookimpl
+        def flow_environment_backends():
+            return [Backend("pypi", "flow_env.environment:PypiEnvironment")]
+    """
+
+
+@hookspec
 def flow_step_decorators() -> "list[type[StepDecorator]]":
     """Step decorators this plugin adds, as `flow_core.plugin_api.StepDecorator` subclasses.
 

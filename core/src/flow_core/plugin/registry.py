@@ -31,10 +31,11 @@ BACKEND_HOOKS = {
     "compute": "flow_compute_backends",
     "metadata": "flow_metadata_backends",
     "scheduler": "flow_scheduler_backends",
+    "environment": "flow_environment_backends",
 }
 
 #: Kinds whose ``from_settings`` also receives the command's `Backends`.
-USES_OTHER_BACKENDS = ("compute", "scheduler")
+USES_OTHER_BACKENDS = ("compute", "scheduler", "environment")
 
 #: Where Flow's own remote backends come from, for the "not installed" message.
 KNOWN_PACKAGES = {
@@ -42,6 +43,8 @@ KNOWN_PACKAGES = {
     ("compute", "batch"): "flow-compute-batch",
     ("scheduler", "step-functions"): "flow-sched-sfn",
     ("metadata", "service"): "flow-metadata-service",
+    ("environment", "pypi"): "flow-env",
+    ("environment", "conda"): "flow-env",
 }
 
 
@@ -134,6 +137,16 @@ class PluginRegistry:
     @cached_property
     def flow_decorators(self) -> dict[str, type]:
         return {cls.name: cls for cls in self._collect("flow_flow_decorators")}
+
+    @cached_property
+    def decorator_providers(self) -> dict[str, str]:
+        """The distribution that provides each step and flow decorator, by decorator name."""
+        providers: dict[str, str] = {}
+        for hook_name in ("flow_step_decorators", "flow_flow_decorators"):
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                for cls in impl.function() or ():
+                    providers[cls.name] = impl.plugin_name
+        return providers
 
     @cached_property
     def exports(self) -> dict[str, str]:

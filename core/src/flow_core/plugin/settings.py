@@ -42,6 +42,8 @@ CORE_SETTINGS = (
     Setting("METAFLOW_DEFAULT_METADATA", "local", "metadata backend for new runs and the Client API"),
     Setting("METAFLOW_DEFAULT_COMPUTE", "local", "compute backend `flow run` sends steps to"),
     Setting("METAFLOW_DEFAULT_SCHEDULER", "local", "scheduler `flow deploy` deploys to"),
+    Setting("METAFLOW_DEFAULT_ENVIRONMENT", "local",
+            "where steps get their Python packages: 'local' (this Python's), 'pypi' or 'conda' (flow-env)"),
     Setting("METAFLOW_DATASTORE_SYSROOT_LOCAL", None,
             "root of the local datastore and metadata (default: nearest ./.flow)"),
     Setting("METAFLOW_USER", None, "your name in namespaces and the user: tag (default: $USER)"),

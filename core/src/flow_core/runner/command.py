@@ -30,11 +30,11 @@ from typing import Any, Iterable, Mapping
 
 STREAMS = ("stdout", "stderr")
 
-_VALUE_OPTIONS = {"metadata", "datastore", "branch", "max_workers", "max_num_splits", "compute",
+_VALUE_OPTIONS = {"metadata", "datastore", "environment", "branch", "max_workers", "max_num_splits", "compute",
                   "origin_run_id"}
 _FLAG_OPTIONS = {"quiet", "verbose", "debug", "production"}
 _PAIR_OPTIONS = {"config", "config_value"}
-TOP_LEVEL = {"metadata", "datastore", "branch", "quiet", "verbose", "debug", "production", "config",
+TOP_LEVEL = {"metadata", "datastore", "environment", "branch", "quiet", "verbose", "debug", "production", "config",
              "config_value", "decospecs", "with_"}
 RUN_OPTIONS = {"tags", "max_workers", "max_num_splits", "compute", "decospecs", "with_", "branch", "production",
                "config", "config_value", "user_namespace"}

@@ -175,8 +175,9 @@ class BatchCompute(ComputeBackend):
         self._wake.set()
 
     def _container_command(self, spec: TaskSpec, package: CodePackage, url: str) -> tuple[list[str], dict[str, str]]:
-        """The container's command line (the bootstrap, then the task) and environment."""
-        return (container_command(package, url, spec.command(python="python3", flow_file=package.flow_file)),
+        """The container's command line (the bootstrap, then the task: after building its
+        environment, for a @pypi step) and environment."""
+        return (container_command(package, url, *spec.remote_commands(package.flow_file)),
                 container_environment(spec.environment, package, self.storage))
 
     def _terminate(self, job: _Job) -> None:

@@ -39,8 +39,9 @@ def step_functions() -> None:
 @click.pass_obj
 def create(state: CliState, authorize: str | None, max_workers: int | None, only_json: bool,
            tags: tuple[str, ...], name: str | None) -> None:
-    request = deploy_request(state, tags, authorize=authorize, max_workers=max_workers, name=name)
     scheduler = _scheduler(state)
+    request = deploy_request(state, tags, runs_remotely=scheduler.runs_remotely, authorize=authorize,
+                             max_workers=max_workers, name=name)
     if only_json:
         click.echo(json.dumps(scheduler.compile(request).definition, indent=2))
         return

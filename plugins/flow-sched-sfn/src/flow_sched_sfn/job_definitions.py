@@ -24,9 +24,10 @@ def ref(name: str) -> str:
     return f"Ref::{name}"
 
 
-def step_command(spec: TaskSpec, flow_file: str, in_foreach: bool) -> list[str]:
-    """``flow step`` for every task of the step, its per-task values as ``Ref::`` placeholders."""
-    template = spec.command(python="python3", flow_file=flow_file)
+def step_commands(spec: TaskSpec, flow_file: str, in_foreach: bool) -> list[list[str]]:
+    """What every task of the step runs: building its environment when it has one (``@pypi``),
+    then ``flow step`` with its per-task values as ``Ref::`` placeholders."""
+    *setup, template = spec.remote_commands(flow_file)
     words = []
     replace = {"--run-id": ref(RUN_ID), "--task-id": ref(TASK_ID), "--input-paths": ref(INPUT_PATHS),
                "--retry-count": ref(RETRY_COUNT)}
@@ -41,7 +42,7 @@ def step_command(spec: TaskSpec, flow_file: str, in_foreach: bool) -> list[str]:
             skip = True
     if in_foreach:
         words += ["--split-index", ref(SPLIT_INDEX)]
-    return words + ["--with", INTERNAL_DECORATOR]
+    return [*setup, words + ["--with", INTERNAL_DECORATOR]]
 
 
 def init_command(flow_file: str, token: str, request: DeployRequest) -> list[str]:
@@ -66,13 +67,14 @@ def step_definitions(request: DeployRequest, package: CodePackage, package_url: 
     definitions = {}
     for step_name, spec in request.steps.items():
         spec = _with_tags(spec, request.tags)
-        commands = [step_command(spec, package.flow_file, step_name in foreach_steps)]
+        commands = step_commands(spec, package.flow_file, step_name in foreach_steps)
         if step_name == "start":
             commands.insert(0, init_command(package.flow_file, token, request))
         shape = JobShape.from_resources(spec.resources, image, role)
         command = container_command(package, package_url, *commands,
                                     job_environment={EXECUTION_VARIABLE: ref(EXECUTION)})
-        definitions[step_name] = fixed_definition(shape, command, environment)
+        # The step's own variables too: @environment's, and the name of its @pypi environment.
+        definitions[step_name] = fixed_definition(shape, command, {**environment, **spec.environment})
     return definitions
 
 

@@ -61,6 +61,7 @@ class StepFunctionsScheduler(SchedulerBackend):
     """Deploys flows to AWS Step Functions, their steps as AWS Batch jobs."""
 
     name = NAME
+    runs_remotely = True
 
     def __init__(self, backends: Backends):
         self.backends = backends

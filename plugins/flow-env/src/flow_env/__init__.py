@@ -1,0 +1,1 @@
+"""flow-env: Flow's ``@pypi`` and ``@conda`` environments (``--environment=pypi`` / ``conda``)."""
