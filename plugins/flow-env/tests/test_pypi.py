@@ -145,6 +145,15 @@ def test_each_step_sees_its_own_packages_and_nothing_it_did_not_ask_for(flow_env
 
     # disabled=True runs the step with the runtime's own Python.
     assert data["plain"]["plain_python"] == sys.executable
+    # The Client API tells what each task ran with, exactly.
+    from flow_core import Run
+    from flow_env import environment_lock
+
+    run = Run(f"PinnedFlow/{run_id_of(result.stdout)}")
+    locked = {(p.name, p.version) for p in environment_lock(run["newer"].task).packages}
+    assert ("humanize", "4.10.0") in locked and ("humanize", "4.9.0") not in locked
+    with pytest.raises(Exception, match="ran with its run's own Python"):
+        environment_lock(run["plain"].task)
     # Steps that asked for the same packages share one environment, built once.
     built = list((Path(env_cache["METAFLOW_ENVIRONMENT_CACHE"]) / "envs").iterdir())
     assert len(built) == 3, built

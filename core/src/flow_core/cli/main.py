@@ -77,8 +77,8 @@ def plugins(state: CliState):
         for kind in KINDS:
             names = [entry.name for entry in info.backends if entry.kind == kind]
             if names:
-                click.echo(f"  {kind + ':':11} {', '.join(names)}")
-        click.echo(f"  {'hooks:':11} {', '.join(info.hooks) or '(none)'}")
+                click.echo(f"  {kind + ':':13} {', '.join(names)}")
+        click.echo(f"  {'hooks:':13} {', '.join(info.hooks) or '(none)'}")
     for name, why in sorted(registry.failures.items()):
         click.echo(click.style(f"{name}: failed to load ({why})", fg="red"))
 

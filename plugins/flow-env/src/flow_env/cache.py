@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -101,15 +102,17 @@ def create_venv(folder: Path, base_python: str) -> None:
 
 def install_wheels(python: Path, packages: Sequence[LockedPackage]) -> None:
     """Install exactly the lock's wheels, each from its URL and checked against its hash (uv
-    takes them from its own cache when it has them). Compiled to bytecode once, here: an
-    environment is built once and imported from by every task of every later run, and where
-    Python may not write bytecode (PYTHONDONTWRITEBYTECODE) each task would compile pandas again."""
+    takes them from its own cache when it has them). Where Python may not write bytecode
+    (PYTHONDONTWRITEBYTECODE, ``-B``), it is compiled here, once: otherwise every task of every
+    later run would compile pandas again as it imports it. Elsewhere the first import writes
+    it, and the build stays fast."""
     if not packages:
         return
     requirements = python.parent.parent / "flow-requirements.txt"
     requirements.write_text("".join(f"{p.name} @ {p.url} --hash=sha256:{p.sha256}\n" for p in packages))
+    compile_now = ["--compile-bytecode"] if sys.dont_write_bytecode else []
     run_uv(["pip", "install", "--python", str(python), "--no-deps", "--require-hashes", "-r", str(requirements),
-            "--link-mode", "hardlink", "--compile-bytecode"], "install the environment's wheels")
+            "--link-mode", "hardlink", *compile_now], "install the environment's wheels")
 
 
 def publish(building: Path, target: Path) -> None:
