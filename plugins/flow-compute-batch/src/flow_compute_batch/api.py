@@ -15,11 +15,12 @@ from typing import Mapping
 from flow_core.plugin_api import CodePackage, Settings, StorageBackend
 
 from . import bootstrap
+from .aws_calls import aws_clients, call_aws
 from .job_definition import JobShape, fixed_definition
 from .jobs import BatchError, BatchJobRunner, job_name
 
-__all__ = ["BatchError", "BatchJobRunner", "JobShape", "container_command", "container_environment",
-           "default_image", "fixed_definition", "job_name", "job_queue"]
+__all__ = ["BatchError", "BatchJobRunner", "JobShape", "aws_clients", "call_aws", "container_command",
+           "container_environment", "default_image", "fixed_definition", "job_name", "job_queue"]
 
 BOOTSTRAP_SOURCE = Path(bootstrap.__file__).read_text()
 

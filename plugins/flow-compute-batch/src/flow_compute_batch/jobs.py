@@ -10,11 +10,10 @@ import re
 import threading
 from typing import Any, Mapping
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from flow_core.plugin_api import ConfigError, FlowError
+from botocore.exceptions import BotoCoreError, ClientError
+from flow_core.plugin_api import FlowError
 
+from .aws_calls import aws_clients, call_aws
 from .job_definition import JobShape, gang_definition_name
 
 #: Where Batch sends a job's output unless its job definition says otherwise.
@@ -39,28 +38,12 @@ class BatchJobRunner:
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
-        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, connect_timeout=10, read_timeout=60,
-                        max_pool_connections=32)
-        try:
-            self.batch = boto3.client("batch", config=config)
-            self.logs = boto3.client("logs", config=config)
-        except NoRegionError:
-            raise ConfigError("AWS Batch needs a region: set AWS_DEFAULT_REGION or a region in your AWS config") \
-                from None
+        self.batch, self.logs = aws_clients("AWS Batch", "batch", "logs", max_pool_connections=32)
         self._definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except NoCredentialsError:
-            raise ConfigError(f"could not {what}: no AWS credentials were found; configure them as for the "
-                              "AWS CLI") from None
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise BatchError(f"AWS refused to {what}: {error.get('Message') or error.get('Code')}") from None
-        except BotoCoreError as exc:
-            raise BatchError(f"could not {what}: {exc}") from None
+        return call_aws(what, BatchError, method, **kwargs)
 
     # -- job definitions --------------------------------------------------------------------
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from flow_core.plugin_api import ConfigError, FlowError
+from botocore.exceptions import BotoCoreError, ClientError
+from flow_compute_batch.api import aws_clients, call_aws
+from flow_core.plugin_api import FlowError
 
 
 class StepFunctionsError(FlowError):
@@ -20,26 +19,10 @@ class StepFunctionsError(FlowError):
 
 class StepFunctionsClients:
     def __init__(self) -> None:
-        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
-        try:
-            self.sfn = boto3.client("stepfunctions", config=config)
-            self.events = boto3.client("events", config=config)
-            self.scheduler = boto3.client("scheduler", config=config)
-        except NoRegionError:
-            raise ConfigError("Step Functions needs a region: set AWS_DEFAULT_REGION or a region in your AWS "
-                              "config") from None
+        self.sfn, self.events, self.scheduler = aws_clients("Step Functions", "stepfunctions", "events", "scheduler")
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except NoCredentialsError:
-            raise ConfigError(f"could not {what}: no AWS credentials were found; configure them as for the "
-                              "AWS CLI") from None
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise StepFunctionsError(f"AWS refused to {what}: {error.get('Message') or error.get('Code')}") from None
-        except BotoCoreError as exc:
-            raise StepFunctionsError(f"could not {what}: {exc}") from None
+        return call_aws(what, StepFunctionsError, method, **kwargs)
 
     # -- state machines ------------------------------------------------------------------------
 
