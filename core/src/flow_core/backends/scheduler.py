@@ -6,7 +6,6 @@ apart from anyone's experiments. The token is kept across re-deployments of the 
 
 from __future__ import annotations
 
-import secrets
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
 
 
 def new_production_token(flow_name: str) -> str:
+    import secrets  # not at the top: every process that loads plugins imports this module
+
     return f"{flow_name.lower()}-{secrets.token_hex(4)}"
 
 
