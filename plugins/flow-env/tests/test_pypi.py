@@ -268,3 +268,11 @@ def test_environment_resolve_and_show_list_each_steps_locked_packages(flow_env, 
                      run_id_of(run.stdout), env=env_cache)
     assert shown.returncode == 0, shown.stderr
     assert f"start: {start.group(1)}," in shown.stdout  # what the run used is what resolve locked
+
+
+def test_the_example_runs_as_its_docstring_says(flow_env, env_cache):
+    example = Path(__file__).resolve().parents[3] / "examples" / "packages.py"
+    result = run_flow(flow_env, example, "--environment=pypi", "run", env=env_cache)
+    assert result.returncode == 0, result.stderr
+    assert "123456789 bytes is 123.5 MB; the steps ran humanize {'start': '4.9.0', 'newer': '4.10.0'}." \
+        in result.stdout
