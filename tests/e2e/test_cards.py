@@ -333,6 +333,10 @@ def test_the_card_commands_list_get_and_view(flow_env, write_flow, python_flow, 
     assert by_hash.returncode == 0 and "<p>two</p>" in by_hash.stdout
     listed = python_flow(path, "card", "list", f"{run_id}/start")
     assert listed.returncode == 0 and "id=first" in listed.stdout and "id=second" in listed.stdout
+    everything = python_flow(path, "card", "list", "--as-json")  # no PATHSPEC: every task of the latest run
+    assert everything.returncode == 0, everything.stderr
+    assert [(entry["pathspec"].split("/")[2], len(entry["cards"])) for entry in json.loads(everything.stdout)] == \
+        [("start", 2), ("end", 1)]
     missing = python_flow(path, "card", "get", task, "--type", "blank")
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].endswith(
         f"TwoCards/{task} has no card with type 'blank'")
@@ -364,6 +368,17 @@ def test_resumed_tasks_find_their_cards_where_they_first_ran(flow_env, write_flo
     assert cards.from_resumed and cards.origin_pathspec == start.origin_pathspec
     assert "<p>one</p>" in cards[0].html
     assert len(get_cards(start, follow_resumed=False)) == 0
+
+
+def test_run_with_card_gives_every_step_a_default_card(flow_env, python_flow):
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello.py"
+    result = python_flow(hello, "run", "--with", "card")
+    assert result.returncode == 0, result.stderr
+    client.namespace(None)
+    run = Flow("HelloFlow")[run_id_of(result.stdout)]
+    for step in run:
+        (card,) = get_cards(step.task)
+        assert card.type == "default" and step.task.pathspec in card.html
 
 
 @pytest.mark.parametrize("attributes, says", [

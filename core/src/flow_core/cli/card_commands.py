@@ -72,20 +72,43 @@ def card() -> None:
     pass
 
 
-@card.command("list", help="List a task's cards. PATHSPEC is RUN/STEP/TASK, RUN/STEP or STEP.")
-@click.argument("pathspec")
+@card.command("list", help="List a task's cards (PATHSPEC: RUN/STEP/TASK, RUN/STEP or STEP), or without "
+                            "PATHSPEC those of every task of the latest run.")
+@click.argument("pathspec", required=False)
 @read_options
 @click.option("--as-json", is_flag=True, help="Print the list as JSON.")
 @click.pass_obj
-def list_command(state: CliState, pathspec: str, card_type: str | None, card_id: str | None, hash: str | None,
-                 follow_resumed: bool, as_json: bool) -> None:
-    task, cards = _cards(state, pathspec, card_type, card_id, hash, follow_resumed)
+def list_command(state: CliState, pathspec: str | None, card_type: str | None, card_id: str | None,
+                 hash: str | None, follow_resumed: bool, as_json: bool) -> None:
+    if pathspec is None:
+        found = _latest_run_cards(state, card_type, card_id, hash, follow_resumed)
+    else:
+        found = [_cards(state, pathspec, card_type, card_id, hash, follow_resumed)]
     if as_json:
-        click.echo(json.dumps({"pathspec": task.pathspec, "cards": [_describe(c) for c in cards]}, indent=2))
+        listed = [{"pathspec": task.pathspec, "cards": [_describe(c) for c in cards]} for task, cards in found]
+        click.echo(json.dumps(listed[0] if pathspec is not None else listed, indent=2))
         return
-    click.echo(f"{len(cards)} card(s) of {task.pathspec}:")
-    for found in cards:
-        click.echo(f"  {found.type:10} id={found.id or '-':12} hash={found.hash}  {found.path}")
+    for task, cards in found:
+        click.echo(f"{len(cards)} card(s) of {task.pathspec}:")
+        for one in cards:
+            click.echo(f"  {one.type:10} id={one.id or '-':12} hash={one.hash}  {one.path}")
+
+
+def _latest_run_cards(state: CliState, card_type: str | None, card_id: str | None, hash: str | None,
+                      follow_resumed: bool) -> list[tuple[Task, list[Card]]]:
+    run = Flow(state.flow.name).latest_run
+    if run is None:
+        raise NotFound(f"{state.flow.name} has no runs in this namespace")
+    found = []
+    for step in reversed(list(run)):  # in the order the steps ran
+        for task in step:
+            cards = [c for c in get_cards(task, id=card_id, type=card_type, follow_resumed=follow_resumed)
+                     if hash is None or c.hash.startswith(hash)]
+            if cards:
+                found.append((task, cards))
+    if not found:
+        raise NotFound(f"no task of {run.pathspec} has a card")
+    return found
 
 
 @card.command(help="Print a card's HTML, or save it to FILE. PATHSPEC is RUN/STEP/TASK, RUN/STEP or STEP.")
