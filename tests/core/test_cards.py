@@ -87,6 +87,37 @@ def test_components_say_what_is_wrong_in_their_place():
     assert "</script><script>" not in chart and "\\u003c/script\\u003e" in chart
 
 
+PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+                        "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082")
+
+
+class FakePilImage:
+    """What Image.from_pil_image uses of a PIL image: save(buffer, format=)."""
+
+    def save(self, buffer, format):
+        assert format == "PNG"
+        buffer.write(PNG_1x1)
+
+
+class FakeAxes:
+    """What Image.from_matplotlib uses of an Axes: get_figure().savefig(buffer, format=)."""
+
+    class Figure:
+        def savefig(self, buffer, format):
+            assert format == "png"
+            buffer.write(PNG_1x1)
+
+    def get_figure(self):
+        return self.Figure()
+
+
+def test_images_from_pil_and_matplotlib_objects_are_embedded_as_png():
+    for image in (Image.from_pil_image(FakePilImage(), label="pil"), Image.from_matplotlib(FakeAxes(), "plot"),
+                  Image.from_matplotlib(FakeAxes.Figure())):
+        assert 'src="data:image/png;base64,iVBORw0KGgo' in render_component(image)
+    assert "could not be saved as PNG" in render_component(Image.from_pil_image(object()))
+
+
 def test_the_page_carries_vega_only_with_a_chart():
     plain = render_page("t", [Markdown("# hi")])
     charted = render_page("t", [VegaChart({"mark": "bar"})])

@@ -215,6 +215,7 @@ def test_the_default_card_shows_parameters_artifacts_and_the_graph(flow_env, wri
 
 BROKEN_CARDS = '''
 import os
+import time
 from flow_core import FlowSpec, card, current, step
 from flow_core.cards import Markdown, MetaflowCardComponent
 
@@ -224,7 +225,14 @@ class Broken(MetaflowCardComponent):
         raise ValueError("the gauge has no needle")
 
 
+class Slow(MetaflowCardComponent):
+    def render(self):
+        time.sleep(120)
+        return "<p>too late</p>"
+
+
 class BrokenCards(FlowSpec):
+    @card(id="slow", timeout=1)
     @card(type="nosuchtype", id="odd")
     @card(id="main")
     @step
@@ -232,6 +240,7 @@ class BrokenCards(FlowSpec):
         current.card["main"].append(Markdown("before"))
         current.card["main"].append(Broken())
         current.card["main"].append(Markdown("after"))
+        current.card["slow"].append(Slow())
         self.next(self.end)
 
     @card
@@ -252,8 +261,9 @@ def test_a_card_that_fails_to_render_never_fails_the_task_and_says_why(flow_env,
     run_id = _run(python_flow, write_flow("broken.py", BROKEN_CARDS))
     start = _task("BrokenCards", run_id, "start")
     assert start.successful
-    main, odd = get_cards(start)
-    assert (main.id, main.type, odd.id, odd.type) == ("main", "default", "odd", "nosuchtype")
+    cards = {card.id: card for card in get_cards(start)}
+    main, odd, slow = cards["main"], cards["odd"], cards["slow"]
+    assert (main.type, odd.type, slow.type) == ("default", "nosuchtype", "default")
 
     page = offline_page
     _open(page, main.html, tmp_path / "main.html")
@@ -266,6 +276,8 @@ def test_a_card_that_fails_to_render_never_fails_the_task_and_says_why(flow_env,
     assert page.locator(".flow-error-title").inner_text() == "The nosuchtype card failed to render"
     assert "there is no card type 'nosuchtype'; Flow's card types are default, blank" in \
         page.locator(".flow-error pre").inner_text()
+    _open(page, slow.html, tmp_path / "slow.html")  # a card that takes longer than its timeout
+    assert "rendering the card took longer than its timeout of 1 seconds" in page.locator(".flow-error pre").inner_text()
     assert "failed to render" in start.stderr  # one warning line in the task's own log
     assert page.left_machine == []
 
