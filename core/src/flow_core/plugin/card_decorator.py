@@ -93,16 +93,15 @@ class card(StepDecorator):
         if not succeeded or getattr(self, "_manager", None) is None:
             return  # Metaflow's rule: a failed task gets no card
         slot = self._slot
-        facts = self._facts(final=True)
-        try:
-            html = _within(float(self.attributes["timeout"]), lambda: self._render(facts, FINAL))
+        try:  # gathering the artifacts' reprs counts against the timeout too
+            html = _within(float(self.attributes["timeout"]), lambda: self._render(self._facts(final=True), FINAL))
         except Exception as exc:
             why = str(exc) if isinstance(exc, FlowError) else exception_text(exc)
             card_warning(f"the {slot.type} card of step '{ctx.step_name}' failed to render: "
                          f"{why.strip().splitlines()[-1]}")
             if str(self.attributes["save_errors"]) != "True":
                 return
-            html = render_error_card(slot.type, facts, why, slot.id)
+            html = render_error_card(slot.type, TaskFacts(ctx.pathspec, ctx.retry_count), why, slot.id)
         self._write(html)
 
     def _store_running(self, slot: CardSlot) -> None:
