@@ -6,6 +6,7 @@ from flow_core.backends.local_storage import LocalStorage
 from flow_core.cards import Image, Markdown, ProgressBar, Table, VegaChart
 from flow_core.datastore.card_store import (
     TaskCardWriter,
+    cards_of_run,
     filter_cards,
     list_cards,
     parse_card_key,
@@ -37,6 +38,12 @@ def test_card_keys_name_the_card_and_list_in_decorator_order(tmp_path):
     assert filter_cards(cards, id="plots") == [cards[1]]
     assert filter_cards(cards, hash=cards[0].hash[:5]) == [cards[0]]
     assert cards[0].hash != cards[1].hash and list_cards(storage, "Flow/7/train/13") == []
+
+    # A whole run's cards from one listing, as a page of many tasks needs them.
+    TaskCardWriter(storage, "Flow/7/start/3", 0).write(CardSlot(0, "blank"), "<p>start</p>")
+    storage.put("flows/Flow/7/start/3/0.index", b"not a card")
+    assert cards_of_run(storage, "Flow", "7") == {PATHSPEC: cards, "Flow/7/start/3": list_cards(storage, "Flow/7/start/3")}
+    assert list(cards_of_run(storage, "Flow", "7", "train")) == [PATHSPEC] and cards_of_run(storage, "Flow", "8") == {}
 
 
 def test_current_card_follows_metaflows_rules_for_which_card_is_meant(capsys):
