@@ -186,7 +186,7 @@ def _import(name: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name, says", [
     ("kubernetes", "`kubernetes` is Metaflow's Kubernetes compute; Flow has no Kubernetes backend yet"),
     ("airflow", "`airflow` is Metaflow's Airflow scheduler; Flow has none"),
-    ("card", "`card` is Metaflow's @card reports"),
+    ("uv", "`uv` is Metaflow's uv-managed environment"),
     ("exit_hook", "`exit_hook` is Metaflow's @exit_hook"),
 ])
 def test_a_metaflow_name_flow_lacks_fails_with_one_sentence(name, says):
@@ -199,14 +199,14 @@ def test_a_metaflow_name_flow_lacks_fails_with_one_sentence(name, says):
 def test_missing_names_are_import_errors_and_hasattr_stays_false():
     import flow_core
 
-    with pytest.raises(ImportError, match="`card` is Metaflow's @card reports"):
-        from flow_core import card  # noqa: F401
-    assert not hasattr(flow_core, "card") and getattr(flow_core, "airflow", None) is None
+    with pytest.raises(ImportError, match="`exit_hook` is Metaflow's @exit_hook"):
+        from flow_core import exit_hook  # noqa: F401
+    assert not hasattr(flow_core, "exit_hook") and getattr(flow_core, "airflow", None) is None
     with pytest.raises(AttributeError, match="`kubernetes` is Metaflow's Kubernetes compute"):
         flow_core.kubernetes  # noqa: B018
     with pytest.raises(ImportError, match="cannot import name 'no_such_name'"):
         from flow_core import no_such_name  # noqa: F401
-    for name in ("card", "airflow", "exit_hook", "argo_workflows", "uv", "kubernetes"):
+    for name in ("airflow", "exit_hook", "argo_workflows", "uv", "kubernetes"):
         with pytest.raises(ImportError) as missing:
             exec(f"from flow_core import {name}", {})
         assert str(missing.value).startswith(f"`{name}` is ") and "\n" not in str(missing.value)

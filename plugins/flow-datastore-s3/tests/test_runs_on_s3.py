@@ -271,3 +271,46 @@ def test_a_corrupted_artifact_object_is_an_error_naming_it_not_a_wrong_value(s3_
     assert read.stdout.startswith("True "), read.stdout  # a DataStoreError
     assert key[len("flow/"):] in read.stdout  # data/<2 hex>/<digest>
     assert "keep-evErY-byte" not in read.stdout
+
+
+CARD_FLOW = '''
+from flow_core import FlowSpec, card, current, step
+from flow_core.cards import Markdown
+
+
+class CardOnS3(FlowSpec):
+    @card
+    @step
+    def start(self):
+        current.card.append(Markdown("# stored in the bucket"))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    CardOnS3()
+'''
+
+
+def test_cards_are_stored_in_the_bucket_and_read_back_through_it(s3_env, flow_cli, flow_env, seaweed, bucket,
+                                                                 write_flow):
+    run = flow_cli("run", str(write_flow("cards_s3.py", CARD_FLOW)))
+    assert run.returncode == 0, run.stderr
+    card_keys = [k for k in bucket_keys(seaweed.endpoint_url, bucket) if "/cards/" in k]
+    assert len(card_keys) == 1 and re.match(r"^flow/flows/CardOnS3/\d+/start/\d+/cards/0/0-default-[0-9a-f]{16}\.html$",
+                                            card_keys[0])
+    script = (
+        "from flow_core import Flow, namespace\n"
+        "from flow_core.cards import get_cards\n"
+        "namespace(None)\n"
+        "(card,) = get_cards(Flow('CardOnS3').latest_run['start'].task)\n"
+        "print(card.path)\n"
+        "print('<h1>stored in the bucket</h1>' in card.html)\n"
+    )
+    read = subprocess.run([sys.executable, "-c", script], env={**os.environ, **flow_env}, capture_output=True,
+                          text=True, check=False)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == [f"s3://{bucket}/{card_keys[0]}", "True"]

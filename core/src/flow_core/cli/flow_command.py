@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from flow_core.cli import deploy_commands, inspect, run_commands, tag_commands, verify_command
+from flow_core.cli import card_commands, deploy_commands, inspect, run_commands, tag_commands, verify_command
 from flow_core.cli.state import CliState, FlowTarget, apply_global_options, global_options, run_cleanly
 from flow_core.model.config import Config
 from flow_core.model.parameters import flow_parameters
@@ -23,7 +23,7 @@ from flow_core.plugin.registry import get_registry
 #: The core's per-flow commands, in the order ``--help`` lists them.
 FLOW_COMMANDS = (
     run_commands.run, run_commands.resume, inspect.show, inspect.check, inspect.logs, inspect.dump,
-    verify_command.verify, tag_commands.tag, inspect.output_dot, inspect.version, inspect.help_command,
+    verify_command.verify, tag_commands.tag, card_commands.card, inspect.output_dot, inspect.version, inspect.help_command,
     deploy_commands.deploy, deploy_commands.trigger, deploy_commands.undeploy, run_commands.init,
     run_commands.step,
 )

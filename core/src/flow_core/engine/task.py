@@ -20,6 +20,7 @@ import attrs
 
 from flow_core.backends.records import ArtifactRecord
 from flow_core.backends.selection import Backends
+from flow_core.datastore.card_store import TaskCardWriter
 from flow_core.datastore.task_store import FlowDataStore, TaskDataStore
 from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import has_step_wildcard, resolve_step_wildcards, unpack_input_paths
@@ -147,7 +148,10 @@ class TaskRunner:
         )
         store = self.datastore.task(self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count)
         flow = self.flow_cls(use_cli=False)
-        ctx = TaskContext(flow, args.step_name, args.retry_count, args.max_user_code_retries, self.graph)
+        pathspec = f"{self.flow_name}/{args.run_id}/{args.step_name}/{args.task_id}"
+        ctx = TaskContext(flow, args.step_name, args.retry_count, args.max_user_code_retries, self.graph,
+                          pathspec=pathspec,
+                          card_writer=TaskCardWriter(self.backends.storage, pathspec, args.retry_count))
         started = time.time()
         succeeded = False
         heartbeat = RunHeartbeat(self.metadata, self.flow_name, args.run_id) if self.owns_run else nullcontext()
@@ -166,7 +170,10 @@ class TaskRunner:
                 else:
                     print_user_traceback(exc)
             finally:
-                current._clear()  # the process may go on (a test, an embedding) outside the task
+                try:
+                    self._finish_decorators(ctx, store, succeeded)
+                finally:
+                    current._clear()  # the process may go on (a test, an embedding) outside the task
         store.save_log("stdout", logs.stdout)
         store.save_log("stderr", logs.stderr)
         store.info.success = succeeded
@@ -179,6 +186,17 @@ class TaskRunner:
         if self.owns_run:
             self._record_run_outcome(succeeded)
         return 0 if succeeded else 1
+
+    def _finish_decorators(self, ctx: TaskContext, store: TaskDataStore, succeeded: bool) -> None:
+        """Each decorator's `task_finished` (``@card`` renders here, once the artifacts are
+        stored); one that raises is reported on the task's stderr and changes nothing."""
+        if succeeded:
+            ctx.stored_artifacts = {r.name: (r.type, r.size) for r in store.artifact_records().values()}
+        for decorator in self.decorators:
+            try:
+                decorator.task_finished(ctx, succeeded)
+            except Exception as exc:
+                print(f"@{decorator.name} failed after the step: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def _record_run_outcome(self, succeeded: bool) -> None:
         """With no runtime alive, the run ends with its `end` task, or with a task that failed

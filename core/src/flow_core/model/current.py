@@ -33,6 +33,8 @@ class Current:
     parameter_names: tuple[str, ...] = ()
     #: Set in the tasks of a @parallel step only.
     parallel: Parallel | None = None
+    #: ``current.card`` in a step with @card: a `flow_core.model.cards.collector.CardComponentCollector`.
+    card: Any = None
 
     @property
     def is_production(self) -> bool:

@@ -49,6 +49,9 @@ class _Decorator:
 class StepDecorator(_Decorator):
     """Base of ``@retry``, ``@batch`` and every other step decorator."""
 
+    #: Whether a step may carry the decorator more than once (``@card`` may, with different ids).
+    allow_multiple: ClassVar[bool] = False
+
     def step_init(self, flow_cls: type, graph: Any, step_name: str) -> None:
         """Validate the attributes once the graph is known, before anything runs."""
 
@@ -73,6 +76,11 @@ class StepDecorator(_Decorator):
     def task_exception(self, exception: BaseException, ctx: Any) -> bool:
         """The step's code raised; return True if this decorator handled it (``@catch``)."""
         return False
+
+    def task_finished(self, ctx: Any, succeeded: bool) -> None:
+        """In the task process, once the attempt's artifacts are stored (``succeeded``) or it
+        failed, before the attempt is committed. Must not raise: the attempt's outcome is
+        decided already."""
 
 
 class FlowDecorator(_Decorator):
@@ -115,7 +123,7 @@ def attach_step_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
         def attach(fn: Callable[..., Any]) -> Callable[..., Any]:
             if not getattr(fn, "is_step", False):
                 raise DecoratorError(f"@{cls.name} must be placed above @step (on {fn.__name__})")
-            if any(d.name == cls.name for d in fn.decorators):
+            if any(d.name == cls.name for d in fn.decorators) and not cls.allow_multiple:
                 raise DecoratorError(f"@{cls.name} is used twice on step {fn.__name__}")
             fn.decorators.append(cls(attributes))
             return fn

@@ -26,8 +26,6 @@ METAFLOW_NAMES: dict[str, str] = {
     "uv": "Metaflow's uv-managed environment; Flow has none, but its @pypi (the flow-env plugin) resolves and "
           "installs with uv",
     # features
-    "card": "Metaflow's @card reports; Flow has no cards yet — store the report as an artifact "
-            "(self.report = html) and read it with the Client API",
     "secrets": "Metaflow's @secrets; in Flow it comes with the flow-secrets-aws plugin: "
                "from a Flow checkout, pip install ./plugins/flow-secrets-aws",
     "S3": "Metaflow's S3 client (metaflow.S3); in Flow it comes with the flow-datastore-s3 plugin: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from flow_core.model.flowspec import FlowSpec
@@ -18,3 +20,10 @@ class TaskContext:
     retry_count: int
     max_user_code_retries: int
     graph: FlowGraph
+    #: ``Flow/run/step/task`` of the attempt.
+    pathspec: str = ""
+    #: Where @card stores the attempt's cards (a `flow_core.model.cards.card_slot.CardWriter`
+    #: the engine gives); None where cards are not kept.
+    card_writer: Any = None
+    #: ``{name: (type, size)}`` of what the attempt stored, set once it is stored.
+    stored_artifacts: dict[str, tuple[str, int]] | None = None

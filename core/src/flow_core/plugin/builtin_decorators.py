@@ -1,5 +1,5 @@
 """The decorators Flow ships: steps' @retry, @catch, @timeout, @resources, @environment,
-@parallel, and flows' @project, @schedule, @trigger, @trigger_on_finish."""
+@parallel, @card (its own module), and flows' @project, @schedule, @trigger, @trigger_on_finish."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from flow_core.model.decorators import DecoratorError, FlowDecorator, StepDecora
 from flow_core.model.current import Parallel, current
 from flow_core.model.parallel import gang_from_environment
 from flow_core.model.project import project_info
+from flow_core.plugin.card_decorator import card
 
 #: Longest @timeout: the process timer takes no more (about 31 years).
 MAX_TIMEOUT_SECONDS = 10**9
@@ -227,7 +228,7 @@ class parallel(StepDecorator):
         current._set(parallel=Parallel(main_ip, num_nodes, node_index, control_task_id))
 
 
-BUILTIN_STEP_DECORATORS = [retry, catch, timeout, resources, environment, parallel]
+BUILTIN_STEP_DECORATORS = [retry, catch, timeout, resources, environment, parallel, card]
 
 
 class project(FlowDecorator):

@@ -11,7 +11,8 @@ Backend authors subclass the conformance suites::
 
 and get, as fixtures: ``flow_env`` (an isolated local root, profile folder and user for
 the test), ``plugin_registry`` (a freshly loaded plugin manager), ``write_flow`` (writes a
-flow file) and ``flow_cli`` (runs the ``flow`` command in a subprocess with that environment).
+flow file) and ``flow_cli`` (runs the ``flow`` command in a subprocess with that environment);
+``chromium`` and ``offline_page`` for tests in a real browser with no network (`browser`).
 
 The suites: `StorageConformance` (a ``storage`` fixture), `MetadataConformance` (a
 ``metadata_factory`` fixture) and `ComputeConformance` (a ``compute_name`` fixture: it runs
@@ -30,6 +31,7 @@ from typing import Callable, Mapping
 
 import pytest
 
+from flow_core.testing.browser import chromium, offline_page  # noqa: F401  (fixtures of the kit)
 from flow_core.testing.compute import ComputeConformance
 from flow_core.testing.metadata import MetadataConformance
 from flow_core.testing.storage import StorageConformance
