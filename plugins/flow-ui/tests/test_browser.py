@@ -67,3 +67,33 @@ def test_offline_page_blocks_and_records_outside_requests(browser_page):
     with pytest.raises(Error):
         browser_page.page.goto("http://example.invalid/x")
     assert browser_page.blocked == ["http://example.invalid/x"]
+
+
+def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import wait_for
+
+    release = tmp_path / "release"
+    process = subprocess.Popen([sys.executable, "-m", "flow_core", "run", "held.py", "--release", str(release)],
+                               cwd=ui_env.root, env=ui_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        held = wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
+                        what="the held run")
+        wait_for(lambda: any(s["name"] == "hold" for s in ui.json(f"/api/flows/{held['pathspec']}")["steps"]),
+                 what="the hold step")
+        page = browser_page.page
+        page.goto(ui.url + f"/flows/{held['pathspec']}")
+        page.evaluate("window.notReloaded = true")
+        assert page.locator("table.facts .status").inner_text() == "running"
+        assert page.locator('svg.dag g.step[data-step="hold"]').get_attribute("class") == "step running"
+        _shot(page, tmp_path, "running")
+        release.write_text("go")
+        page.locator("table.facts .status", has_text="succeeded").wait_for(timeout=60_000)
+        assert page.evaluate("window.notReloaded") is True  # swapped in place, not reloaded
+        assert page.locator('svg.dag g.step[data-step="end"]').get_attribute("class") == "step done"
+        assert browser_page.blocked == []
+    finally:
+        release.write_text("go")
+        process.wait(timeout=120)

@@ -17,8 +17,10 @@ def test_serves_on_loopback_and_says_where_once(ui):
 def test_runs_newest_first_with_paging_and_filters(ui, runs):
     listing = ui.json("/api/runs")
     created = [r["created_at"] for r in listing["runs"]]
-    assert created == sorted(created, reverse=True) and listing["total"] == 4
-    assert [r["pathspec"] for r in listing["runs"]][0] == f"BrokenFlow/{runs['resumed']}"
+    assert created == sorted(created, reverse=True)
+    made = [r["pathspec"] for r in listing["runs"] if r["flow"] != "HeldFlow"]  # the live tests add HeldFlow runs
+    assert made == [f"BrokenFlow/{runs['resumed']}", f"ShapesFlow/{runs['other']}", f"BrokenFlow/{runs['broken']}",
+                    f"ShapesFlow/{runs['shapes']}"]
 
     assert ui.json("/api/runs?flow=ShapesFlow")["total"] == 2
     assert [r["run_id"] for r in ui.json("/api/runs?user=ana")["runs"]] == [runs["other"]]
@@ -38,9 +40,9 @@ def test_paging(ui_env, runs, monkeypatch):
     monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", ui_env.env["METAFLOW_DATASTORE_SYSROOT_LOCAL"])
     q = queries.Queries()
     first, second = q.runs(per_page=3), q.runs(page=2, per_page=3)
-    assert (first["pages"], len(first["runs"]), len(second["runs"])) == (2, 3, 1)
+    assert (len(first["runs"]), first["pages"]) == (3, -(-first["total"] // 3)) and second["page"] == 2
     assert first["runs"][-1]["created_at"] > second["runs"][0]["created_at"]
-    assert q.runs(page=99, per_page=3)["page"] == 2
+    assert q.runs(page=99, per_page=3)["page"] == first["pages"]
 
 
 def test_run_has_its_graph_counts_and_a_bar_per_attempt(ui, runs):

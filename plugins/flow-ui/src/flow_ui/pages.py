@@ -38,6 +38,11 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def offset(seconds: float) -> str:
+    """A timeline tick: milliseconds under a second, else as `duration`."""
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else duration(seconds)
+
+
 def layout(title: str, body: str, live: bool = False, crumbs: Iterable[tuple[str, str]] = ()) -> str:
     trail = "".join(f' / <a href="{e(link)}">{e(text)}</a>' for text, link in crumbs)
     return (
@@ -109,7 +114,7 @@ def timeline_svg(timeline: dict[str, Any]) -> str:
     for tick in range(5):
         x = label_w + width * tick / 4
         out.append(f'<line class="tick" x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height - 16}"/>'
-                   f'<text class="ticklabel" x="{x:.0f}" y="{height - 4}">+{duration(span * tick / 4)}</text>')
+                   f'<text class="ticklabel" x="{x:.0f}" y="{height - 4}">+{offset(span * tick / 4)}</text>')
     now = time.time()
     for i, bar in enumerate(bars):
         y = i * row
@@ -175,10 +180,9 @@ def run_page(run: dict[str, Any], timeline: dict[str, Any]) -> str:
 
 def log_block(stream: str, text: str) -> str:
     lines = text.splitlines()
-    body = "".join(f'<span class="line">{e(line)}</span>\n' for line in lines) or ""
-    empty = '<p class="empty">nothing</p>' if not lines else ""
-    return (f'<section class="log" data-stream="{stream}"><h3>{stream}</h3>{empty}'
-            f'<pre class="log-lines">{body}</pre></section>')
+    body = "".join(f'<span class="line">{e(line)}</span>\n' for line in lines)
+    shown = f'<pre class="log-lines">{body}</pre>' if lines else '<p class="empty">nothing</p>'
+    return f'<section class="log" data-stream="{stream}"><h3>{stream}</h3>{shown}</section>'
 
 
 def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: str) -> str:
