@@ -73,6 +73,9 @@ def test_resumed_run_links_its_origin(ui, runs):
     assert run["origin_run_id"] == runs["broken"]
     _, page = ui.get(f"/flows/BrokenFlow/{runs['resumed']}")
     assert f'href="/flows/BrokenFlow/{runs["broken"]}"' in page
+    start = next(t["pathspec"] for t in run["tasks"] if t["step"] == "start")
+    _, page = ui.get(f"/flows/{start}")
+    assert f'Reused from</th><td><a class="origin" href="/flows/BrokenFlow/{runs["broken"]}/start/' in page
 
 
 def _task(ui, flow: str, run_id: str, step: str) -> str:

@@ -210,10 +210,15 @@ def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: st
     art_html = ('<table class="artifacts"><thead><tr><th>Name</th><th>Type</th><th>Size</th><th>Preview</th></tr>'
                 f'</thead><tbody>{"".join(artifacts)}</tbody></table>' if artifacts
                 else '<p class="empty">No artifact (a task has artifacts once it succeeds).</p>')
+    origin = ""
+    if task.origin_pathspec:
+        origin = (f'<tr><th>Reused from</th><td><a class="origin" href="{e(href(*task.origin_pathspec.split("/")))}">'
+                  f'{e(task.origin_pathspec)}</a></td></tr>')
     body = (
         f'<h1>{e(task.pathspec)} {badge(state)}</h1>'
         f'<table class="facts"><tr><th>Started</th><td>{when(attempts[0]["start"] if attempts else None)}</td></tr>'
-        f'<tr><th>Finished</th><td>{when(task.finished_at.timestamp() if task.finished_at else None)}</td></tr></table>'
+        f'<tr><th>Finished</th><td>{when(task.finished_at.timestamp() if task.finished_at else None)}</td></tr>'
+        f'{origin}</table>'
         f'<h2>Attempts</h2><table class="attempts"><thead><tr><th>#</th><th>State</th><th>Started</th>'
         f'<th>Took</th><th>Notes</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
         f'{exc_html}'

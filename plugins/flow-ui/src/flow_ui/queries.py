@@ -21,6 +21,8 @@ PARAMETERS_STEP = "_parameters"
 PAGE_SIZE = 50
 #: Threads reading per-task metadata for the timeline (one query per task: see `attempts_of`).
 METADATA_THREADS = 16
+#: Finished tasks whose attempt times are kept (then the cache starts over).
+ATTEMPTS_KEPT = 200_000
 #: How long a listing of every run is reused while paging (seconds).
 LISTING_TTL = 2.0
 
@@ -57,7 +59,7 @@ class Queries:
         self.backends = backends or Backends.configured()
         self._listing: dict[tuple, tuple[float, list[RunRecord]]] = {}
         self._edges: dict[str, dict[str, list[str]]] = {}
-        self._attempts: dict[str, list[dict[str, Any]]] = {}
+        self._attempts: dict[tuple, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -208,18 +210,19 @@ class Queries:
         attempts are kept, so a finished run pays them once."""
         record = self.run_record(flow, run_id)
         tasks = [t for t in self.metadata.list_tasks(flow, record.run_id) if t.step_name != PARAMETERS_STEP]
-        todo = [t for t in tasks if t.pathspec not in self._attempts]
-        live: dict[str, list[dict[str, Any]]] = {}
+        todo = [t for t in tasks if _attempts_key(t) not in self._attempts]
+        live: dict[tuple, list[dict[str, Any]]] = {}
         if todo:
-            with ThreadPoolExecutor(METADATA_THREADS) as pool:
+            if len(self._attempts) > ATTEMPTS_KEPT:
+                self._attempts.clear()
+            with ThreadPoolExecutor(min(METADATA_THREADS, len(todo))) as pool:
                 for task, attempts in zip(todo, pool.map(self.attempts_of, todo)):
-                    if task.status != RUNNING:
-                        self._attempts[task.pathspec] = attempts
-                    else:
-                        live[task.pathspec] = attempts
+                    # A finished attempt never changes; a failed task may yet be retried,
+                    # which changes its record and so its key.
+                    (self._attempts if task.status != RUNNING else live)[_attempts_key(task)] = attempts
         bars = []
         for task in tasks:
-            attempts = self._attempts.get(task.pathspec) or live.get(task.pathspec) or []
+            attempts = self._attempts.get(_attempts_key(task)) or live.get(_attempts_key(task)) or []
             for attempt in attempts:
                 bars.append({"step": task.step_name, "task_id": task.task_id, "pathspec": task.pathspec, **attempt})
         starts = [b["start"] for b in bars] or [record.created_at]
@@ -244,6 +247,10 @@ class Queries:
         if record is None:
             return []
         return attempts_from_fields(record, task.metadata)
+
+
+def _attempts_key(record: TaskRecord) -> tuple:
+    return (record.pathspec, record.attempt, record.status, record.finished_at)
 
 
 def attempts_from_fields(record: TaskRecord, fields: Iterable[Any]) -> list[dict[str, Any]]:

@@ -38,9 +38,11 @@ class OfflinePage:
             route.abort()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless chromium for the session (skips the test when chromium or Playwright is missing)."""
+    """Headless chromium for a test module (skips the test when chromium or Playwright is
+    missing). Per module, because Playwright's sync API keeps an event loop running in this
+    thread while it is open, which other tests' ``asyncio.run`` would trip over."""
     if not shutil.which(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
