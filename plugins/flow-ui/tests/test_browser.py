@@ -18,8 +18,12 @@ def test_click_from_runs_to_an_artifact(ui, runs, browser_page, tmp_path):
     assert page.locator("h1").inner_text() == "Runs"
     _shot(page, tmp_path, "runs")
 
+    browser_page.requests.clear()
     page.click(f"text=ShapesFlow/{runs['shapes']}")
     page.wait_for_url(re.compile(rf"/flows/ShapesFlow/{runs['shapes']}$"))
+    page.wait_for_load_state("load")
+    # One request for the page whatever its number of tasks, besides its CSS and script.
+    assert [u for u in browser_page.requests if "/static/" not in u] == [ui.url + f"/flows/ShapesFlow/{runs['shapes']}"]
     each = page.locator('svg.dag g.step[data-step="each"]')
     assert each.get_attribute("data-done") == "3" and "✓ 3" in each.text_content()
     assert page.locator("svg.timeline g.attempt").count() == 10

@@ -22,15 +22,18 @@ LOCAL_HOSTS = {"127.0.0.1"}
 
 
 class OfflinePage:
-    """A Playwright page whose requests off 127.0.0.1 are aborted and listed in ``blocked``."""
+    """A Playwright page whose requests off 127.0.0.1 are aborted and listed in ``blocked``;
+    ``requests`` lists every URL the page asked for."""
 
     def __init__(self, page: Any):
         self.page = page
         self.blocked: list[str] = []
+        self.requests: list[str] = []
         page.route("**/*", self._route)
 
     def _route(self, route: Any) -> None:
         url = route.request.url
+        self.requests.append(url)
         if urlsplit(url).hostname in LOCAL_HOSTS or url.startswith("data:"):
             route.continue_()
         else:
