@@ -1,0 +1,103 @@
+"""What a person sees in a real (headless, offline) chromium: runs → run → task → artifact."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+def _shot(page, tmp_path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_click_from_runs_to_an_artifact(ui, runs, browser_page, tmp_path):
+    page = browser_page.page
+    page.goto(ui.url + "/")
+    assert page.locator("h1").inner_text() == "Runs"
+    _shot(page, tmp_path, "runs")
+
+    browser_page.requests.clear()
+    page.click(f"text=ShapesFlow/{runs['shapes']}")
+    page.wait_for_url(re.compile(rf"/flows/ShapesFlow/{runs['shapes']}$"))
+    page.wait_for_load_state("load")
+    # One request for the page whatever its number of tasks, besides its CSS and script.
+    assert [u for u in browser_page.requests if "/static/" not in u] == [ui.url + f"/flows/ShapesFlow/{runs['shapes']}"]
+    each = page.locator('svg.dag g.step[data-step="each"]')
+    assert each.get_attribute("data-done") == "3" and "✓ 3" in each.text_content()
+    assert page.locator("svg.timeline g.attempt").count() == 10
+    _shot(page, tmp_path, "run")
+
+    page.click('#step-end ul.tasks a')
+    page.wait_for_url(re.compile(r"/end/\d+$"))
+    assert page.locator(".log .line", has_text="the shapes are done").is_visible()
+    assert page.locator('tr.artifact[data-name="picture"] img').is_visible()
+    assert "'layers': [64, 32]" in page.locator('tr.artifact[data-name="config"] .preview').inner_text()
+    assert page.locator("#cards h2").inner_text() == "Cards"
+    _shot(page, tmp_path, "task")
+
+    page.fill(".log-search", "nothing like this")
+    assert not page.locator(".log .line", has_text="the shapes are done").is_visible()
+    page.fill(".log-search", "shapes")
+    assert page.locator(".log .line mark", has_text="shapes").first.is_visible()
+
+    page.click('tr.artifact[data-name="matrix"] a')
+    page.wait_for_url(re.compile(r"/matrix$"))
+    assert "shape (3, 4), dtype float32" in page.locator("div.preview").inner_text()
+    _shot(page, tmp_path, "artifact")
+    assert browser_page.blocked == []
+
+
+def test_the_failed_step_is_drawn_in_the_failed_colour(ui, runs, browser_page, tmp_path):
+    page = browser_page.page
+    page.goto(ui.url + f"/flows/BrokenFlow/{runs['broken']}")
+    failed = page.locator('svg.dag g.step[data-step="explode"] rect')
+    done = page.locator('svg.dag g.step[data-step="start"] rect')
+    assert failed.evaluate("r => getComputedStyle(r).stroke") == "rgb(198, 40, 40)"
+    assert done.evaluate("r => getComputedStyle(r).stroke") == "rgb(46, 125, 50)"
+    _shot(page, tmp_path, "failed-run")
+
+    page.click('#step-explode ul.tasks li.failed a')
+    assert "ValueError" in page.locator("section.exception").inner_text()
+    assert page.locator("table.attempts tr.attempt").count() == 2
+    assert browser_page.blocked == []
+
+
+def test_offline_page_blocks_and_records_outside_requests(browser_page):
+    """(The UI's own pages could not even try: their Content-Security-Policy allows only 'self'.)"""
+    from playwright.sync_api import Error
+
+    with pytest.raises(Error):
+        browser_page.page.goto("http://example.invalid/x")
+    assert browser_page.blocked == ["http://example.invalid/x"]
+
+
+def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import wait_for
+
+    release = tmp_path / "release"
+    process = subprocess.Popen([sys.executable, "-m", "flow_core", "run", "held.py", "--release", str(release)],
+                               cwd=ui_env.root, env=ui_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        held = wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
+                        what="the held run")
+        wait_for(lambda: any(s["name"] == "hold" for s in ui.json(f"/api/flows/{held['pathspec']}")["steps"]),
+                 what="the hold step")
+        page = browser_page.page
+        page.goto(ui.url + f"/flows/{held['pathspec']}")
+        page.evaluate("window.notReloaded = true")
+        assert page.locator("table.facts .status").inner_text() == "running"
+        assert page.locator('svg.dag g.step[data-step="hold"]').get_attribute("class") == "step running"
+        _shot(page, tmp_path, "running")
+        release.write_text("go")
+        page.locator("table.facts .status", has_text="succeeded").wait_for(timeout=60_000)
+        assert page.evaluate("window.notReloaded") is True  # swapped in place, not reloaded
+        assert page.locator('svg.dag g.step[data-step="end"]').get_attribute("class") == "step done"
+        assert browser_page.blocked == []
+    finally:
+        release.write_text("go")
+        process.wait(timeout=120)
