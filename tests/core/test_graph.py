@@ -162,6 +162,45 @@ class Bad(FlowSpec):
     assert "'orphan' can never run" in err.message and err.line == line_of(source, "def orphan")
 
 
+def test_a_join_that_splits_again_is_refused_as_metaflow_does(write_flow):
+    source = """
+class Bad(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.items = [1]
+        self.next(self.meet)
+
+    @step
+    def b(self):
+        self.items = [2]
+        self.next(self.meet)
+
+    @step
+    def meet(self, inputs):
+        self.items = [i.items[0] for i in inputs]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    err = error_of(write_flow, source)
+    assert "'meet' is both a join (it takes inputs) and a split" in err.message
+    assert err.line == line_of(source, "def meet")
+
+
 def test_branch_never_joined(write_flow):
     source = """
 class Bad(FlowSpec):

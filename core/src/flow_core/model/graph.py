@@ -225,6 +225,9 @@ class FlowGraph:
         for node in self.nodes.values():
             if node.name not in reachable:
                 raise self.error(f"step '{node.name}' can never run: no step's self.next leads to it", node.line)
+            if node.takes_inputs and node.type in (SPLIT, FOREACH, SWITCH):
+                raise self.error(f"step '{node.name}' is both a join (it takes inputs) and a split (its self.next "
+                                 "starts several tasks); add a step after the join that splits", node.line)
         self._check_cycles()
         self._check_reaches_end()
         check_switches(self)
