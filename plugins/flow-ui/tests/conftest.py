@@ -17,7 +17,8 @@ import pytest
 
 FLOWS = {
     "shapes.py": '''
-        from flow_core import FlowSpec, step
+        from flow_core import FlowSpec, card, current, step
+        from flow_core.cards import Markdown
 
         PNG = bytes.fromhex(
             "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -61,8 +62,10 @@ FLOWS = {
                 self.words = [i.word for i in inputs]
                 self.next(self.end)
 
+            @card(type="blank", id="summary")
             @step
             def end(self):
+                current.card.append(Markdown("# The shapes are done"))
                 import numpy
                 self.config = {"alpha": 0.5, "layers": [64, 32]}
                 self.matrix = numpy.zeros((3, 4), dtype="float32")
@@ -210,4 +213,4 @@ def wait_for(condition, timeout: float = 60.0, what: str = "the condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-from flow_ui.testing import browser, browser_page  # noqa: E402,F401  (the browser fixtures)
+from flow_ui.testing import browser_page  # noqa: E402,F401  (the browser fixture)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from .conftest import UIServer, wait_for
@@ -90,7 +91,6 @@ def test_task_shows_logs_artifacts_and_the_exception(ui, runs):
     assert "array, shape (3, 4), dtype float32" in page
     assert 'src="data:image/png;base64,' in page
     assert "&#x27;alpha&#x27;: 0.5" in page  # a dict's repr, escaped
-    assert 'id="cards"' in page  # the place the @card work fills
     data = ui.json(f"/api/flows/{end}")
     assert {a["name"] for a in data["artifacts"]} >= {"config", "matrix", "picture", "words"}
     assert all(a["size"] > 0 and a["type"] for a in data["artifacts"])
@@ -101,6 +101,22 @@ def test_task_shows_logs_artifacts_and_the_exception(ui, runs):
 
     status, page = ui.get(f"/flows/{end}/matrix")
     assert status == 200 and "dtype float32" in page
+
+
+def test_a_tasks_cards_are_shown_sandboxed_from_the_datastore(ui, runs):
+    end = _task(ui, "ShapesFlow", runs["shapes"], "end")
+    (summary,) = ui.json(f"/api/flows/{end}")["cards"]
+    assert summary["type"] == "blank" and summary["id"] == "summary"
+    status, page = ui.get(f"/flows/{end}")
+    assert f'<iframe class="card-frame" src="{summary["href"]}" sandbox="allow-scripts"' in page
+    with urllib.request.urlopen(ui.url + summary["href"], timeout=30) as response:
+        card = response.read().decode("utf-8")
+        policy = response.headers["Content-Security-Policy"]
+    assert "The shapes are done" in card and "<html" in card
+    assert policy.startswith("sandbox allow-scripts;") and "default-src 'none'" in policy
+    assert ui.get(f"/flows/{end}/cards/{'0' * 12}")[0] == 404
+    start = _task(ui, "ShapesFlow", runs["shapes"], "start")
+    assert "No cards" in ui.get(f"/flows/{start}")[1]
 
 
 @pytest.mark.parametrize("path", [

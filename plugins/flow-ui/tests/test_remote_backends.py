@@ -4,16 +4,16 @@ both started here on 127.0.0.1, with the same pages as on the local folder."""
 from __future__ import annotations
 
 import pytest
+from flow_datastore_s3.testing import SeaweedS3
+from flow_metadata_service.service_process import shared_metadata_service
 
 from .conftest import UIEnv, UIServer
 
 
 @pytest.fixture(scope="module")
 def remote_env(tmp_path_factory) -> UIEnv:
-    service_process = pytest.importorskip("flow_metadata_service.service_process")
-    s3_testing = pytest.importorskip("flow_datastore_s3.testing")
-    with service_process.shared_metadata_service(tmp_path_factory.mktemp("service") / "service.log") as url, \
-            s3_testing.SeaweedS3(tmp_path_factory.mktemp("seaweed")) as seaweed:
+    with shared_metadata_service(tmp_path_factory.mktemp("service") / "service.log") as url, \
+            SeaweedS3(tmp_path_factory.mktemp("seaweed")) as seaweed:
         bucket = seaweed.create_bucket("flow-ui-tests")
         env = UIEnv(tmp_path_factory.mktemp("remote"))
         env.env.update({

@@ -6,7 +6,7 @@ the machine's Chromium, installing Debian's package when it is missing and the t
 root (``scripts/test`` installs it otherwise). Every page is routed so that a request that
 would leave the machine is refused and recorded: a test asserts ``page.left_machine == []``.
 
-Fixtures: ``chromium`` (session: the launched browser) and ``offline_page`` (a fresh page).
+Fixtures: ``chromium`` (the launched browser, per test module) and ``offline_page`` (a fresh page).
 Playwright is imported only when a fixture is used, so the kit loads without it.
 """
 
@@ -52,9 +52,12 @@ def is_local(url: str) -> bool:
     return parts.scheme in LOCAL_SCHEMES or (parts.hostname or "") in LOCAL_HOSTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Headless Chromium under Playwright, launched once per test session."""
+    """Headless Chromium under Playwright, launched once per test module: while Playwright's
+    sync API is open it keeps an event loop running in this thread, and a later test's
+    ``asyncio.run`` (the Runner API's, say) would fail with "cannot be called from a running
+    event loop"."""
     from playwright.sync_api import sync_playwright
 
     executable = find_chromium()

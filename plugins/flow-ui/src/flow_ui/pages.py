@@ -185,7 +185,7 @@ def log_block(stream: str, text: str) -> str:
     return f'<section class="log" data-stream="{stream}"><h3>{stream}</h3>{shown}</section>'
 
 
-def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: str) -> str:
+def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: str, cards: list[Any]) -> str:
     flow, run_id, step, task_id = task.path_components
     state = "succeeded" if task.successful else "running" if not task.finished else "failed"
     rows = []
@@ -227,11 +227,28 @@ def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: st
         '<input type="search" class="log-search" placeholder="Search the logs" aria-label="Search the logs">'
         f'{log_block("stdout", stdout)}{log_block("stderr", stderr)}'
         f'<h2>Artifacts</h2>{art_html}'
-        # CARDS: the @card work (issue 21, other branch) lists this task's cards here.
-        '<section class="cards" id="cards"><h2>Cards</h2><p class="empty">No cards yet.</p></section>')
+        f'<section class="cards" id="cards"><h2>Cards</h2>{cards_html(task, cards)}</section>')
     return layout(task.pathspec, body, live=not task.finished,
                   crumbs=[(flow, f"/?{urlencode({'flow': flow})}"), (run_id, href(flow, run_id)),
                           (f"{step}/{task_id}", href(flow, run_id, step, task_id))])
+
+
+def card_href(task: Any, card: Any) -> str:
+    return href(*task.path_components, "cards", card.hash)
+
+
+def cards_html(task: Any, cards: list[Any]) -> str:
+    """Each card in a sandboxed frame (its scripts and styles stay inside), with a link to open it."""
+    if not cards:
+        return '<p class="empty">No cards (a step shows some with @card).</p>'
+    shown = []
+    for card in cards:
+        link = card_href(task, card)
+        title = f"{card.type} card" + (f" “{card.id}”" if card.id else "")
+        shown.append(f'<figure class="card"><figcaption>{e(title)} · <a href="{e(link)}">open</a></figcaption>'
+                     f'<iframe class="card-frame" src="{e(link)}" sandbox="allow-scripts" title="{e(title)}">'
+                     '</iframe></figure>')
+    return "".join(shown)
 
 
 def artifact_page(artifact: Any) -> str:

@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from flow_core.cards import get_cards
 from flow_core.plugin_api import FlowError, NotFound
 
 from . import pages
@@ -20,11 +21,20 @@ HTML, JSON = "text/html; charset=utf-8", "application/json"
 LOG_CHARS = 2_000_000
 
 
+#: What the UI's own pages may load: only the UI itself.
+UI_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
+#: A card is a page of its own, with inline scripts (Vega) and styles: it runs sandboxed, even
+#: when opened directly, and loads nothing.
+CARD_POLICY = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+               "style-src 'unsafe-inline'; img-src data:")
+
+
 class Answer:
-    def __init__(self, status: int, content_type: str, body: str | bytes):
+    def __init__(self, status: int, content_type: str, body: str | bytes, policy: str = UI_POLICY):
         self.status = status
         self.content_type = content_type
         self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.policy = policy
 
 
 def segments(path: str) -> list[str]:
@@ -88,6 +98,8 @@ class Router:
             2: self._run, 4: self._task, 5: self._artifact}.get(len(parts))
         if len(parts) == 1:
             return self._flow(parts[0], api)
+        if len(parts) == 6 and parts[4] == "cards" and not api:
+            return self._card(*parts[:4], card_hash=parts[5])
         if handler is None:
             raise NotFound(f"{path!r} names nothing the UI shows")
         return handler(*parts, api=api)
@@ -108,6 +120,7 @@ class Router:
     def _task(self, flow: str, run_id: str, step: str, task_id: str, api: bool) -> Answer:
         task = self.q.task(flow, run_id, step, task_id)
         attempts = self.q.attempts(task)
+        cards = list(get_cards(task))
         stdout, stderr = _tail(task.stdout), _tail(task.stderr)
         if api:
             exception = task.exception if task.finished and not task.successful else None
@@ -117,9 +130,17 @@ class Router:
                 "exception": {"type": exception.type, "message": exception.exception,
                               "stacktrace": exception.stacktrace} if exception else None,
                 "artifacts": [{"name": a.id, "type": a.type, "size": a.size, "sha": a.sha} for a in task],
-                "cards": [],  # filled in by the @card work
+                "cards": [{"type": c.type, "id": c.id, "hash": c.hash, "href": pages.card_href(task, c)}
+                          for c in cards],
             })
-        return Answer(200, HTML, pages.task_page(task, attempts, stdout, stderr))
+        return Answer(200, HTML, pages.task_page(task, attempts, stdout, stderr, cards))
+
+    def _card(self, flow: str, run_id: str, step: str, task_id: str, card_hash: str) -> Answer:
+        task = self.q.task(flow, run_id, step, task_id)
+        for card in get_cards(task):
+            if card.hash == card_hash:
+                return Answer(200, HTML, card.html, policy=CARD_POLICY)
+        raise NotFound(f"task {task.pathspec} has no card {card_hash!r}")
 
     def _artifact(self, flow: str, run_id: str, step: str, task_id: str, name: str, api: bool) -> Answer:
         artifact = self.q.task(flow, run_id, step, task_id)[name]

@@ -41,8 +41,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer.body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy",
-                         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
+        self.send_header("Content-Security-Policy", answer.policy)
         self.end_headers()
         if body:
             self.wfile.write(answer.body)
