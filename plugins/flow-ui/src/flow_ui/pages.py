@@ -110,7 +110,7 @@ def timeline_svg(timeline: dict[str, Any]) -> str:
     row = 16 if len(bars) <= 200 else 5
     label_w, width = 220, 900
     height = row * len(bars) + 24
-    out = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 10}" height="{height}">']
+    out = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 50}" height="{height}">']
     for tick in range(5):
         x = label_w + width * tick / 4
         out.append(f'<line class="tick" x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height - 16}"/>'
