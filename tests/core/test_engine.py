@@ -151,3 +151,11 @@ def test_a_task_that_owns_its_run_records_the_runs_end(flow, backends):
     assert join.load("values") == [2, 4, 6]  # in foreach order, though they ran 0, 2, 1
     assert backends.metadata.get_run("Counting", run.run_id).status == SUCCEEDED
     assert total_of(backends, run.run_id) == 12
+
+
+def test_a_run_records_its_command_line_as_its_user_typed_it():
+    from flow_core.engine.run_start import command_line
+
+    assert command_line(["/home/me/flows/train.py", "run", "--alpha", "0.3"]) == "python train.py run --alpha 0.3"
+    assert command_line(["/venv/bin/flow", "run", "my flow.py"]) == "flow run 'my flow.py'"
+    assert command_line(["/src/flow_core/__main__.py", "run", "x.py"]) == "python -m flow_core run x.py"

@@ -86,13 +86,15 @@ def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
     try:
         held = wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
                         what="the held run")
-        wait_for(lambda: any(s["name"] == "hold" for s in ui.json(f"/api/flows/{held['pathspec']}")["steps"]),
-                 what="the hold step")
+        wait_for(lambda: any(s["name"] == "hold" and s["counts"]["running"]
+                             for s in ui.json(f"/api/flows/{held['pathspec']}")["steps"]), what="the hold step")
         page = browser_page.page
         page.goto(ui.url + f"/flows/{held['pathspec']}")
         page.evaluate("window.notReloaded = true")
         assert page.locator("table.facts .status").inner_text() == "running"
         assert page.locator('svg.dag g.step[data-step="hold"]').get_attribute("class") == "step running"
+        # The run recorded its graph: the step no task reached yet is drawn, waiting.
+        assert page.locator('svg.dag g.step[data-step="end"]').get_attribute("class") == "step waiting"
         _shot(page, tmp_path, "running")
         release.write_text("go")
         page.locator("table.facts .status", has_text="succeeded").wait_for(timeout=60_000)

@@ -67,6 +67,13 @@ def test_failed_run_marks_the_failed_step_and_every_attempt(ui, runs):
     assert [a["attempt"] for a in attempts] == [0, 1] and {a["state"] for a in attempts} == {"failed"}
     _, page = ui.get(f"/flows/BrokenFlow/{runs['broken']}")
     assert 'class="step failed" data-step="explode"' in page
+    # The step the failure kept from running is drawn from the graph the run recorded...
+    end = next(s for s in run["steps"] if s["name"] == "end")
+    assert end["tasks"] == 0 and run["edges"]["explode"] == ["end"]
+    assert 'class="step waiting" data-step="end"' in page
+    # ...and so is the command that started the run.
+    assert run["started_by"]["command"] == "python -m flow_core run broken.py"
+    assert "<code>python -m flow_core run broken.py</code>" in page
 
 
 def test_resumed_run_links_its_origin(ui, runs):

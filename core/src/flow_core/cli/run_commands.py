@@ -17,7 +17,13 @@ from flow_core.cli.state import CliState, flow_options, my_latest_run_id
 from flow_core.client.namespace import TASK_NAMESPACE_VARIABLE
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.resume import ResumePlan
-from flow_core.engine.run_start import DEFAULT_PARAMETERS_TASK, PARAMETERS_STEP, create_run, store_parameters
+from flow_core.engine.run_start import (
+    DEFAULT_PARAMETERS_TASK,
+    PARAMETERS_STEP,
+    create_run,
+    run_fields,
+    store_parameters,
+)
 from flow_core.engine.runtime import DEFAULT_MAX_NUM_SPLITS, RunOptions, Runtime
 from flow_core.engine.task import TaskArguments, run_task
 from flow_core.model.names import TAG_RULE, tag_problem, text_problem
@@ -175,7 +181,7 @@ def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...
          **kw: Any) -> None:
     flow = state.flow
     prepare_flow(state)
-    flow.graph()
+    graph = flow.graph()
     if parameters_json:
         _parameters_from_json(state, parameters_json, kw)
     values = parameter_values(state, kw)
@@ -183,7 +189,7 @@ def init(state: CliState, run_id: str | None, task_id: str, tags: tuple[str, ...
     record = create_run(backends.metadata, flow.name, backends.settings.user, tags, production_token,
                         origin_run_id, run_id=run_id, runtime=runtime)
     path = store_parameters(backends.metadata, FlowDataStore(backends.storage), flow.name, record.run_id, values,
-                            task_id)
+                            task_id, fields=run_fields(graph))
     if run_id_file:
         Path(run_id_file).write_text(record.run_id)
     state.console().result(f"{flow.name}/{path}")

@@ -7,12 +7,17 @@ either way looks the same to the Client API and to ``resume``.
 
 from __future__ import annotations
 
+import json
 import platform
+import shlex
+import sys
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.records import SUCCEEDED, RunRecord
 from flow_core.datastore.task_store import FlowDataStore
+from flow_core.model.graph import FlowGraph
 from flow_core.plugin.settings import Settings
 from flow_core.version import __version__
 
@@ -76,10 +81,32 @@ def create_run(metadata: MetadataBackend, flow_name: str, user: str, tags: Itera
                             origin_run_id=origin_run_id, run_id=run_id)
 
 
+def run_fields(graph: FlowGraph) -> dict[str, str]:
+    """What a run records about itself on its `_parameters` task: the flow's graph (so a UI
+    draws steps no task reached yet) and the command line that started it."""
+    return {"graph-info": json.dumps(graph.as_data(), separators=(",", ":")), "command": command_line()}
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command line as its user typed it: ``python flow.py run --alpha 3``,
+    ``flow run flow.py``, or ``python -m flow_core …`` (the Runner API's)."""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]).name if argv else "python"
+    if program == "__main__.py":
+        words = ["python", "-m", Path(argv[0]).parent.name]
+    elif program.endswith(".py"):
+        words = ["python", program]
+    else:
+        words = [program]
+    return shlex.join(words + argv[1:])
+
+
 def store_parameters(metadata: MetadataBackend, datastore: FlowDataStore, flow_name: str, run_id: str,
-                     values: Mapping[str, Any], task_id: str | None = None) -> str:
+                     values: Mapping[str, Any], task_id: str | None = None,
+                     fields: Mapping[str, str] | None = None) -> str:
     """Store the parameter values as the artifacts of the run's `_parameters` task and return
-    its path (``run/_parameters/task``). A named task that already succeeded is kept as it is."""
+    its path (``run/_parameters/task``). A named task that already succeeded is kept as it is.
+    ``fields`` are recorded with the task's attempt (`run_fields`)."""
     if task_id is None:
         (task_id,) = metadata.new_tasks(flow_name, run_id, PARAMETERS_STEP, 1)
     else:
@@ -88,7 +115,7 @@ def store_parameters(metadata: MetadataBackend, datastore: FlowDataStore, flow_n
             return f"{run_id}/{PARAMETERS_STEP}/{task_id}"
         if existing is None:
             metadata.register_tasks(flow_name, run_id, PARAMETERS_STEP, [task_id])
-    metadata.start_attempt(flow_name, run_id, PARAMETERS_STEP, task_id, 0)
+    metadata.start_attempt(flow_name, run_id, PARAMETERS_STEP, task_id, 0, dict(fields or {}))
     store = datastore.task(flow_name, run_id, PARAMETERS_STEP, task_id, 0)
     store.save_artifacts(dict(values))
     store.info.success = True

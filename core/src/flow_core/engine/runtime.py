@@ -34,7 +34,7 @@ from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import pack_input_paths
 from flow_core.engine.metadata_path import apply_stored_records, route_environment, writes_through_datastore
 from flow_core.engine.resume import ResumePlan
-from flow_core.engine.run_start import PARAMETERS_STEP, create_run, store_parameters, task_environment
+from flow_core.engine.run_start import PARAMETERS_STEP, create_run, run_fields, store_parameters, task_environment
 from flow_core.engine.step_specs import (
     build_environment_request,
     decorate_steps,
@@ -229,7 +229,8 @@ class Runtime:
             origin_task = self.resume.parameters_task()
             if origin_task is not None:
                 return self._clone(PARAMETERS_STEP, origin_task)
-        return store_parameters(self.metadata, self.datastore, self.flow_name, self.run.run_id, self.parameters)
+        return store_parameters(self.metadata, self.datastore, self.flow_name, self.run.run_id, self.parameters,
+                                fields=run_fields(self.graph))
 
     def _loop(self) -> None:
         while self._pending or self._running or self._delayed:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from typing import Iterator
+from typing import Any, Iterator
 
 import attrs
 
@@ -335,6 +335,14 @@ class FlowGraph:
 
     def error(self, message: str, line: int | None) -> GraphError:
         return GraphError(message, self.file, line)
+
+    def as_data(self) -> dict[str, Any]:
+        """The graph as plain data, in the order `show` lists steps (what a UI draws before any
+        task of a step ran): each step's type, next steps, foreach variable, join and line."""
+        return {"steps": [{"name": n.name, "type": n.type, "next": list(n.out_funcs), "line": n.line,
+                           "foreach": n.foreach_param, "matching_join": n.matching_join,
+                           "doc": n.doc.strip().split("\n")[0] if n.doc else ""}
+                          for n in self]}
 
     def __getitem__(self, name: str) -> StepNode:
         return self.nodes[name]

@@ -1,8 +1,10 @@
 """A run's graph as inline SVG, laid out in layers on the server (no JavaScript library).
 
 Each step sits one layer below the deepest of its parents; steps of a layer sit side by
-side. A step whose parents are not known yet (its parent's tasks still run) goes below the
-step reached before it. Edges back up the graph (a recursive switch) are drawn too.
+side. A run records the flow's graph, so a step no task reached yet is drawn too ("waiting");
+for a run that did not record it (an older Flow's), a step whose parents are not known yet
+goes below the step reached before it. Edges back up the graph (a recursive switch) are
+drawn too.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def dag_svg(run: dict[str, Any]) -> str:
         name, counts = step["name"], step["counts"]
         x, y = pos[name]
         state = ("failed" if counts["failed"] else "running" if counts["running"] or counts["pending"]
-                 else "done")
+                 else "done" if counts["done"] else "waiting")
         label = html.escape(name)
         text = f'✓ {counts["done"]}  ▶ {counts["running"]}  ✗ {counts["failed"]}'
         if counts["pending"]:

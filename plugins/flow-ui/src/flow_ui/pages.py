@@ -146,6 +146,8 @@ def run_page(run: dict[str, Any], timeline: dict[str, Any]) -> str:
            f"environment {e(started['environment'])}" if started["environment"] else "",
            "by an event" if started["trigger"] else ""]
     facts.append(("Started by", " · ".join(h for h in how if h) or "unknown"))
+    if started.get("command"):
+        facts.append(("Command", f"<code>{e(started['command'])}</code>"))
     facts.append(("Tags", tag_list(run["tags"]) + tag_list(run["system_tags"], system=True)))
     params = "".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in run["parameters"].items())
     facts_html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)

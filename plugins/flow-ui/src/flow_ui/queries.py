@@ -7,6 +7,8 @@ the same backends. Nothing here writes.
 
 from __future__ import annotations
 
+import json
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -126,26 +128,41 @@ class Queries:
         for task in tasks:
             by_step.setdefault(task.step_name, []).append(task)
         params_tasks = by_step.pop(PARAMETERS_STEP, [])
+        recorded = self._recorded(params_tasks)
+        graph = json.loads(recorded["graph-info"]) if recorded.get("graph-info") else None
+        if graph:  # the flow's graph as the run recorded it: steps no task reached are drawn too
+            step_order = [s["name"] for s in graph["steps"]]
         steps = []
-        for name in [s for s in step_order if s in by_step]:
+        for name in [s for s in step_order if s in by_step or graph]:
             counts = {"done": 0, "running": 0, "failed": 0, "pending": 0}
-            for task in by_step[name]:
+            for task in by_step.get(name, []):
                 counts[task_state(task)] += 1
-            starts = [t.created_at for t in by_step[name]]
-            ends = [t.finished_at for t in by_step[name] if t.finished_at is not None]
-            steps.append({"name": name, "counts": counts, "tasks": len(by_step[name]),
-                          "started_at": min(starts), "finished_at": max(ends) if ends else None})
+            starts = [t.created_at for t in by_step.get(name, [])]
+            ends = [t.finished_at for t in by_step.get(name, []) if t.finished_at is not None]
+            steps.append({"name": name, "counts": counts, "tasks": len(by_step.get(name, [])),
+                          "started_at": min(starts) if starts else None, "finished_at": max(ends) if ends else None})
         summary = run_summary(record)
         summary.update(
             steps=steps,
-            edges=self._edges_of(record, by_step),
+            edges={s["name"]: s["next"] for s in graph["steps"]} if graph else self._edges_of(record, by_step),
             tasks=[{"step": t.step_name, "task_id": t.task_id, "pathspec": t.pathspec, "state": task_state(t),
                     "attempt": max(t.attempt, 0), "created_at": t.created_at, "finished_at": t.finished_at}
-                   for name in [s["name"] for s in steps] for t in by_step[name]],
+                   for name in [s["name"] for s in steps] for t in by_step.get(name, [])],
             parameters=self._parameters(params_tasks),
         )
         summary.update(self._started_by(record, by_step.get("start", [])))
+        summary["started_by"]["command"] = recorded.get("command")
         return summary
+
+    def _recorded(self, params_tasks: list[TaskRecord]) -> dict[str, str]:
+        """What the run recorded about itself on its `_parameters` task: its graph and the
+        command line that started it (runs of older versions of Flow have neither)."""
+        if not params_tasks:
+            return {}
+        try:
+            return Task(params_tasks[0].pathspec).metadata_dict
+        except NotFound:
+            return {}
 
     def _edges_of(self, record: RunRecord, by_step: dict[str, list[TaskRecord]]) -> dict[str, list[str]]:
         """``{step: [child steps]}``, from one finished task of each step.
