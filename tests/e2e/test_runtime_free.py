@@ -82,6 +82,7 @@ def service_url(tmp_path_factory):
 def seaweed(tmp_path_factory):
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+        server.discard()
 
 
 def shapes_env(root, service_url: str, seaweed) -> dict[str, str]:

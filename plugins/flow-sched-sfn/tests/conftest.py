@@ -34,6 +34,7 @@ def seaweed(tmp_path_factory):
 
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+        server.discard()
 
 
 @pytest.fixture(scope="session")
