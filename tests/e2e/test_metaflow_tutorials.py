@@ -39,7 +39,9 @@ print(json.dumps(medians[-5:]))
 @pytest.fixture(scope="module")
 def metaflow_python(request, tmp_path_factory) -> str:
     cache = getattr(request.config, "cache", None)
-    venv = (cache.mkdir("metaflow-venv") if cache else tmp_path_factory.mktemp("metaflow-venv")) / METAFLOW
+    # Without pytest's cache, one folder of the session's own: both test modules that need
+    # Metaflow then install it once, as they do with the cache.
+    venv = (cache.mkdir("metaflow-venv") if cache else tmp_path_factory.getbasetemp() / "metaflow-venv") / METAFLOW
     return runpy.run_path(str(_HELPER))["metaflow_python"](venv, [METAFLOW])
 
 

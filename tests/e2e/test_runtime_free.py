@@ -82,32 +82,60 @@ def service_url(tmp_path_factory):
 def seaweed(tmp_path_factory):
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+        server.discard()
 
 
-@pytest.fixture
-def orchestrated(flow_env, service_url, seaweed, write_flow, monkeypatch):
-    """``flow(args…)``: the task command line in a fresh process, on the service and S3."""
+def shapes_env(root, service_url: str, seaweed) -> dict[str, str]:
+    """Flow on the service and a fresh bucket of S3, its local folders under ``root``."""
     bucket = seaweed.create_bucket(f"runtime-free-{os.getpid()}-{next(_buckets)}")
-    env = {"METAFLOW_DEFAULT_METADATA": "service", "METAFLOW_SERVICE_URL": service_url,
-           "METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{bucket}/flow",
-           "METAFLOW_S3_ENDPOINT_URL": seaweed.endpoint_url,
-           "AWS_ACCESS_KEY_ID": "flow-tests", "AWS_SECRET_ACCESS_KEY": "flow-tests-secret",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent",
-           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    flow_env.update(env)
-    flow_file = write_flow("shapes.py", FLOW)
+    return {"METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "flow-root"), "METAFLOW_HOME": str(root / "metaflowconfig"),
+            "METAFLOW_USER": "tester",
+            "METAFLOW_DEFAULT_METADATA": "service", "METAFLOW_SERVICE_URL": service_url,
+            "METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{bucket}/flow",
+            "METAFLOW_S3_ENDPOINT_URL": seaweed.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "flow-tests", "AWS_SECRET_ACCESS_KEY": "flow-tests-secret",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+
+
+def command_line(env: dict[str, str], flow_file):
+    """``flow(args…)``: the task command line in a fresh process, with ``env`` and no other
+    Flow settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
 
     def flow(*args: str, extra_env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "flow_core", *args], capture_output=True, text=True,
-                                env={**os.environ, **flow_env, **(extra_env or {})}, timeout=120)
+                                env={**base, **env, **(extra_env or {})}, timeout=120)
         if check:
             assert result.returncode == 0, f"flow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
     flow.file = str(flow_file)
+    flow.env = env
     return flow
+
+
+@pytest.fixture
+def orchestrated(flow_env, service_url, seaweed, write_flow, monkeypatch):
+    """``flow(args…)``: the task command line in a fresh process, on the service and S3."""
+    env = shapes_env(flow_env.root.parent, service_url, seaweed)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    flow_env.update(env)
+    return command_line(env, write_flow("shapes.py", FLOW))
+
+
+@pytest.fixture(scope="module")
+def made_task_by_task(service_url, seaweed, tmp_path_factory):
+    """One run made task by task (~13 processes), shared by the tests that read it back and
+    resume it: neither changes it. Its own environment, as ``orchestrated`` but module-wide."""
+    root = tmp_path_factory.mktemp("task-by-task")
+    flow_file = root / "shapes.py"
+    flow_file.write_text(FLOW)
+    flow = command_line(shapes_env(root, service_url, seaweed), flow_file)
+    run = "sfn-7c2e0d"
+    orchestrate(flow, run)
+    return flow, run
 
 
 def orchestrate(flow, run: str) -> None:
@@ -138,14 +166,16 @@ def orchestrate(flow, run: str) -> None:
     step("end", "t-end", f"{run}/gather/t-gather")
 
 
-def client(code: str) -> str:
+def client(code: str, env: dict[str, str] | None = None) -> str:
+    """Client API code in a fresh process, with ``env`` as its Flow settings (else this test's)."""
+    base = {k: v for k, v in os.environ.items() if env is None or not k.startswith("METAFLOW_")}
     result = subprocess.run([sys.executable, "-c", "from flow_core import Flow, Run, Task\n" + code],
-                            capture_output=True, text=True, env=dict(os.environ), timeout=120)
+                            capture_output=True, text=True, env={**base, **(env or {})}, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
-def shape_of(run_pathspec: str) -> str:
+def shape_of(run_pathspec: str, env: dict[str, str] | None = None) -> str:
     """What a user sees of a run in the Client API, without its ids."""
     return client(f"""
 run = Run({run_pathspec!r})
@@ -155,24 +185,23 @@ for s in sorted(run, key=lambda s: s.id):
     print(s.id, len(tasks), sorted(sorted(a.id for a in t) for t in tasks)[0], all(t.successful for t in tasks))
 end = run["end"].task
 print(end.data.total, end.data.squares, end.data.sides, end.data.alpha)
-""")
+""", env)
 
 
-def test_a_run_made_task_by_task_reads_back_like_one_made_by_flow_run(orchestrated):
-    run = "sfn-7c2e0d"
-    orchestrate(orchestrated, run)
-    made = orchestrated("run", orchestrated.file, "--alpha", "10")
+def test_a_run_made_task_by_task_reads_back_like_one_made_by_flow_run(made_task_by_task):
+    flow, run = made_task_by_task
+    made = flow("run", flow.file, "--alpha", "10")
     run_id = run_id_of(made.stdout + made.stderr)
 
-    assert shape_of(f"Shapes/{run}") == shape_of(f"Shapes/{run_id}")
-    assert shape_of(f"Shapes/{run}").endswith("140 [10, 40, 90] ['left', 'right'] 10")
+    assert shape_of(f"Shapes/{run}", flow.env) == shape_of(f"Shapes/{run_id}", flow.env)
+    assert shape_of(f"Shapes/{run}", flow.env).endswith("140 [10, 40, 90] ['left', 'right'] 10")
 
-    ids = client(f'print(sorted(t.id for t in Run("Shapes/{run}")["body"]))')
+    ids = client(f'print(sorted(t.id for t in Run("Shapes/{run}")["body"]))', flow.env)
     assert ids == "['t-body-0', 't-body-1', 't-body-2']"
     attempts = client(f"""
 meta = [m for m in Task("Shapes/{run}/body/t-body-1").metadata if m.field == "attempt"]
 print(sorted({{m.value for m in meta}}))
-""")
+""", flow.env)
     assert attempts == "['0', '1']"
 
 
@@ -192,16 +221,15 @@ def test_a_number_is_refused_as_an_orchestrators_run_id(orchestrated):
     assert "12345" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_resume_continues_a_run_made_task_by_task(orchestrated):
-    run = "sfn-51ab9e"
-    orchestrate(orchestrated, run)
-    resumed = orchestrated("resume", orchestrated.file, "body", "--origin-run-id", run)
+def test_resume_continues_a_run_made_task_by_task(made_task_by_task):
+    flow, run = made_task_by_task
+    resumed = flow("resume", flow.file, "body", "--origin-run-id", run)
     output = resumed.stdout + resumed.stderr
     new_run = run_id_of(output)
     for reused in ("start/t-start", "meet/t-meet", "fan/t-fan"):
         assert f"Reused Shapes/{run}/{reused}" in output
-    assert shape_of(f"Shapes/{new_run}").endswith("140 [10, 40, 90] ['left', 'right'] 10")
-    origin = client(f'print(Run("Shapes/{new_run}").origin_pathspec)')
+    assert shape_of(f"Shapes/{new_run}", flow.env).endswith("140 [10, 40, 90] ['left', 'right'] 10")
+    origin = client(f'print(Run("Shapes/{new_run}").origin_pathspec)', flow.env)
     assert origin == f"Shapes/{run}"
 
 

@@ -18,6 +18,7 @@ _names = itertools.count(1)
 def seaweed(tmp_path_factory):
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+        server.discard()
 
 
 @pytest.fixture(scope="session")

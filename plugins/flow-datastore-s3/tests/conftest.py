@@ -14,6 +14,7 @@ def seaweed(tmp_path_factory):
     """One SeaweedFS S3 server on 127.0.0.1 for the whole session."""
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+        server.discard()
 
 
 #: The one key pair the bucket-creating server takes.
@@ -26,6 +27,7 @@ def keyed_seaweed(tmp_path_factory):
     stores, creates a missing bucket on the first write to it."""
     with SeaweedS3(tmp_path_factory.mktemp("keyed-seaweed"), credentials=KEYED) as server:
         yield server
+        server.discard()
 
 
 @pytest.fixture(autouse=True)

@@ -66,7 +66,9 @@ print(sorted(run.user_tags))
 def metaflow(request, tmp_path_factory) -> str:
     """The Python of a virtualenv holding Metaflow, installed from PyPI on first use."""
     cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
-    venv = (cache.mkdir("metaflow-venv") if cache else tmp_path_factory.mktemp("metaflow-venv")) / METAFLOW
+    # Without pytest's cache, one folder of the session's own: both test modules that need
+    # Metaflow then install it once, as they do with the cache.
+    venv = (cache.mkdir("metaflow-venv") if cache else tmp_path_factory.getbasetemp() / "metaflow-venv") / METAFLOW
     return runpy.run_path(str(_HELPER))["metaflow_python"](venv, [METAFLOW])
 
 

@@ -8,9 +8,12 @@ from flow_sched_sfn.testing import AslValidator
 
 
 @pytest.fixture(scope="session")
-def asl_validator(request) -> AslValidator:
-    """npm's asl-validator, installed once into pytest's cache folder (node and npm required)."""
-    validator = AslValidator(request.config.cache.mkdir("flow-sched-sfn-asl-validator"))
+def asl_validator(request, tmp_path_factory) -> AslValidator:
+    """npm's asl-validator, installed once into pytest's cache folder (node and npm required);
+    with -p no:cacheprovider, into the session's temporary folder."""
+    cache = getattr(request.config, "cache", None)
+    validator = AslValidator(cache.mkdir("flow-sched-sfn-asl-validator") if cache
+                             else tmp_path_factory.mktemp("flow-sched-sfn-asl-validator"))
     validator.install()
     return validator
 
@@ -31,6 +34,7 @@ def seaweed(tmp_path_factory):
 
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+        server.discard()
 
 
 @pytest.fixture(scope="session")

@@ -166,6 +166,12 @@ class ChildServer:
         stop_process(self.process, self.grace_seconds)
         self.process = None
 
+    def discard(self) -> None:
+        """Kill the server at once, for a fixture's teardown when its data goes too: a clean
+        shutdown buys nothing then, and SeaweedFS takes ~12 s for one after a few tests."""
+        stop_process(self.process, grace=0)
+        self.process = None
+
     def __enter__(self: _Server) -> _Server:
         return self.start()
 

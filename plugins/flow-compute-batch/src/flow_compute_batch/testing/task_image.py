@@ -8,6 +8,7 @@ the datastore. Test AWS credentials are baked in, as a real job gets them from i
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import os
 import platform
@@ -83,6 +84,14 @@ class TaskImage:
         if shutil.which("debootstrap") is None:
             raise RuntimeError("debootstrap is not installed; scripts/test installs Debian's debootstrap")
         target.parent.mkdir(parents=True, exist_ok=True)
+        # Test sessions running side by side (pytest-xdist's workers) make it once between them.
+        with open(target.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.exists():
+                self._debootstrap(target)
+        return target
+
+    def _debootstrap(self, target: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="flow-rootfs-", dir="/tmp") as scratch:
             root = Path(scratch) / "root"
             result = subprocess.run(
@@ -96,7 +105,6 @@ class TaskImage:
                 for entry in sorted(os.listdir(root)):
                     tar.add(root / entry, arcname=entry)
             partial.rename(target)
-        return target
 
 
 def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:

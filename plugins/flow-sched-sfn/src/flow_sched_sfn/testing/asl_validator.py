@@ -11,6 +11,7 @@ so a machine that cannot validate fails loudly.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -37,15 +38,21 @@ class AslValidator:
     def install(self) -> Path:
         """Install the pinned asl-validator under the cache folder, once; returns its command."""
         binary = self.prefix / "node_modules" / ".bin" / "asl-validator"
-        if not binary.exists():
-            self.prefix.mkdir(parents=True, exist_ok=True)
-            result = subprocess.run(
-                ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(self.prefix),
-                 f"asl-validator@{self.version}"],
-                capture_output=True, text=True, timeout=600,
-            )
-            if result.returncode != 0 or not binary.exists():
-                raise RuntimeError(f"npm could not install asl-validator@{self.version}:\n{result.stdout}{result.stderr}")
+        if binary.exists():
+            return binary
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        # Test sessions running side by side (pytest-xdist's workers) install it once between them.
+        with open(self.prefix / "install.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not binary.exists():
+                result = subprocess.run(
+                    ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(self.prefix),
+                     f"asl-validator@{self.version}"],
+                    capture_output=True, text=True, timeout=600,
+                )
+                if result.returncode != 0 or not binary.exists():
+                    raise RuntimeError(
+                        f"npm could not install asl-validator@{self.version}:\n{result.stdout}{result.stderr}")
         return binary
 
     def findings(self, definition: dict[str, Any]) -> list[str]:
