@@ -7,7 +7,7 @@ import click
 DEFAULT_PORT = 8324
 
 
-@click.command("ui")
+@click.command("ui", short_help="Serve a read-only web UI of every run.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (anything but loopback shows your runs to the network).")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
