@@ -34,6 +34,10 @@ def test_click_from_runs_to_an_artifact(ui, runs, browser_page, tmp_path):
     assert page.locator(".log .line", has_text="the shapes are done").is_visible()
     assert page.locator('tr.artifact[data-name="picture"] img').is_visible()
     assert "'layers': [64, 32]" in page.locator('tr.artifact[data-name="config"] .preview').inner_text()
+    # A DataFrame's head, as a table with its columns.
+    frame = page.locator('tr.artifact[data-name="scores"] .preview table')
+    assert frame.locator("th", has_text="model").is_visible() and frame.locator("th", has_text="accuracy").is_visible()
+    assert frame.locator("td", has_text="forest").is_visible()
     # The step's @card, in its sandboxed frame, as the browser draws it.
     assert page.frame_locator("iframe.card-frame").get_by_role("heading", name="The shapes are done").is_visible()
     _shot(page, tmp_path, "task")

@@ -6,7 +6,7 @@ from flow_ui.previews import artifact_preview, preview_html, short_repr
 
 
 class FakeFrame:
-    """What the preview asks of a DataFrame (pandas is not in the dev environment)."""
+    """What the preview asks of a DataFrame, and no more (the browser test previews a real one)."""
 
     columns = ["city", "<b>population</b>"]
     shape = (1000, 2)
