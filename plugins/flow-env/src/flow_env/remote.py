@@ -9,6 +9,7 @@ the resolve and the task can change what the task gets.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import urllib.request
@@ -79,11 +80,21 @@ def stage_rattler(python: str, storage: StorageBackend) -> str:
 
 
 def stage_uv(storage: StorageBackend) -> str:
-    binary = Path(uv_path()).read_bytes()
-    key = f"{TOOLS_PREFIX}/uv-{hashlib.sha256(binary).hexdigest()}"
+    key = _uv_key()
     if not storage.exists(key):
-        storage.put(key, binary, overwrite=False)
+        storage.put(key, Path(uv_path()).read_bytes(), overwrite=False)
     return key
+
+
+@functools.lru_cache(maxsize=1)
+def _uv_key() -> str:
+    """The uv binary's name in the datastore, by its content: hashed once per process, not
+    once per environment of every run (it is tens of MB)."""
+    digest = hashlib.sha256()
+    with open(uv_path(), "rb") as binary:
+        for block in iter(lambda: binary.read(1 << 20), b""):
+            digest.update(block)
+    return f"{TOOLS_PREFIX}/uv-{digest.hexdigest()}"
 
 
 def _upload(packages: tuple[LockedPackage, ...], storage: StorageBackend) -> None:
