@@ -24,7 +24,7 @@ import attrs
 from flow_core.backends.compute import TaskHandle, TaskSpec
 from flow_core.backends.environment import Interpreter
 from flow_core.backends.metadata import MetadataBackend
-from flow_core.backends.records import RUNNING, RunRecord
+from flow_core.backends.records import RUNNING, SUCCEEDED, RunRecord
 from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.console import Console, StepProgress
@@ -471,16 +471,16 @@ class Runtime:
                     return f"its gang's node {other.gang.node_index} ({other.label}) {exception}"
         return None
 
-    def _record_failure(self, spec: TaskSpec, why: str) -> None:
+    def _record_failure(self, spec: TaskSpec, why: str, field: str = "failure") -> None:
         """A task that died before recording its attempt's end (killed, its fork server gone,
         its datastore unreachable) would look running forever: record it failed, and why."""
         try:
             task = self.metadata.get_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
             if task is not None and task.status == RUNNING:
                 self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
-                                             spec.retry_count, False, fields={"failure": why})
+                                             spec.retry_count, False, fields={field: why})
         except FlowError:
-            pass  # the run fails either way; the summary still says why
+            pass  # the run fails or ends either way; resume does not depend on this record
 
     def _on_success(self, step_name: str, path: str, stack: Stack, spec: TaskSpec | None = None) -> None:
         node = self.graph[step_name]
@@ -537,14 +537,23 @@ class Runtime:
             handle.terminate()
 
     def _on_stopped(self, spec: TaskSpec, reason: str | None = None) -> None:
-        """A task the runtime stopped: record the attempt as failed so nothing looks still running."""
+        """A task the runtime stopped: record the attempt as failed so nothing looks still running.
+
+        A task may have recorded its success just before the stop reached it (a Ctrl-C sent to
+        the whole process group lands while it exits): that attempt is kept as it is, and
+        `resume` reuses it."""
+        try:
+            task = self.metadata.get_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
+            if task is not None and task.attempt == spec.retry_count and task.status == SUCCEEDED:
+                self.console.task_event(spec.label, "Task finished successfully.")
+                self._count(spec.step_name, done=1, running=-1)
+                self.counts["done"] += 1
+                return
+        except FlowError:
+            pass
         self.console.task_event(spec.label, f"Task stopped: {reason}." if reason else "Task stopped.", failed=True)
         self._count(spec.step_name, running=-1)
-        try:
-            self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
-                                         spec.retry_count, False, fields={"stopped": reason or "by the runtime"})
-        except FlowError:
-            pass  # the run is ending anyway; resume does not depend on this record
+        self._record_failure(spec, reason or "stopped by the runtime", field="stopped")
 
     def _drain_stopped(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """After Ctrl-C: wait briefly for the stopped tasks to exit, so none outlives the run."""
