@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import mmap
 import os
 import re
-import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 _TEMP_PREFIX = ".tmp-"
 _PARALLEL_FROM = 4  # batches smaller than this are done inline
 _MAP_FROM = 1024 * 1024  # get_buffer maps files this large instead of reading them
+_COUNTER = itertools.count()  # next() on it is atomic under the GIL
 
 
 def check_key(key: str) -> str:
@@ -37,6 +39,7 @@ class LocalStorage(StorageBackend):
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._root = str(self.root)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
 
@@ -55,8 +58,10 @@ class LocalStorage(StorageBackend):
             self._pool_pid = os.getpid()
         return list(self._pool.map(function, items))
 
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+    def _file(self, key: str) -> str:
+        """The key's file as a string path: every task writes and reads several blobs, and
+        building `Path` objects for them cost more than the system calls they make."""
+        return os.path.join(self._root, check_key(key))
 
     def put_pieces(self, key: str, pieces: Sequence[Blob], overwrite: bool = True) -> None:
         self._put((key, pieces, overwrite))
@@ -64,14 +69,14 @@ class LocalStorage(StorageBackend):
     def _put(self, item: tuple[str, Blob | Sequence[Blob], bool]) -> None:
         key, blob, overwrite = item
         pieces = blob if isinstance(blob, (list, tuple)) else (blob,)
-        path = self._path(key)
-        if not overwrite and path.exists():
+        path = self._file(key)
+        if not overwrite and os.path.exists(path):
             return
+        folder = os.path.dirname(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+            fd, tmp = self._temporary_file(folder)
             try:
-                with os.fdopen(fd, "wb") as handle:
+                with open(fd, "wb", closefd=True) as handle:
                     handle.writelines(pieces)
                 os.replace(tmp, path)
             except BaseException:  # a failed or interrupted write leaves no temporary file behind
@@ -81,20 +86,35 @@ class LocalStorage(StorageBackend):
         except OSError as exc:
             raise DataStoreError(f"cannot write {path}: {exc.strerror}") from None
 
+    def _temporary_file(self, folder: str) -> tuple[int, str]:
+        """A new file beside where the blob goes, named by process, thread and a counter
+        (`tempfile.mkstemp` seeds a random generator anew in every forked task); the folder
+        is made only when the open says it is missing."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        while True:
+            tmp = os.path.join(folder, f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_COUNTER)}")
+            try:
+                return os.open(tmp, flags, 0o600), tmp
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+            except FileExistsError:  # another machine's process of the same pid, on a shared folder
+                pass
+
     def put_many(self, items: Iterable[tuple[str, Blob]], overwrite: bool = True) -> None:
         self._map(self._put, [(key, blob, overwrite) for key, blob in items])
 
     def _get(self, key: str) -> tuple[str, bytes]:
-        path = self._path(key)
+        path = self._file(key)
         try:
-            return key, path.read_bytes()
+            with open(path, "rb", buffering=0) as handle:
+                return key, handle.readall()
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise DataStoreError(f"cannot read {path}: {exc.strerror}") from None
 
     def get_buffer(self, key: str) -> bytes | memoryview:
-        path = self._path(key)
+        path = self._file(key)
         try:
             with open(path, "rb") as handle:
                 if os.fstat(handle.fileno()).st_size < _MAP_FROM:
@@ -109,16 +129,16 @@ class LocalStorage(StorageBackend):
         return dict(self._map(self._get, list(keys)))
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
-        return {key for key in keys if self._path(key).is_file()}
+        return {key for key in keys if os.path.isfile(self._file(key))}
 
     def delete_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             try:
-                self._path(key).unlink()
+                os.unlink(self._file(key))
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise DataStoreError(f"cannot remove {self._path(key)}: {exc.strerror}") from None
+                raise DataStoreError(f"cannot remove {self._file(key)}: {exc.strerror}") from None
 
     def remove_leftovers(self, older_than: float) -> list[str]:
         """Temporary files of writes that never finished (the writer was killed before its rename)."""
@@ -136,18 +156,27 @@ class LocalStorage(StorageBackend):
         return sorted(removed)
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        # Walk only the folder the prefix points into.
-        folder, _, partial = prefix.rpartition("/")
-        base = self.root / folder if folder else self.root
-        if not base.is_dir():
-            return iter(())
+        # Walk only the folder the prefix points into, and below it only the folders whose
+        # keys start with the prefix. (Every task lists its parents' folders: os.walk and
+        # relpath cost it more than the directory reads do.)
+        folder = prefix.rpartition("/")[0]
         found = []
-        for dirpath, _dirnames, filenames in os.walk(base):
-            rel = os.path.relpath(dirpath, self.root)
-            for filename in filenames:
-                if filename.startswith(_TEMP_PREFIX):
-                    continue
-                key = filename if rel == "." else f"{rel.replace(os.sep, '/')}/{filename}"
-                if key.startswith(prefix):
-                    found.append(key)
+        pending = [(os.path.join(self._root, folder) if folder else self._root, folder)]
+        while pending:
+            path, rel = pending.pop()
+            try:
+                entries = os.scandir(path)
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.name.startswith(_TEMP_PREFIX):
+                        continue
+                    key = f"{rel}/{entry.name}" if rel else entry.name
+                    if not key.startswith(prefix):
+                        continue
+                    if entry.is_dir():
+                        pending.append((entry.path, key))
+                    else:
+                        found.append(key)
         return iter(sorted(found))

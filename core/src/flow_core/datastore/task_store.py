@@ -104,8 +104,13 @@ class TaskDataStore:
                 record.name, record.key, record.type, record.size, record.encoding, self.attempt)
 
     def save_log(self, stream: str, data: bytes) -> None:
+        """Store a stream's output; an empty one stores nothing (most tasks print nothing on
+        one stream or both, and `log` reads a missing stream as empty)."""
         self._writable()
-        self._logs[stream] = self.cas.save_blobs([data])[0]
+        if data:
+            self._logs[stream] = self.cas.save_blobs([data])[0]
+        else:
+            self._logs.pop(stream, None)
 
     def commit(self) -> None:
         """Write the index: from here on readers see this attempt."""

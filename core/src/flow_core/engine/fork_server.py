@@ -32,6 +32,7 @@ from flow_core.backends.selection import Backends
 from flow_core.engine.fork_protocol import receive_message, send_message, stop_forked_task
 from flow_core.engine.metadata_path import MetadataRelay
 from flow_core.engine.task import TaskArguments, TaskRunner
+from flow_core.engine.task_prelude import Prelude, TaskPreludes
 from flow_core.errors import FlowError
 from flow_core.model.graph import FlowGraph
 from flow_core.model.loader import load_flow_class
@@ -68,6 +69,7 @@ class ForkServer:
         self.backends.registry.backend_class("metadata", self.backends.settings.backend_name("metadata"))
         self.backends.step_decorators  # imports the decorator modules of every plugin
         self.backends.storage.warm_up()
+        self.preludes = TaskPreludes(self.flow_cls, self.backends)
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
@@ -108,17 +110,18 @@ class ForkServer:
     def _launch(self, message: dict[str, Any], fds: list[int]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        prelude = self.preludes.prepare(message["task"], message["env"])
         # Children must not copy the warm objects' pages by merely garbage-collecting them.
         gc.freeze()
         pid = os.fork()
         if pid == 0:
-            self._child(message, fds)  # never returns
+            self._child(message, fds, prelude)  # never returns
         for fd in fds:
             os.close(fd)
         self.children[pid] = message["key"]
         send_message(self.sock, {"op": "started", "key": message["key"], "pid": pid})
 
-    def _child(self, message: dict[str, Any], fds: list[int]) -> None:
+    def _child(self, message: dict[str, Any], fds: list[int], prelude: Prelude) -> None:
         code = 1
         try:
             if self._arm_parent_death is not None:
@@ -135,8 +138,8 @@ class ForkServer:
             for fd in (out_fd, err_fd, *self._wake_fds):
                 os.close(fd)
             self.sock.close()
-            os.environ.update(message["env"])
-            code = self._run_task(message["task"], metadata_fd)
+            os.environ.update(prelude.env_changes)
+            code = self._run_task(message["task"], prelude, metadata_fd)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -148,15 +151,18 @@ class ForkServer:
             finally:
                 os._exit(code)
 
-    def _run_task(self, task: dict[str, Any], metadata_fd: int) -> int:
+    def _run_task(self, task: dict[str, Any], prelude: Prelude, metadata_fd: int) -> int:
         numpy = sys.modules.get("numpy")
         if numpy is not None:  # forked children would otherwise draw the same numbers
             numpy.random.seed()
         args = TaskArguments(**{k: tuple(v) if isinstance(v, list) else v for k, v in task.items()})
         try:
-            backends = Backends(self.backends.settings.with_environ(os.environ), self.backends.registry,
-                                storage=self.backends.storage)
-            runner = TaskRunner(args, backends, MetadataRelay(metadata_fd), flow_cls=self.flow_cls, graph=self.graph)
+            backends = prelude.backends
+            if backends is None:
+                backends = Backends(self.backends.settings.with_environ(os.environ), self.backends.registry,
+                                    storage=self.backends.storage)
+            runner = TaskRunner(args, backends, MetadataRelay(metadata_fd), flow_cls=self.flow_cls, graph=self.graph,
+                                decorators=prelude.decorators, opened_parents=prelude.opened_parents)
             return runner.run()
         except FlowError as exc:
             print(f"Error: {exc}", file=sys.stderr)

@@ -100,7 +100,12 @@ class TaskRunner:
     alive to keep the run's heartbeat and final status, so the task does."""
 
     def __init__(self, args: TaskArguments, backends: Backends, metadata: Any, owns_run: bool = False,
-                 flow_cls: type[FlowSpec] | None = None, graph: FlowGraph | None = None):
+                 flow_cls: type[FlowSpec] | None = None, graph: FlowGraph | None = None,
+                 decorators: list[StepDecorator] | None = None,
+                 opened_parents: dict[str, TaskDataStore] | None = None):
+        """``decorators`` and ``opened_parents`` (by input path) are what the local fork
+        server made ready once for the tasks forked from it (`flow_core.engine.task_prelude`);
+        anything missing is made here."""
         self.args = args
         self.backends = backends
         self.settings = backends.settings
@@ -111,16 +116,20 @@ class TaskRunner:
         if args.step_name not in self.graph:
             raise FlowError(f"{self.flow_name} has no step named '{args.step_name}'")
         self.node = self.graph[args.step_name]
-        self.decorators: list[StepDecorator] = step_decorators(
+        self.decorators: list[StepDecorator] = decorators if decorators is not None else step_decorators(
             self.flow_cls, args.step_name, args.decospecs, backends.step_decorators)
         self.metadata = metadata
         self.datastore = FlowDataStore(backends.storage)
+        self._opened_parents = opened_parents or {}
 
     def _open_parents(self, paths: tuple[str, ...]) -> list[Parent]:
         resolved = has_step_wildcard(paths)
         if resolved:
             paths = resolve_step_wildcards(self.backends.metadata, self.flow_name, paths)
-        stores = self.datastore.open_tasks(self.flow_name, paths)
+        if all(path in self._opened_parents for path in paths):
+            stores = [self._opened_parents[path] for path in paths]
+        else:
+            stores = self.datastore.open_tasks(self.flow_name, paths)
         parents = [Parent(path.split("/")[1], store) for path, store in zip(paths, stores)]
         if resolved and self.node.type == JOIN and parents[0].stack:
             parents.sort(key=lambda parent: parent.stack[-1].index)  # a foreach join takes them in order

@@ -56,6 +56,10 @@ CORE_SETTINGS = (
 LOCAL_ROOT_NAME = ".flow"
 
 
+#: What `profile_path` reads: while these stay the same, so does the profile.
+_PROFILE_VARIABLES = ("METAFLOW_HOME", "METAFLOW_PROFILE", "HOME")
+
+
 def profile_path(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ
     home = Path(environ.get("METAFLOW_HOME") or Path.home() / ".metaflowconfig").expanduser()
@@ -118,8 +122,11 @@ class Settings:
         copy = object.__new__(Settings)
         copy._environ = dict(environ)
         copy._overrides = dict(self._overrides)
-        copy._profile_path = profile_path(copy._environ)
-        copy._profile = self._profile if copy._profile_path == self._profile_path else _read_profile(copy._profile_path)
+        if all(copy._environ.get(name) == self._environ.get(name) for name in _PROFILE_VARIABLES):
+            copy._profile_path, copy._profile = self._profile_path, self._profile
+        else:
+            copy._profile_path = profile_path(copy._environ)
+            copy._profile = self._profile if copy._profile_path == self._profile_path else _read_profile(copy._profile_path)
         copy._declared = dict(self._declared)
         return copy
 

@@ -1,0 +1,128 @@
+"""Where one local task's time goes, from fork to commit: cost per task and a profile.
+
+    uv run python benchmarks/task_profile.py                 # cost per task, then a py-spy profile
+    uv run python benchmarks/task_profile.py --no-profile    # only the cost per task
+    uv run python benchmarks/task_profile.py --width 500 --top 40
+
+The cost per task is the slope between a foreach of 10 and one of ``--width`` trivial tasks
+(benchmarks/workloads/foreach.py), so the run's start and end drop out: wall time, CPU time
+(user and system, the runtime's and every task's, from ``getrusage``) and minor page faults
+per task. On a fork-per-task design the page faults matter: each one is a page the task
+copies from the warm fork server it was forked from, and on a virtual machine each costs
+microseconds of system time.
+
+The profile samples the same run with py-spy (from PyPI, fetched by ``uvx``) and keeps only
+the samples taken inside forked tasks, as the share of the tasks' busy samples each function
+appears in (inclusive) and the functions the samples ended in (self).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOAD = HERE / "workloads" / "foreach.py"
+#: Where a sampled stack ends when its thread was waiting, not working.
+IDLE_FRAMES = ("epoll_wait", "select (", "poll (", "_queue_SimpleQueue_get", "acquire_lock", "cond_timedwait",
+               "cond_wait", "sem_clockwait", "futex", "wait (threading.py", "waitpid")
+TASK_FRAME = "_child (flow_core/engine/fork_server.py"
+
+
+def run_foreach(width: int, folder: Path, wrap: list[str] = ()) -> dict[str, float]:
+    """Run the foreach workload once; return its wall time and its processes' resource use."""
+    flow = folder / "foreach_flow.py"
+    flow.write_text(WORKLOAD.read_text().replace("FRAMEWORK", "flow_core"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")},
+           "BENCH_WIDTH": str(width), "HOME": str(folder), "USER": "bench", "METAFLOW_USER": "bench"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run([*wrap, sys.executable, "-m", "flow_core", "--quiet", "run", str(flow),
+                    "--max-num-splits", "100000"], cwd=folder, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
+            "faults": after.ru_minflt - before.ru_minflt}
+
+
+def per_task_cost(width: int, rounds: int) -> dict[str, float]:
+    """Median over rounds of (run of ``width`` tasks - run of 10 tasks) / (width - 10)."""
+    slopes: dict[str, list[float]] = collections.defaultdict(list)
+    for _ in range(rounds):
+        measured = {}
+        for count in (10, width):
+            folder = Path(tempfile.mkdtemp(prefix="flow-task-profile-"))
+            try:
+                measured[count] = run_foreach(count, folder)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        for key in measured[width]:
+            slopes[key].append((measured[width][key] - measured[10][key]) / (width - 10))
+    return {key: statistics.median(values) for key, values in slopes.items()}
+
+
+def profile(width: int, rate: int) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="flow-task-profile-"))
+    raw = folder / "profile.txt"
+    run_foreach(width, folder, ["uvx", "py-spy", "record", "--subprocesses", "--rate", str(rate),
+                                "--format", "raw", "--output", str(raw), "--"])
+    return raw
+
+
+def task_samples(raw: Path) -> tuple[int, collections.Counter, collections.Counter]:
+    """(busy samples inside forked tasks, inclusive counts, self counts) by function."""
+    inclusive: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(TASK_FRAME in frame for frame in frames) or any(idle in frames[-1] for idle in IDLE_FRAMES):
+            continue
+        n = int(count)
+        busy += n
+        start = next(i for i, frame in enumerate(frames) if TASK_FRAME in frame)
+        for frame in set(frames[start:]):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    return busy, inclusive, own
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=300, help="tasks in the measured foreach")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the cost measurement")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=30, help="functions listed")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    options = parser.parse_args()
+
+    cost = per_task_cost(options.width, options.rounds)
+    print(f"per task ({options.width} vs 10 tasks, median of {options.rounds}; load {os.getloadavg()[0]:.1f}): "
+          f"wall {cost['wall'] * 1e3:.2f} ms, CPU {(cost['user'] + cost['sys']) * 1e3:.2f} ms "
+          f"(user {cost['user'] * 1e3:.2f}, system {cost['sys'] * 1e3:.2f}), {cost['faults']:.0f} page faults")
+    if options.no_profile:
+        return
+    busy, inclusive, own = task_samples(profile(options.width, options.rate))
+    if not busy:
+        raise SystemExit("py-spy recorded no samples inside tasks (is ptrace allowed here?)")
+    print(f"\n{busy} busy samples inside tasks. Inclusive share:")
+    for frame, n in inclusive.most_common(options.top):
+        print(f"  {100 * n / busy:5.1f}%  {frame}")
+    print("\nSelf share:")
+    for frame, n in own.most_common(options.top // 2):
+        print(f"  {100 * n / busy:5.1f}%  {frame}")
+
+
+if __name__ == "__main__":
+    main()
