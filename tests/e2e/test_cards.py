@@ -274,7 +274,7 @@ def test_a_card_that_fails_to_render_never_fails_the_task_and_says_why(flow_env,
 
     _open(page, odd.html, tmp_path / "odd.html")
     assert page.locator(".flow-error-title").inner_text() == "The nosuchtype card failed to render"
-    assert "there is no card type 'nosuchtype'; Flow's card types are default, blank" in \
+    assert "there is no card type 'nosuchtype'; the installed card types are default, blank" in \
         page.locator(".flow-error pre").inner_text()
     _open(page, slow.html, tmp_path / "slow.html")  # a card that takes longer than its timeout
     assert "rendering the card took longer than its timeout of 1 seconds" in page.locator(".flow-error pre").inner_text()
