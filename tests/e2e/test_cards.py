@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -416,3 +425,301 @@ def test_bad_card_attributes_stop_the_run_before_it_starts(flow_env, write_flow,
     ''')
     result = python_flow(path, "run")
     assert result.returncode == 1 and says in result.stderr
+
+
+MORE_COMPONENTS = '''
+import json
+import matplotlib
+matplotlib.use("Agg")
+from matplotlib import patches, pyplot
+from PIL import Image as PILImage
+from flow_core import FlowSpec, card, current, step
+from flow_core.cards import (EventsTimeline, Image, JSONViewer, Markdown, PythonCode, ValueBox, YAMLViewer)
+
+
+def tokens(text):
+    """Split text into words."""
+    return text.split()
+
+
+class MoreComponents(FlowSpec):
+    @card(type="blank", options={"title": "Everything else"})
+    @step
+    def start(self):
+        drawn = PILImage.new("RGB", (30, 20), (0, 0, 255))
+        drawn.putpixel((3, 4), (255, 0, 0))
+        current.card.append(Image.from_pil_image(drawn, label="From PIL"))
+        figure = pyplot.figure(figsize=(2, 1), dpi=40, facecolor="#00ff00")
+        axes = figure.add_axes((0.5, 0, 0.5, 1))
+        axes.set_axis_off()
+        axes.add_patch(patches.Rectangle((0, 0), 1, 1, color="#ff0000"))
+        current.card.append(Image.from_matplotlib(axes, label="From matplotlib"))
+        current.card.append(PythonCode(tokens))
+        current.card.append(JSONViewer({"lr": 0.01, "layers": [64, 32]}, title="Hyperparameters"))
+        current.card.append(YAMLViewer({"db": {"host": "localhost", "port": 5432}}, collapsible=False))
+        revenue = ValueBox(title="Revenue", value="$1.0M", theme="success")
+        current.card.append(revenue)
+        revenue.update(value="$1.2M", change_indicator="Up 20%")
+        events = EventsTimeline(title="Steps")
+        current.card.append(events)
+        events.update({"action": "load", "rows": 120})
+        events.update({"action": "train"}, style_theme="success", payloads={"notes": Markdown("**converged**")},
+                      finished=True)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    MoreComponents()
+'''
+
+
+def test_metaflows_other_components_and_real_images_render_offline_in_a_browser(flow_env, write_flow, python_flow,
+                                                                               offline_page, tmp_path):
+    run_id = _run(python_flow, write_flow("more.py", MORE_COMPONENTS))
+    (card,) = get_cards(_task("MoreComponents", run_id, "start"))
+    page = offline_page
+    _open(page, card.html, tmp_path / "more.html")
+    assert page.locator("h1").inner_text() == "Everything else"
+
+    # The PNGs the browser decodes have the drawn size and pixels.
+    pixels = """img => { const c = document.createElement('canvas'); c.width = img.naturalWidth;
+        c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        const at = (x, y) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
+        return [img.naturalWidth, img.naturalHeight, at(3, 4), at(0, 0), at(10, 20), at(70, 20)]; }"""
+    pil, plot = page.locator(".flow-image img").element_handles()
+    width, height, red, blue, _, _ = page.evaluate(pixels, pil)
+    assert (width, height, red, blue) == (30, 20, [255, 0, 0], [0, 0, 255])
+    width, height, _, _, green, red = page.evaluate(pixels, plot)
+    assert (width, height, green, red) == (80, 40, [0, 255, 0], [255, 0, 0])
+    assert page.locator(".flow-image figcaption").all_inner_texts() == ["From PIL", "From matplotlib"]
+
+    code = page.locator(".flow-code")
+    assert code.locator(".flow-py-def").inner_text() == "tokens"
+    assert code.locator(".flow-py-str").inner_text() == '"""Split text into words."""'
+    assert code.locator("pre").inner_text().startswith("def tokens(text):")
+    viewer = page.locator(".flow-json-viewer")
+    assert viewer.locator("summary").inner_text().startswith("Hyperparameters")
+    assert json.loads(viewer.locator("pre").inner_text()) == {"lr": 0.01, "layers": [64, 32]}
+    viewer.locator("summary").click()  # collapsible: a click folds it
+    assert not viewer.locator("pre").is_visible()
+    assert page.locator(".flow-yaml-viewer pre").inner_text().splitlines() == ["db:", "  host: localhost",
+                                                                                "  port: 5432"]
+    box = page.locator(".flow-value-box")
+    assert box.locator(".flow-value-box-value").inner_text() == "$1.2M"
+    assert box.locator(".flow-value-box-change").inner_text() == "Up 20%"
+    events = page.locator(".flow-event")
+    assert events.count() == 2 and "train" in events.nth(0).inner_text() and "load" in events.nth(1).inner_text()
+    assert page.locator(".flow-timeline-status").inner_text() == "Finished"
+    events.nth(0).locator("summary").click()
+    assert events.nth(0).locator(".flow-markdown strong").inner_text() == "converged"
+    page.screenshot(path=str(tmp_path / "more-components.png"), full_page=True)
+    assert page.left_machine == [] and page.console_errors == []
+
+
+def install_card_plugin(folder: Path) -> Path:
+    """A distribution that adds the card type ``scores``, installed into ``folder`` as pip
+    would: its module and a dist-info whose entry point names it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "flow_scores_card.py").write_text(SCORES_PLUGIN)
+    info = folder / "flow_scores_card-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flow-scores-card\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[flow.plugins]\nflow-scores-card = flow_scores_card\n")
+    return folder
+
+
+SCORES_PLUGIN = '''
+import html
+from flow_core.plugin_api import MetaflowCard, hookimpl
+
+
+class ScoresCard(MetaflowCard):
+    type = "scores"
+    RUNTIME_UPDATABLE = True
+
+    def __init__(self, options=None, components=None, graph=None):  # written before Metaflow passed `flow`
+        self.title = (options or {}).get("title", "Scores")
+        self.steps = sorted(graph)
+
+    def render(self, task):
+        last = self.runtime_data["user"]
+        return (f"<html><body><h1>{html.escape(self.title)}</h1><p id='score'>{task.data.score}</p>"
+                f"<p id='pathspec'>{task.pathspec}</p><p id='last'>{last.get('epoch')}</p>"
+                f"<p id='steps'>{' '.join(self.steps)}</p><p id='token'>[METAFLOW_RELOAD_TOKEN]</p></body></html>")
+
+    def render_runtime(self, task, data):
+        return f"<html><body><p id='live'>epoch {data['user']['epoch']}</p></body></html>"
+
+
+@hookimpl
+def flow_card_types():
+    return [ScoresCard]
+'''
+
+SCORES_FLOW = '''
+from flow_core import FlowSpec, card, current, step
+from flow_core.cards import Markdown, get_cards
+
+
+class Scored(FlowSpec):
+    @card(type="scores", id="scores", options={"title": "Validation"})
+    @card(type="blank", id="notes")
+    @step
+    def start(self):
+        current.card.append(Markdown("goes to the blank card"))  # scores takes no user components
+        for epoch in (1, 2):
+            self.score = 0.5 + epoch / 10
+            current.card["scores"].refresh({"epoch": epoch}, force=True)
+        self.live = get_cards(current.pathspec, id="scores")[0].html
+        self.next(self.end)
+
+    @card(type="nosuch")
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    Scored()
+'''
+
+
+def test_a_card_type_from_an_installed_plugin_renders_live_and_final(flow_env, write_flow, python_flow, tmp_path):
+    site = install_card_plugin(tmp_path / "site")
+    result = python_flow(write_flow("scored.py", SCORES_FLOW), "run", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    start = _task("Scored", run_id_of(result.stdout), "start")
+    assert "<p id='live'>epoch 2</p>" in start.data.live  # render_runtime, given refresh's data
+    cards = {card.id: card for card in get_cards(start)}
+    assert cards["scores"].type == "scores"
+    final = cards["scores"].html
+    assert "<h1>Validation</h1>" in final and "<p id='score'>0.7</p>" in final and "<p id='last'>2</p>" in final
+    assert f"<p id='pathspec'>{start.pathspec}</p>" in final and "<p id='steps'>end start</p>" in final
+    assert "<p id='token'>final</p>" in final
+    assert "goes to the blank card" in cards["notes"].html and "cannot tell which" not in start.stderr
+
+    # An unknown type still says which types there are, the plugin's included.
+    (missing,) = get_cards(_task("Scored", run_id_of(result.stdout), "end"))
+    assert "there is no card type 'nosuch'; the installed card types are default, blank, scores" in \
+        html.unescape(missing.html)
+
+
+LIVE_FLOW = '''
+import os
+import time
+from flow_core import FlowSpec, card, current, step
+from flow_core.cards import ProgressBar
+
+
+def wait_for(name):
+    """Hold the step until the test writes the signal file ``name``."""
+    path = os.path.join(os.environ["CARD_SIGNALS"], name)
+    for _ in range(6000):
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the test never wrote {name}")
+
+
+class Live(FlowSpec):
+    @card(type="blank", id="live", refresh_interval=1)
+    @step
+    def start(self):
+        bar = ProgressBar(max=3, label="Epochs")
+        current.card.append(bar)
+        bar.update(1)
+        current.card.refresh()
+        wait_for("second")
+        bar.update(2)
+        current.card.refresh()  # maybe sooner than refresh_interval: stored when it is over
+        wait_for("finish")
+        bar.update(3)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    Live()
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+
+
+def _fetch(url: str, method: str = "GET") -> tuple[int, str]:
+    try:
+        with _LOOPBACK.open(urllib.request.Request(url, method=method), timeout=30) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8")
+
+
+def _until(condition, what: str):
+    """Poll ``condition`` until it returns something true (the run and the server go at their own pace)."""
+    for _ in range(1200):
+        try:
+            found = condition()
+        except (ConnectionError, urllib.error.URLError):
+            found = None
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"never saw {what}")
+
+
+def test_card_server_serves_a_runs_cards_and_a_running_tasks_latest_refresh(flow_env, write_flow, tmp_path):
+    path = write_flow("live.py", LIVE_FLOW)
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    env = {**os.environ, **flow_env, "CARD_SIGNALS": str(signals)}
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, str(path), "card", "server", "--port", str(port)], env=env,
+                                  stdout=log, stderr=log)
+    run = None
+    try:
+        status, page = _until(lambda: _fetch(base + "/"), "the server answer")
+        assert status == 200 and "Live has no run yet" in page  # it waits for the next run
+        run = subprocess.Popen([sys.executable, str(path), "run"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        listing = _until(lambda: json.loads(_fetch(base + "/cards.json")[1])["cards"], "the running task's card")
+        (card,) = listing
+        assert card["type"] == "blank" and card["id"] == "live" and card["pathspec"].split("/")[2] == "start"
+        url = base + card["url"]
+        first = _until(lambda: (lambda html: html if 'value="1"' in html else None)(_fetch(url)[1]), "epoch 1")
+        assert 'data-card-status="running"' in first and 'http-equiv="refresh"' in first
+        assert card["url"] in _fetch(base + "/")[1]  # the index links it
+
+        (signals / "second").write_text("")
+        second = _until(lambda: (lambda html: html if 'value="2"' in html else None)(_fetch(url)[1]), "epoch 2")
+        assert 'data-card-status="running"' in second and "2 / 3" in second
+
+        (signals / "finish").write_text("")
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        final = _fetch(url)[1]
+        assert 'data-card-status="final"' in final and 'value="3"' in final and "http-equiv" not in final
+
+        assert _fetch(url, method="POST")[0] == 405  # read-only
+        assert _fetch(base + "/card/1/start/1/nosuchhash")[0] == 404
+        assert "Serving the cards of Live" in (tmp_path / "server.log").read_text()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.wait()
