@@ -124,7 +124,7 @@ class _DataViewer(MetaflowCardComponent):
             else:
                 note = (f'<div class="flow-note">max_height {escape(repr(self._max_height))} is not a CSS length '
                         "such as '300px' or '20rem', so the viewer is not limited.</div>")
-        copy = ('<button type="button" class="flow-copy" onclick="navigator.clipboard &amp;&amp; '
+        copy = ('<button type="button" class="flow-copy" onclick="event.preventDefault(); navigator.clipboard &amp;&amp; '
                 "navigator.clipboard.writeText(this.closest('.flow-data-viewer').querySelector('pre').textContent)"
                 '">Copy</button>') if self._show_copy_button else ""
         body = f'<pre{style}><code class="language-{self._language}">{escape(self._text())}</code></pre>{note}'
@@ -143,12 +143,7 @@ class JSONViewer(_DataViewer):
     _language = "json"
 
     def _text(self) -> str:
-        data = self._data
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError:
-                pass
+        data = _json_text_read(self._data)
         try:
             return json.dumps(data, indent=2, ensure_ascii=False, default=str)
         except (TypeError, ValueError) as exc:  # e.g. a circular reference
@@ -163,13 +158,20 @@ class YAMLViewer(_DataViewer):
     _language = "yaml"
 
     def _text(self) -> str:
-        data = self._data
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError:
-                return data
+        data = _json_text_read(self._data)
+        if isinstance(self._data, str) and data is self._data:
+            return data  # not JSON: shown as it is
         return to_yaml(data).rstrip("\n") + "\n"
+
+
+def _json_text_read(data: Any) -> Any:
+    """A string holding JSON as the value it holds; anything else (other strings too) as it is."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError:
+        return data
 
 
 _PLAIN_YAML = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-/]*$")
