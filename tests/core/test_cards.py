@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import html as htmllib
+import io
+import json
+import re
+import threading
+
+import pytest
+import yaml
 from flow_core.backends.local_storage import LocalStorage
-from flow_core.cards import Image, Markdown, ProgressBar, Table, VegaChart
+from flow_core.cards import (
+    EventsTimeline,
+    Image,
+    JSONViewer,
+    Markdown,
+    ProgressBar,
+    PythonCode,
+    Table,
+    ValueBox,
+    VegaChart,
+    YAMLViewer,
+)
 from flow_core.datastore.card_store import (
     TaskCardWriter,
     cards_of_run,
@@ -16,6 +36,7 @@ from flow_core.model.cards.card_slot import CardSlot
 from flow_core.model.cards.collector import CardComponentCollector, CardManager
 from flow_core.model.cards.components import render_component
 from flow_core.model.cards.page import render_page
+from PIL import Image as PILImage
 
 PATHSPEC = "Flow/7/train/12"
 
@@ -81,6 +102,36 @@ def test_refresh_stores_the_card_at_most_once_per_interval_unless_forced():
     assert len(rendered) == 2
 
 
+def test_a_refresh_sooner_than_the_interval_is_stored_when_the_interval_is_over():
+    stored = threading.Event()
+    rendered = []
+
+    def render(slot):
+        rendered.append(slot)
+        if len(rendered) == 2:
+            stored.set()
+
+    manager = CardManager(CardSlot(0, "blank"), render, refresh_interval=0.2)
+    manager.refresh(data={"step": 1})
+    manager.refresh(data={"step": 2})  # too soon: not lost, but stored when the interval is over
+    assert len(rendered) == 1
+    assert stored.wait(60)
+    assert manager.latest_data(final=False, mode="render_runtime")["user"] == {"step": 2}
+    manager.close()
+    manager.refresh(force=True)  # the task is over: the final card follows, no more live ones
+    assert len(rendered) == 2
+
+
+def test_append_goes_only_to_a_card_whose_type_allows_components(capsys):
+    collector = CardComponentCollector()
+    custom = CardManager(CardSlot(0, "scores"), list().append, editable=False)
+    blank = CardManager(CardSlot(1, "blank", "notes"), list().append)
+    collector._add_card(custom)
+    collector._add_card(blank)
+    collector.append(Markdown("note"))
+    assert len(blank) == 1 and len(custom) == 0 and capsys.readouterr().err == ""
+
+
 def test_components_say_what_is_wrong_in_their_place():
     assert "not an image" in render_component(Image(b"plain text"))
     assert "has no source" in render_component(Image(None))
@@ -94,35 +145,111 @@ def test_components_say_what_is_wrong_in_their_place():
     assert "</script><script>" not in chart and "\\u003c/script\\u003e" in chart
 
 
-PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
-                        "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082")
+def _png_of(image) -> PILImage.Image:
+    """The PNG an Image component embeds, decoded."""
+    html = render_component(image)
+    src = re.search(r'src="data:image/png;base64,([^"]+)"', html)
+    assert src, html
+    return PILImage.open(io.BytesIO(base64.b64decode(src.group(1))))
 
 
-class FakePilImage:
-    """What Image.from_pil_image uses of a PIL image: save(buffer, format=)."""
-
-    def save(self, buffer, format):
-        assert format == "PNG"
-        buffer.write(PNG_1x1)
-
-
-class FakeAxes:
-    """What Image.from_matplotlib uses of an Axes: get_figure().savefig(buffer, format=)."""
-
-    class Figure:
-        def savefig(self, buffer, format):
-            assert format == "png"
-            buffer.write(PNG_1x1)
-
-    def get_figure(self):
-        return self.Figure()
-
-
-def test_images_from_pil_and_matplotlib_objects_are_embedded_as_png():
-    for image in (Image.from_pil_image(FakePilImage(), label="pil"), Image.from_matplotlib(FakeAxes(), "plot"),
-                  Image.from_matplotlib(FakeAxes.Figure())):
-        assert 'src="data:image/png;base64,iVBORw0KGgo' in render_component(image)
+def test_a_real_pil_image_is_embedded_as_a_png_with_its_pixels():
+    drawn = PILImage.new("RGB", (30, 20), (0, 0, 255))
+    drawn.putpixel((3, 4), (255, 0, 0))
+    shown = _png_of(Image.from_pil_image(drawn, label="pil"))
+    assert shown.format == "PNG" and shown.size == (30, 20)
+    assert shown.convert("RGB").getpixel((3, 4)) == (255, 0, 0) and shown.convert("RGB").getpixel((0, 0)) == (0, 0, 255)
     assert "could not be saved as PNG" in render_component(Image.from_pil_image(object()))
+
+
+def _green_figure_with_a_red_right_half():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import patches, pyplot
+
+    figure = pyplot.figure(figsize=(2, 1), dpi=40, facecolor="#00ff00")
+    axes = figure.add_axes((0.5, 0, 0.5, 1))
+    axes.set_axis_off()
+    axes.add_patch(patches.Rectangle((0, 0), 1, 1, color="#ff0000"))
+    return pyplot, figure, axes
+
+
+def test_a_real_matplotlib_figure_and_its_axes_are_embedded_as_pngs_of_the_drawing():
+    for which in ("figure", "axes"):
+        pyplot, figure, axes = _green_figure_with_a_red_right_half()
+        shown = _png_of(Image.from_matplotlib(figure if which == "figure" else axes, label="plot")).convert("RGB")
+        assert shown.size == (80, 40)  # 2 x 1 inches at 40 dpi
+        assert shown.getpixel((10, 20)) == (0, 255, 0) and shown.getpixel((70, 20)) == (255, 0, 0)
+        assert figure.number not in pyplot.get_fignums()  # the card has it: pyplot lets it go, as in Metaflow
+    assert "could not be saved as PNG" in render_component(Image.from_matplotlib(object()))
+
+
+def _shown_code(html: str) -> str:
+    return htmllib.unescape(re.sub(r"<[^>]+>", "", re.search(r"<pre[^>]*>(.*)</pre>", html, re.S).group(1)))
+
+
+def test_python_code_is_highlighted_from_a_function_or_a_string():
+    def scale(values, factor=2):
+        # double by default
+        return [v * factor for v in values if v is not None]
+
+    html = render_component(PythonCode(scale))
+    assert '<span class="flow-py-kw">def</span> <span class="flow-py-def">scale</span>' in html
+    assert '<span class="flow-py-com"># double by default</span>' in html and '<span class="flow-py-num">2</span>' in html
+    assert _shown_code(html).startswith("def scale(values, factor=2):\n    # double")  # dedented, intact
+    assert '<span class="flow-py-str">&quot;&lt;/pre&gt;&quot;</span>' in render_component(
+        PythonCode(code_string='x = "</pre>"'))
+    assert "PythonCode has no code" in render_component(PythonCode())
+    assert _shown_code(render_component(PythonCode(code_string="def broken(:\n  ("))) == "def broken(:\n  ("
+
+
+def test_json_and_yaml_viewers_show_data_that_reads_back_the_same():
+    data = {"model": {"layers": [64, 32], "dropout": 0.1, "name": "net: v2", "tags": []}, "ok": True,
+            "notes": None, "yes": "no", "items": [{"id": 1, "label": "a"}, {"id": 2, "label": "multi\nline"}]}
+    shown_json = render_component(JSONViewer(data, title="Config"))
+    assert json.loads(_shown_code(shown_json)) == data and "<summary>Config" in shown_json
+    assert "<details open>" in shown_json  # collapsible by default
+    assert json.loads(_shown_code(render_component(JSONViewer('{"a": [1, 2]}')))) == {"a": [1, 2]}
+    yaml_view = YAMLViewer(data, collapsible=False, max_height="200px")
+    shown_yaml = render_component(yaml_view)
+    assert yaml.safe_load(_shown_code(shown_yaml)) == data
+    assert "<details" not in shown_yaml and "max-height: 200px" in shown_yaml
+    yaml_view.update({"epoch": 3})
+    assert _shown_code(render_component(yaml_view)) == "epoch: 3\n"
+    sneaky = render_component(JSONViewer({}, max_height="1px; background: url(http://x)"))
+    assert "url(" not in sneaky.split("<pre")[1].split(">")[0] and "is not a CSS length" in sneaky
+
+
+def test_value_box_checks_its_arguments_as_metaflow_does_and_updates():
+    box = ValueBox(title="Revenue", value="$1.2M", subtitle="Monthly", theme="success", change_indicator="Up 15%")
+    html = render_component(box)
+    assert 'class="flow-value-box flow-theme-success"' in html and ">$1.2M<" in html and ">Up 15%<" in html
+    box.update(value=42, change_indicator="Up 20%")
+    html = render_component(box)
+    assert ">42<" in html and ">Up 20%<" in html and ">Revenue<" in html  # what was not given stays
+    for bad, error in [({"value": None}, ValueError), ({"value": [1]}, TypeError), ({"value": "x", "title": ""}, ValueError),
+                       ({"value": "x", "theme": "not a class!"}, ValueError), ({"value": 1e16}, ValueError)]:
+        with pytest.raises(error):
+            ValueBox(**bad)
+
+
+def test_events_timeline_shows_the_latest_events_first_and_counts_them_all():
+    timeline = EventsTimeline(title="Agent", max_events=2)
+    timeline.update({"action": "plan"})
+    timeline.update({"action": "call", "timestamp": "12:00"}, style_theme="tool_call", priority="high",
+                    payloads={"args": JSONViewer({"city": "Oslo"}), "note": Markdown("**ok**")})
+    timeline.update({"action": "answer"}, style_theme="success", finished=True)
+    html = render_component(timeline)
+    assert re.findall(r"<dd>([^<]*)</dd>", html) == ["answer", "call"]  # newest first, the oldest dropped
+    assert "3 events · showing the latest 2" in html and 'data-status="finished"' in html
+    assert "flow-theme-tool_call flow-priority-high" in html and "<time class=\"flow-event-time\">12:00</time>" in html
+    assert "<summary>args</summary>" in html and "<strong>ok</strong>" in html
+    assert timeline.get_stats()["total_events"] == 3 and timeline.get_stats()["displayed_events"] == 2
+    with pytest.raises(TypeError, match="Payload 'chart'"):
+        timeline.update({"a": 1}, payloads={"chart": VegaChart({})})
+    with pytest.raises(ValueError):
+        timeline.update({"a": 1}, style_theme="no spaces allowed")
 
 
 def test_the_page_carries_vega_only_with_a_chart():

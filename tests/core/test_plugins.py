@@ -248,8 +248,48 @@ def test_every_hook_is_documented_with_an_example_and_implemented_by_a_test():
                        repo / "core/src/flow_core/plugin/builtins.py"]  # the core's own plugin
     sources = [p.read_text() for p in implementations]
     hooks = [name for name in dir(hookspecs) if name.startswith("flow_")]
-    assert len(hooks) == 11
+    assert len(hooks) == 12
     for name in hooks:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert f"def {name}():" in doc, f"the docstring of {name} has no example"
         assert any(f"def {name}(" in source for source in sources), f"no test or plugin implements {name}"
+
+
+SCORES_CARD = """
+    from flow_core.plugin_api import MetaflowCard, hookimpl
+
+    class ScoresCard(MetaflowCard):
+        type = "scores"
+
+        def render(self, task):
+            return "<html><body>scores</body></html>"
+
+    class NotACard:
+        type = "stray"
+
+    @hookimpl
+    def flow_card_types():
+        return [ScoresCard, NotACard]
+"""
+
+
+def test_a_plugin_adds_card_types_and_a_clash_names_both_plugins(install_plugin):
+    install_plugin("flow-scores-card", SCORES_CARD)
+    with pytest.warns(UserWarning, match="plugin flow-scores-card offers .*NotACard.* it was skipped"):
+        types = load_plugins().card_types
+    assert list(types) == ["default", "blank", "scores"] and types["scores"].__name__ == "ScoresCard"
+    info = {p.name: p for p in load_plugins().plugins()}["flow-scores-card"]
+    assert info.hooks == ("flow_card_types",)
+
+    install_plugin("flow-blank-too", """
+        from flow_core.plugin_api import MetaflowCard, hookimpl
+
+        class Blank(MetaflowCard):
+            type = "blank"
+
+        @hookimpl
+        def flow_card_types():
+            return [Blank]
+    """)
+    with pytest.raises(PluginError, match="card type 'blank': flow-core and flow-blank-too"):
+        load_plugins().card_types

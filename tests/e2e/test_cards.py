@@ -274,7 +274,7 @@ def test_a_card_that_fails_to_render_never_fails_the_task_and_says_why(flow_env,
 
     _open(page, odd.html, tmp_path / "odd.html")
     assert page.locator(".flow-error-title").inner_text() == "The nosuchtype card failed to render"
-    assert "there is no card type 'nosuchtype'; Flow's card types are default, blank" in \
+    assert "there is no card type 'nosuchtype'; the installed card types are default, blank" in \
         page.locator(".flow-error pre").inner_text()
     _open(page, slow.html, tmp_path / "slow.html")  # a card that takes longer than its timeout
     assert "rendering the card took longer than its timeout of 1 seconds" in page.locator(".flow-error pre").inner_text()
@@ -416,3 +416,96 @@ def test_bad_card_attributes_stop_the_run_before_it_starts(flow_env, write_flow,
     ''')
     result = python_flow(path, "run")
     assert result.returncode == 1 and says in result.stderr
+
+
+MORE_COMPONENTS = '''
+import json
+import matplotlib
+matplotlib.use("Agg")
+from matplotlib import patches, pyplot
+from PIL import Image as PILImage
+from flow_core import FlowSpec, card, current, step
+from flow_core.cards import (EventsTimeline, Image, JSONViewer, Markdown, PythonCode, ValueBox, YAMLViewer)
+
+
+def tokens(text):
+    """Split text into words."""
+    return text.split()
+
+
+class MoreComponents(FlowSpec):
+    @card(type="blank", options={"title": "Everything else"})
+    @step
+    def start(self):
+        drawn = PILImage.new("RGB", (30, 20), (0, 0, 255))
+        drawn.putpixel((3, 4), (255, 0, 0))
+        current.card.append(Image.from_pil_image(drawn, label="From PIL"))
+        figure = pyplot.figure(figsize=(2, 1), dpi=40, facecolor="#00ff00")
+        axes = figure.add_axes((0.5, 0, 0.5, 1))
+        axes.set_axis_off()
+        axes.add_patch(patches.Rectangle((0, 0), 1, 1, color="#ff0000"))
+        current.card.append(Image.from_matplotlib(axes, label="From matplotlib"))
+        current.card.append(PythonCode(tokens))
+        current.card.append(JSONViewer({"lr": 0.01, "layers": [64, 32]}, title="Hyperparameters"))
+        current.card.append(YAMLViewer({"db": {"host": "localhost", "port": 5432}}, collapsible=False))
+        revenue = ValueBox(title="Revenue", value="$1.0M", theme="success")
+        current.card.append(revenue)
+        revenue.update(value="$1.2M", change_indicator="Up 20%")
+        events = EventsTimeline(title="Steps")
+        current.card.append(events)
+        events.update({"action": "load", "rows": 120})
+        events.update({"action": "train"}, style_theme="success", payloads={"notes": Markdown("**converged**")},
+                      finished=True)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    MoreComponents()
+'''
+
+
+def test_metaflows_other_components_and_real_images_render_offline_in_a_browser(flow_env, write_flow, python_flow,
+                                                                               offline_page, tmp_path):
+    run_id = _run(python_flow, write_flow("more.py", MORE_COMPONENTS))
+    (card,) = get_cards(_task("MoreComponents", run_id, "start"))
+    page = offline_page
+    _open(page, card.html, tmp_path / "more.html")
+    assert page.locator("h1").inner_text() == "Everything else"
+
+    # The PNGs the browser decodes have the drawn size and pixels.
+    pixels = """img => { const c = document.createElement('canvas'); c.width = img.naturalWidth;
+        c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        const at = (x, y) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
+        return [img.naturalWidth, img.naturalHeight, at(3, 4), at(0, 0), at(10, 20), at(70, 20)]; }"""
+    pil, plot = page.locator(".flow-image img").element_handles()
+    width, height, red, blue, _, _ = page.evaluate(pixels, pil)
+    assert (width, height, red, blue) == (30, 20, [255, 0, 0], [0, 0, 255])
+    width, height, _, _, green, red = page.evaluate(pixels, plot)
+    assert (width, height, green, red) == (80, 40, [0, 255, 0], [255, 0, 0])
+    assert page.locator(".flow-image figcaption").all_inner_texts() == ["From PIL", "From matplotlib"]
+
+    code = page.locator(".flow-code")
+    assert code.locator(".flow-py-def").inner_text() == "tokens"
+    assert code.locator(".flow-py-str").inner_text() == '"""Split text into words."""'
+    assert code.locator("pre").inner_text().startswith("def tokens(text):")
+    viewer = page.locator(".flow-json-viewer")
+    assert viewer.locator("summary").inner_text().startswith("Hyperparameters")
+    assert json.loads(viewer.locator("pre").inner_text()) == {"lr": 0.01, "layers": [64, 32]}
+    viewer.locator("summary").click()  # collapsible: a click folds it
+    assert not viewer.locator("pre").is_visible()
+    assert page.locator(".flow-yaml-viewer pre").inner_text().splitlines() == ["db:", "  host: localhost",
+                                                                                "  port: 5432"]
+    box = page.locator(".flow-value-box")
+    assert box.locator(".flow-value-box-value").inner_text() == "$1.2M"
+    assert box.locator(".flow-value-box-change").inner_text() == "Up 20%"
+    events = page.locator(".flow-event")
+    assert events.count() == 2 and "train" in events.nth(0).inner_text() and "load" in events.nth(1).inner_text()
+    assert page.locator(".flow-timeline-status").inner_text() == "Finished"
+    events.nth(0).locator("summary").click()
+    assert events.nth(0).locator(".flow-markdown strong").inner_text() == "converged"
+    page.screenshot(path=str(tmp_path / "more-components.png"), full_page=True)
+    assert page.left_machine == [] and page.console_errors == []

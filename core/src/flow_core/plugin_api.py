@@ -33,6 +33,7 @@ from flow_core.errors import (
     NotFound,
     PluginError,
 )
+from flow_core.model.cards.card_class import CardTask, MetaflowCard
 from flow_core.model.decorators import DecoratorError, FlowDecorator, StepDecorator
 from flow_core.model.parallel import Gang
 from flow_core.model.task_context import TaskContext
@@ -77,6 +78,7 @@ __all__ = [
     "Backends",
     "Blob",
     "BlobNotFound",
+    "CardTask",
     "CliState",
     "CodePackage",
     "ComputeBackend",
@@ -101,6 +103,7 @@ __all__ = [
     "hookimpl",
     "Interpreter",
     "MetadataBackend",
+    "MetaflowCard",
     "MetadataError",
     "MetadataField",
     "new_production_token",

@@ -1,7 +1,8 @@
-"""``card list|get|view``: a task's cards at the terminal, as Metaflow's ``card`` commands.
+"""``card list|get|view|server``: a task's cards at the terminal, as Metaflow's ``card`` commands.
 
 PATHSPEC is ``RUN/STEP/TASK``, ``RUN/STEP`` (the step's task) or ``STEP`` (in the latest run).
-``view`` writes the card to a file and prints its path (it opens no browser)."""
+``view`` writes the card to a file and prints its path (it opens no browser); ``server`` serves
+a run's cards on this machine (`flow_core.cli.card_server`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tempfile
 
 import click
 
+from flow_core.cli.card_server import CardServer, ServedRun
 from flow_core.cli.state import CliState
 from flow_core.client import Flow, Run, Task, namespace
 from flow_core.client.cards import Card, get_cards
@@ -146,3 +148,47 @@ def view(state: CliState, pathspec: str, card_type: str | None, card_id: str | N
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(chosen.html)
     click.echo(path)
+
+
+@card.command(help="Serve a run's cards over HTTP on this machine (read-only): the latest run, followed as new "
+                   "runs start, or --run-id's. A running task's cards show their latest refresh.")
+@click.option("--run-id", default=None, help="The run to show (default: the newest run in the namespace).")
+@click.option("--port", default=8324, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any but loopback lets other machines read the cards.")
+@click.option("--namespace", "user_namespace", default=None,
+              help="Tag the newest run must carry (default: user:<you>).")
+@click.option("--max-cards", default=30, show_default=True, type=click.IntRange(1),
+              help="Most cards the index lists.")
+@click.pass_obj
+def server(state: CliState, run_id: str | None, port: int, host: str, user_namespace: str | None,
+           max_cards: int) -> None:
+    backends = state.backends()
+    flow_name = state.flow.name
+    if run_id is not None:
+        if "/" in run_id:
+            raise FlowError(f"--run-id takes the run's id alone, not '{run_id}'")
+        if backends.metadata.get_run(flow_name, run_id) is None:
+            raise NotFound(f"{flow_name} has no run {run_id}")
+    tag = user_namespace or f"user:{backends.settings.user}"
+
+    def latest() -> str | None:
+        runs = backends.metadata.list_runs(flow_name, tags=[tag], limit=1)
+        return runs[0].run_id if runs else None
+
+    try:
+        httpd = CardServer((host, port), backends.storage,
+                           ServedRun(flow_name, run_id, latest, max_cards))
+    except OSError as exc:
+        raise FlowError(f"the card server cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                        "pick another port with --port") from None
+    shown = f"run {run_id}" if run_id else f"the newest run tagged {tag}"
+    click.echo(f"Serving the cards of {flow_name} ({shown}) at http://{host}:{httpd.server_address[1]}/ "
+               "— Ctrl-C stops it", err=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()

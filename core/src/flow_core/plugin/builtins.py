@@ -1,7 +1,8 @@
-"""The core's own plugin: its local backends and settings, registered through the public hooks."""
+"""The core's own plugin: its local backends, decorators, card types and settings, registered through the public hooks."""
 
 from __future__ import annotations
 
+from flow_core.model.cards.card_types import BUILTIN_CARD_TYPES
 from flow_core.plugin.builtin_decorators import BUILTIN_FLOW_DECORATORS, BUILTIN_STEP_DECORATORS
 from flow_core.plugin.descriptor import Backend
 from flow_core.plugin.hookspecs import hookimpl
@@ -47,6 +48,11 @@ def flow_step_decorators():
 @hookimpl
 def flow_flow_decorators():
     return list(BUILTIN_FLOW_DECORATORS)
+
+
+@hookimpl
+def flow_card_types():
+    return list(BUILTIN_CARD_TYPES)
 
 
 @hookimpl

@@ -3,8 +3,9 @@
 As in Metaflow: a step may carry several (``@card(type="blank", id="plots")``), its code adds
 components through ``current.card``, the card is rendered when the task succeeds, and a card
 that fails to render (or takes longer than ``timeout``) never fails the task: what is stored
-instead is a card that says why. ``current.card.refresh()`` stores the card as it is while
-the task runs.
+instead is a card that says why. ``current.card.refresh(data)`` stores the card as it is while
+the task runs. The card's type (`MetaflowCard`) comes from the plugin registry: Flow's
+``default`` and ``blank``, or a plugin's through the ``flow_card_types`` hook.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any, Callable
 
 from flow_core.errors import FlowError
 from flow_core.model.cards.card_slot import CARD_NAME, CardSlot
-from flow_core.model.cards.card_types import TaskFacts, ValueFacts, render_card, render_error_card
+from flow_core.model.cards.card_class import CardTask, MetaflowCard, build_card, graph_dict
+from flow_core.model.cards.card_types import UnknownCardType, render_error_card
 from flow_core.model.cards.collector import CardComponentCollector, CardManager, card_warning
+from flow_core.model.cards.components import render_component
 from flow_core.model.cards.markup import exception_text, full_type_name, short_repr
-from flow_core.model.cards.page import FINAL, RUNNING
+from flow_core.model.cards.task_facts import TaskFacts, ValueFacts
 from flow_core.model.current import current
 from flow_core.model.decorators import DecoratorError, StepDecorator
 
@@ -28,6 +31,22 @@ MAX_LOADED_ARTIFACT = 1024 * 1024
 
 class CardTimeout(FlowError):
     """A card took longer to render than its @card(timeout=...)."""
+
+
+class CardRenderError(FlowError):
+    """A card type's render returned something other than a page of HTML."""
+
+
+def card_class(type_name: str) -> type[MetaflowCard]:
+    """The installed card type of that name (Flow's own or a plugin's)."""
+    from flow_core.plugin.registry import get_registry  # the registry loads the built-ins, which load this module
+
+    types = get_registry().card_types
+    found = types.get(type_name)
+    if found is None:
+        raise UnknownCardType(f"there is no card type '{type_name}'; the installed card types are "
+                              f"{', '.join(types)} (a plugin adds more through the flow_card_types hook)")
+    return found
 
 
 def _within(seconds: float, render: Callable[[], str]) -> str:
@@ -50,8 +69,9 @@ def _within(seconds: float, render: Callable[[], str]) -> str:
 
 class card(StepDecorator):
     """Attach a card to the step's tasks: ``type`` ``default`` (parameters, artifacts, the
-    graph) or ``blank``; ``id`` to reach it as ``current.card[id]``; ``options`` for the type
-    (``blank``: ``title``); ``timeout`` seconds for rendering it."""
+    graph), ``blank`` or one a plugin installs; ``id`` to reach it as ``current.card[id]``;
+    ``options`` for the type (``blank``: ``title``); ``timeout`` seconds for rendering it;
+    ``refresh_interval`` seconds between live cards while the task runs."""
 
     name = "card"
     defaults = {"type": "default", "id": None, "options": {}, "scope": "task", "rank": None, "timeout": 45,
@@ -85,16 +105,25 @@ class card(StepDecorator):
             card_id = None
         self._ctx = ctx
         self._slot = CardSlot(len(collector.cards), str(self.attributes["type"]), card_id)
+        try:
+            self._class: type[MetaflowCard] | None = card_class(self._slot.type)
+        except FlowError as exc:  # said in the card that stands in for it, once the task is over
+            self._class, self._class_problem = None, str(exc)
+        self._runtime_warned = False
         self._manager = CardManager(self._slot, self._store_running, float(self.attributes["refresh_interval"]),
-                                    customize=str(self.attributes["customize"]) == "True")
+                                    customize=str(self.attributes["customize"]) == "True",
+                                    editable=bool(self._class is not None and self._class.ALLOW_USER_COMPONENTS))
         collector._add_card(self._manager)
 
     def task_finished(self, ctx, succeeded):
-        if not succeeded or getattr(self, "_manager", None) is None:
+        if getattr(self, "_manager", None) is None:
+            return
+        self._manager.close()
+        if not succeeded:
             return  # Metaflow's rule: a failed task gets no card
         slot = self._slot
         try:  # gathering the artifacts' reprs counts against the timeout too
-            html = _within(float(self.attributes["timeout"]), lambda: self._render(self._facts(final=True), FINAL))
+            html = _within(float(self.attributes["timeout"]), lambda: self._render(final=True))
         except Exception as exc:
             why = str(exc) if isinstance(exc, FlowError) else exception_text(exc)
             card_warning(f"the {slot.type} card of step '{ctx.step_name}' failed to render: "
@@ -106,16 +135,56 @@ class card(StepDecorator):
 
     def _store_running(self, slot: CardSlot) -> None:
         """``refresh()``: the card as it is now, never failing the step that asked."""
+        if self._class is None or not self._class.RUNTIME_UPDATABLE:
+            return  # as Metaflow: only a runtime-updatable type has a live card
         try:
-            html = self._render(self._facts(final=False), RUNNING)
+            html = self._render(final=False)
+        except NotImplementedError:
+            if not self._runtime_warned:
+                self._runtime_warned = True
+                card_warning(f"the {slot.type} card is RUNTIME_UPDATABLE but its type does not implement "
+                             "render_runtime(task, data), so it is not shown while the task runs")
+            return
         except Exception as exc:
             card_warning(f"refreshing the {slot.type} card failed: {type(exc).__name__}: {exc}")
             return
         self._write(html)
 
-    def _render(self, facts: TaskFacts, status: str) -> str:
-        return render_card(self._slot.type, self.attributes["options"], list(self._manager.components), facts,
-                           card_id=self._slot.id, status=status)
+    def _render(self, final: bool) -> str:
+        """The card's page from its type: ``render`` once the task is over, ``render_runtime``
+        while it runs; the type sees the latest ``refresh(data)`` either way."""
+        if self._class is None:
+            raise UnknownCardType(self._class_problem)
+        slot = self._slot
+        facts = self._facts(final)
+        card = build_card(self._class, options=dict(self.attributes["options"]),
+                          components=[render_component(c) for c in self._manager.components],
+                          graph=graph_dict(self._ctx.graph), flow=self._ctx.flow)
+        task = CardTask(facts, self._ctx.flow, finished=final,
+                        card={"type": slot.type, "id": slot.id, "pathspec": facts.pathspec, "attempt": facts.attempt})
+        data = self._manager.latest_data(final, "render" if final else "render_runtime")
+        if final:
+            try:
+                card.runtime_data = data  # as Metaflow gives the final render the last refresh's data
+            except AttributeError:
+                pass
+            html = card.render(task)
+        else:
+            html = card.render_runtime(task, data)
+        if not isinstance(html, str) or not html.strip():
+            method = "render" if final else "render_runtime"
+            raise CardRenderError(f"the {slot.type} card's {method} returned {html!r}, not a page of HTML")
+        return html.replace(MetaflowCard.RELOAD_POLICY_TOKEN, self._reload_token(card, task, data))
+
+    @staticmethod
+    def _reload_token(card: MetaflowCard, task: CardTask, data: dict) -> str:
+        if data["render_seq"] == "final":
+            return "final"
+        if card.RELOAD_POLICY == MetaflowCard.RELOAD_POLICY_ALWAYS:
+            return f"render-seq-{data['render_seq']}"
+        if card.RELOAD_POLICY == MetaflowCard.RELOAD_POLICY_ONCHANGE:
+            return str(card.reload_content_token(task, data))
+        return "never"
 
     def _write(self, html: str) -> None:
         writer = self._ctx.card_writer

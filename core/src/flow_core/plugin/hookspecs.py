@@ -32,6 +32,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from flow_core.model.cards.card_class import MetaflowCard
     from flow_core.model.decorators import FlowDecorator, StepDecorator
     from flow_core.plugin_api import Backend, Setting
 
@@ -161,6 +162,34 @@ def flow_flow_decorators() -> "list[type[FlowDecorator]]":
         @hookimpl
         def flow_flow_decorators():
             return [Owner]
+    """
+
+
+@hookspec
+def flow_card_types() -> "list[type[MetaflowCard]]":
+    """Card types this plugin adds, as `flow_core.plugin_api.MetaflowCard` subclasses (Metaflow's
+    contract: a ``type`` name and ``render(task)`` returning the card's HTML).
+
+    ``@card(type=NAME, options={...})`` then renders the step's tasks with it. ``render``
+    receives a `flow_core.cards.CardTask` (``task.pathspec``, ``task.data.NAME``); with
+    ``ALLOW_USER_COMPONENTS = True`` the card is given the HTML of what the step appended
+    (``components``); with ``RUNTIME_UPDATABLE = True``, ``render_runtime(task, data)`` shows
+    it while the task runs, each time the step calls ``current.card.refresh(data)``::
+
+        class Scores(MetaflowCard):
+            type = "scores"
+
+            def __init__(self, options=None, **kwargs):
+                self.title = (options or {}).get("title", "Scores")
+
+            def render(self, task):
+                return f"<html><body><h1>{self.title}</h1>{task.data.score}</body></html>"
+
+        @hookimpl
+        def flow_card_types():
+            return [Scores]
+
+    Type names are letters, digits and underscores, and unique among installed plugins.
     """
 
 

@@ -149,6 +149,32 @@ class PluginRegistry:
         return providers
 
     @cached_property
+    def card_types(self) -> dict[str, type]:
+        """``{type name: MetaflowCard subclass}``, Flow's own first. A class that is not a card
+        type is skipped with a warning naming its plugin; two plugins claiming one name is an error."""
+        from flow_core.model.cards.card_class import MetaflowCard
+        from flow_core.model.cards.card_slot import CARD_NAME
+
+        table: dict[str, type] = {}
+        providers: dict[str, str] = {}
+        for impl in self.pm.hook.flow_card_types.get_hookimpls():  # in registration order: the core first
+            for cls in impl.function() or ():
+                name = getattr(cls, "type", None)
+                if not (isinstance(cls, type) and issubclass(cls, MetaflowCard)) or not isinstance(name, str) \
+                        or not CARD_NAME.match(name):
+                    warnings.warn(f"plugin {impl.plugin_name} offers {cls!r} as a card type, but a card type is a "
+                                  "MetaflowCard subclass whose `type` is made of letters, digits and underscores; "
+                                  "it was skipped", stacklevel=2)
+                    continue
+                if name in table:
+                    raise PluginError(f"two plugins provide the card type '{name}': {providers[name]} and "
+                                      f"{impl.plugin_name}; uninstall one of them or block it with "
+                                      "METAFLOW_DISABLE_PLUGINS")
+                table[name] = cls
+                providers[name] = impl.plugin_name
+        return table
+
+    @cached_property
     def exports(self) -> dict[str, str]:
         """``{name: "module:attribute"}`` of what plugins add to ``flow_core``'s names."""
         merged: dict[str, str] = {}

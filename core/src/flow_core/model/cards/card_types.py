@@ -1,70 +1,88 @@
 """The card types Flow has, as Metaflow names them: ``default`` (the task's parameters,
-artifacts and the flow's graph, after what the step appended) and ``blank`` (only what the
-step appended); and the error card that stands in for a card that failed to render."""
+artifacts and the flow's graph, after what the step appended), ``blank`` (only what the step
+appended), and the error card that stands in for a card that failed to render. They are
+`MetaflowCard` subclasses registered through the same hook a plugin's types use."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
-import attrs
+from typing import Any, Mapping, Optional, Sequence
 
 from flow_core.errors import FlowError
+from flow_core.model.cards.card_class import CardTask, MetaflowCard
 from flow_core.model.cards.components import Html, Markdown, Section, Table
 from flow_core.model.cards.graph_picture import graph_svg
 from flow_core.model.cards.markup import error_block, escape
-from flow_core.model.cards.page import FINAL, render_page
-
-CARD_TYPES = ("default", "blank")
+from flow_core.model.cards.page import FINAL, RUNNING, render_page
+from flow_core.model.cards.task_facts import TaskFacts, ValueFacts
 
 
 class UnknownCardType(FlowError):
-    """A @card asked for a type Flow does not have."""
+    """A @card asked for a type no installed plugin provides."""
 
 
-@attrs.frozen
-class ValueFacts:
-    """One parameter or artifact as a card shows it."""
+class _PageCard(MetaflowCard):
+    """What the built-in types share: the step's components on Flow's page, live or final."""
 
-    name: str
-    type: str
-    repr: str
+    ALLOW_USER_COMPONENTS = True
+    RUNTIME_UPDATABLE = True
 
+    def __init__(self, options: Optional[Mapping[str, Any]] = None, components: Optional[list] = None,
+                 graph: Any = None, flow: Any = None, **kwargs: Any):
+        self._options = dict(options or {})
+        self._components = [Html(c) if isinstance(c, str) else c for c in components or ()]
 
-@attrs.frozen
-class TaskFacts:
-    """What a card may say about its task, gathered by the @card decorator."""
+    def _page(self, task: CardTask, status: str) -> str:
+        raise NotImplementedError
 
-    pathspec: str
-    attempt: int = 0
-    parameters: Sequence[ValueFacts] = ()
-    #: None while the task runs: its artifacts are known once it has stored them.
-    artifacts: Sequence[ValueFacts] | None = None
-    graph: Any = attrs.field(default=None, eq=False)
-    user: str | None = None
+    def render(self, task: CardTask) -> str:
+        return self._page(task, FINAL)
 
-    @property
-    def step_name(self) -> str:
-        return self.pathspec.split("/")[2]
+    def render_runtime(self, task: CardTask, data: dict) -> str:
+        return self._page(task, RUNNING)
 
 
-def render_card(card_type: str, options: Mapping[str, Any], components: Sequence[Any], task: TaskFacts,
-                card_id: str | None = None, status: str = FINAL) -> str:
-    """The card's HTML; raises `UnknownCardType` for a type Flow lacks."""
-    facts = {"type": card_type, "id": card_id, "pathspec": task.pathspec, "attempt": task.attempt}
-    if card_type == "blank":
-        return render_page(str(options.get("title") or task.pathspec), components, status=status, facts=facts)
-    if card_type == "default":
-        return render_page(task.pathspec, [*components, *default_sections(task)], status=status,
-                           subtitle=f"attempt {task.attempt}" + (f" · {task.user}" if task.user else ""),
-                           facts=facts)
-    raise UnknownCardType(f"there is no card type '{card_type}'; Flow's card types are {', '.join(CARD_TYPES)}")
+class BlankCard(_PageCard):
+    """Only what the step appended, under ``options["title"]`` (else the task's pathspec)."""
+
+    type = "blank"
+
+    def _page(self, task: CardTask, status: str) -> str:
+        title = str(self._options.get("title") or task.pathspec)
+        return render_page(title, self._components, status=status, facts=task.card)
+
+
+class DefaultCard(_PageCard):
+    """What the step appended, then the task's parameters, artifacts and the flow's graph."""
+
+    type = "default"
+
+    def _page(self, task: CardTask, status: str) -> str:
+        facts = task.facts
+        return render_page(task.pathspec, [*self._components, *default_sections(facts)], status=status,
+                           subtitle=f"attempt {facts.attempt}" + (f" · {facts.user}" if facts.user else ""),
+                           facts=task.card)
+
+
+class ErrorCard(MetaflowCard):
+    """The card stored in place of one that failed to render: the reason, in the card itself."""
+
+    type = "error"
+
+    def render(self, task: CardTask, stack_trace: str = "") -> str:
+        card_type = task.card.get("type") or "requested"
+        block = Html(error_block(f"The {card_type} card failed to render", stack_trace))
+        return render_page(task.pathspec, [Section("Card render failed with error", [block])],
+                           facts={**task.card, "error": True})
+
+
+#: The built-in types, in the order their names are listed.
+BUILTIN_CARD_TYPES: Sequence[type[MetaflowCard]] = (DefaultCard, BlankCard)
 
 
 def render_error_card(card_type: str, task: TaskFacts, why: str, card_id: str | None = None) -> str:
-    """What a card that failed to render is stored as: the reason, in the card itself."""
-    facts = {"type": card_type, "id": card_id, "pathspec": task.pathspec, "attempt": task.attempt, "error": True}
-    block = Html(error_block(f"The {card_type} card failed to render", why))
-    return render_page(task.pathspec, [Section("Card render failed with error", [block])], facts=facts)
+    """What a card that failed to render is stored as."""
+    card = {"type": card_type, "id": card_id, "pathspec": task.pathspec, "attempt": task.attempt}
+    return ErrorCard().render(CardTask(task, card=card), stack_trace=why)
 
 
 def _values_table(values: Sequence[ValueFacts]) -> Table:

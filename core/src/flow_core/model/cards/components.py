@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 import textwrap
 from typing import Any, Iterable, Optional
 
@@ -54,8 +55,8 @@ def render_component(component: Any) -> str:
     name = type(component).__name__
     if not isinstance(component, MetaflowCardComponent):
         return error_block(f"{name} is not a card component",
-                           "Append Markdown, Table, Image, VegaChart, ProgressBar, Artifact or a subclass "
-                           "of MetaflowCardComponent.")
+                           "Append a component of flow_core.cards (Markdown, Table, Image, ValueBox, ...) "
+                           "or a subclass of MetaflowCardComponent.")
     try:
         rendered = component.render()
     except Exception as exc:
@@ -216,6 +217,9 @@ class Image(MetaflowCardComponent):
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png")
             image._set(buffer.getvalue(), label)
+            pyplot = sys.modules.get("matplotlib.pyplot")
+            if pyplot is not None:  # as Metaflow: the figure is in the card now, so pyplot lets it go
+                pyplot.close(figure)
         except Exception as exc:
             image._problem = ("The matplotlib plot could not be saved as PNG", exception_text(exc))
         return image
@@ -340,6 +344,22 @@ class Section(MetaflowCardComponent):
     def render(self) -> str:
         inner = "".join(render_component(c) for c in self._contents)
         return f'<section class="flow-section"><h2>{escape(self._title)}</h2>{inner}</section>'
+
+
+class PageComponent(MetaflowCardComponent):
+    """A titled page part for a custom card type: its contents are components, or HTML strings
+    already rendered (such as the ``components`` a `MetaflowCard` is given)."""
+
+    def __init__(self, title: Optional[str] = None, subtitle: Optional[str] = None, contents: Iterable[Any] = ()):
+        self._title = title
+        self._subtitle = subtitle
+        self._contents = list(contents)
+
+    def render(self) -> str:
+        inner = "".join(c if isinstance(c, str) else render_component(c) for c in self._contents)
+        title = f"<h2>{escape(self._title)}</h2>" if self._title else ""
+        subtitle = f'<div class="flow-subtitle">{escape(self._subtitle)}</div>' if self._subtitle else ""
+        return f'<section class="flow-section flow-page">{title}{subtitle}{inner}</section>'
 
 
 class Html(MetaflowCardComponent):

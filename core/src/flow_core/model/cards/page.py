@@ -47,6 +47,35 @@ body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-se
 .flow-error-title { font-weight: 600; color: #8e1c1c; }
 .flow-vega-chart { width: 100%; }
 .flow-graph svg { max-width: 100%; height: auto; }
+.flow-code pre, .flow-data-viewer pre { background: #f6f8fa; border-radius: 6px; padding: 10px 12px; margin: 6px 0 0;
+                                        font-size: 13px; overflow-x: auto; }
+.flow-py-kw { color: #cf222e; } .flow-py-str { color: #0a3069; } .flow-py-num { color: #0550ae; }
+.flow-py-com { color: #6e7781; font-style: italic; } .flow-py-def { color: #8250df; font-weight: 600; }
+.flow-py-builtin { color: #953800; }
+.flow-data-viewer summary, .flow-viewer-title { font-weight: 600; cursor: pointer; }
+.flow-copy { margin-left: 10px; font-size: 11px; padding: 1px 8px; border: 1px solid #d0d7de; border-radius: 4px;
+             background: #fff; cursor: pointer; }
+.flow-value-box { border-left: 6px solid #8a93a6 !important; }
+.flow-value-box-title { color: #5b6475; font-size: 13px; text-transform: uppercase; letter-spacing: .04em; }
+.flow-value-box-value { font-size: 32px; font-weight: 700; margin: 2px 0; }
+.flow-value-box-subtitle, .flow-value-box-change { color: #5b6475; font-size: 13px; }
+.flow-theme-success { border-left-color: #2e7d32 !important; } .flow-theme-warning { border-left-color: #ed8b00 !important; }
+.flow-theme-danger, .flow-theme-error { border-left-color: #c62828 !important; }
+.flow-theme-info, .flow-theme-primary { border-left-color: #2f6fde !important; }
+.flow-value-box.flow-theme-bg-gradient-indigo-purple { background: linear-gradient(135deg, #4b3fd1, #8e44ad) !important;
+                                                       color: #fff; }
+.flow-theme-bg-gradient-indigo-purple div { color: #fff; }
+.flow-timeline-header { display: flex; gap: 12px; align-items: baseline; }
+.flow-timeline-title { font-weight: 600; }
+.flow-timeline-status { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #fff3cd; }
+.flow-timeline-status[data-status="finished"] { background: #e6f4ea; }
+.flow-timeline-stats { color: #5b6475; font-size: 13px; }
+.flow-events { list-style: none; padding: 0; margin: 8px 0 0; }
+.flow-event { border-left: 4px solid #8a93a6; padding: 4px 10px; margin: 6px 0; }
+.flow-event-time { color: #5b6475; font-size: 12px; font-family: monospace; }
+.flow-event dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 4px 0; font-size: 13px; }
+.flow-event dt { color: #5b6475; } .flow-event dd { margin: 0; font-family: monospace; }
+.flow-priority-high, .flow-priority-critical { background: #fff8e1; }
 """
 
 _VEGA_BOOT = """
