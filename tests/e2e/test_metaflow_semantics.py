@@ -153,3 +153,52 @@ def test_catch_records_module_qualified_types_and_covers_a_killed_process(python
     from flow_core import FailureHandledByCatch, TaskTimeout
 
     assert TaskTimeout.__name__ == "TaskTimeout" and issubclass(FailureHandledByCatch, Exception)
+
+
+def test_underscore_attributes_are_artifacts_as_in_metaflow(python_flow, tmp_path, records):
+    """Metaflow stores every attribute a step sets but dunder ones, `self._x` included; later
+    steps, joins (directly and through merge_artifacts) and the Client API read them back."""
+    path = _write(tmp_path, "private_flow.py", """
+        from flow_core import FlowSpec, step
+
+
+        class PrivateFlow(FlowSpec):
+            @step
+            def start(self):
+                self._threshold = 0.5
+                self.items = [1, 2]
+                self.next(self.each, foreach="items")
+
+            @step
+            def each(self):
+                self._part = self.input * 10
+                self._kind = "same in every branch"
+                self.next(self.join)
+
+            @step
+            def join(self, inputs):
+                print("parts:", sorted(i._part for i in inputs))
+                self.merge_artifacts(inputs, exclude=["_part"])
+                self.next(self.end)
+
+            @step
+            def end(self):
+                print("seen:", self._threshold, self._kind)
+
+
+        if __name__ == "__main__":
+            PrivateFlow()
+    """)
+    result = python_flow(path, "run")
+    assert result.returncode == 0, result.stderr
+    assert "parts: [10, 20]" in result.stdout
+    assert "seen: 0.5 same in every branch" in result.stdout
+    run_id = run_id_of(result.stdout)
+    assert records.artifact("PrivateFlow", run_id, "end", "_threshold") == 0.5
+    from flow_core import Task, namespace
+    namespace(None)
+    (start,) = records.metadata.list_tasks("PrivateFlow", run_id, "start")
+    task = Task(f"PrivateFlow/{run_id}/start/{start.task_id}")
+    assert task.data._threshold == 0.5 and "_threshold" in [artifact.id for artifact in task]
+    (each, _) = records.metadata.list_tasks("PrivateFlow", run_id, "each")
+    assert not [a.id for a in Task(f"PrivateFlow/{run_id}/each/{each.task_id}") if a.id.startswith("_foreach")]

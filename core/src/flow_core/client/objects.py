@@ -22,6 +22,7 @@ from flow_core.client.task_data import TaskArtifacts, TaskData
 from flow_core.client.trigger import Trigger
 from flow_core.datastore.task_store import TaskDataStore
 from flow_core.errors import FlowError, NotFound
+from flow_core.model.flowspec import is_internal_artifact
 from flow_core.model.foreach import stack_from_info
 from flow_core.model.names import TAG_RULE, tag_problem, text_problem
 
@@ -506,7 +507,7 @@ class Task(_RunTags, ClientObject):
             return {}
         store = self._datastore()
         records = store.artifact_records() if store is not None else {}
-        return {name: record for name, record in records.items() if not name.startswith("_")}
+        return {name: record for name, record in records.items() if not is_internal_artifact(name)}
 
     @property
     def data(self) -> TaskData:

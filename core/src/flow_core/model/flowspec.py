@@ -85,9 +85,19 @@ class Inputs(Sequence["FlowSpec"]):
             raise AttributeError(f"this join has no input from a step named '{name}'") from None
 
 
+_FOREACH_INPUT_PREFIX = "_foreach_input_"
+
+
 def foreach_input_name(depth: int) -> str:
     """The hidden artifact holding the item a foreach task at ``depth`` handles."""
-    return f"_foreach_input_{depth}"
+    return f"{_FOREACH_INPUT_PREFIX}{depth}"
+
+
+def is_internal_artifact(name: str) -> bool:
+    """An artifact Flow stores for itself (a foreach task's item): never merged by
+    ``merge_artifacts`` and not listed by the Client API. A user's ``self._x`` is an ordinary
+    artifact, as in Metaflow, which stores every attribute but dunder ones."""
+    return name.startswith(_FOREACH_INPUT_PREFIX)
 
 
 #: What ``MyFlow()`` in a flow file's ``__main__`` block calls: the command line. The model
@@ -103,8 +113,10 @@ class FlowSpec:
     are the step's artifacts; reading one the step did not set loads it from the parent task.
     """
 
-    #: Attributes every instance has that are never artifacts.
-    _NON_ARTIFACTS = frozenset({"name"})
+    #: Attributes every instance has that are never artifacts: ``name``, and what Flow keeps
+    #: on the instance for itself (the names `__init__` sets).
+    _NON_ARTIFACTS = frozenset({"name", "_transition", "_artifact_source", "_foreach_stack", "_merged",
+                                "_current_step", "_in_join"})
 
     def __init__(self, use_cli: bool = True):
         self._transition: Transition | None = None
@@ -227,7 +239,7 @@ class FlowSpec:
         for view in inputs:
             source = view._artifact_source
             for name in source.names() if source is not None else ():
-                if name.startswith("_") or name in exclude or (include and name not in include):
+                if is_internal_artifact(name) or name in exclude or (include and name not in include):
                     continue
                 candidates.setdefault(name, []).append((source, source.key(name)))
         missing = [name for name in include if name not in candidates]
@@ -267,7 +279,7 @@ class FlowSpec:
 
     def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails: the attribute may be a parent's artifact.
-        if name.startswith("_"):
+        if name.startswith("__") or name in self._NON_ARTIFACTS:
             raise AttributeError(name)
         return self._load_artifact(name)
 
@@ -276,5 +288,5 @@ class FlowSpec:
         return {
             key: value
             for key, value in self.__dict__.items()
-            if not key.startswith("_") and key not in self._NON_ARTIFACTS
+            if not key.startswith("__") and key not in self._NON_ARTIFACTS
         }
