@@ -25,6 +25,7 @@ from typing import Sequence
 
 from flow_core.plugin_api import Backends, StorageBackend
 
+from .cache import COMPLETE
 from .lock import Lock, LockedPackage
 from .lock import lock_key as stored_lock_key
 from .remote import REMOTE_ROOT
@@ -36,7 +37,7 @@ def main(lock_key: str, uv_key: str, rattler_key: str | None = None) -> None:
     lock = Lock.from_json(storage.get(lock_key))
     root = Path(REMOTE_ROOT)
     target = root / lock.digest[:32]
-    if (target / ".flow-complete").is_file():
+    if (target / COMPLETE).is_file():
         return
     root.mkdir(parents=True, exist_ok=True)
     uv = root / f"uv-{uv_key.rsplit('-', 1)[-1][:16]}"
@@ -73,7 +74,7 @@ def main(lock_key: str, uv_key: str, rattler_key: str | None = None) -> None:
 
         finish_environment(building)
     shutil.rmtree(files)
-    (building / ".flow-complete").write_text("")
+    (building / COMPLETE).write_text("")
     try:
         building.rename(target)
     except OSError:
