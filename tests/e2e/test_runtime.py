@@ -148,10 +148,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("compute", ["local", "subprocess"])
-def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_env, records, compute):
+@pytest.mark.parametrize("compute, linger", [("local", False), ("subprocess", False), ("subprocess", True)],
+                         ids=["local", "subprocess", "a-finished-task-still-exiting"])
+def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_env, records, compute, linger):
+    """With ``linger``, the quick task has recorded its success but its process is still
+    exiting (an atexit handler) when Ctrl-C reaches the whole process group and kills it: its
+    attempt stays a success, and resume reuses it."""
     path = write_flow("sleepy.py", """
-        import os, time
+        import atexit, os, time
         from flow_core import FlowSpec, step
 
         class Sleepy(FlowSpec):
@@ -162,7 +166,9 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
 
             @step
             def work(self):
-                if self.input > 0 and not os.environ.get("FAST"):
+                if self.input == 0 and os.environ.get("LINGER"):
+                    atexit.register(time.sleep, 120)  # runs after the task recorded its end
+                elif self.input > 0 and not os.environ.get("FAST"):
                     time.sleep(120)
                 self.square = self.input ** 2
                 self.next(self.join)
@@ -176,7 +182,7 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
             def end(self):
                 pass
     """)
-    env = {**os.environ, **flow_env}
+    env = {**os.environ, **flow_env, **({"LINGER": "1"} if linger else {})}
     proc = subprocess.Popen([sys.executable, "-m", "flow_core", "run", str(path), "--max-workers", "3",
                              "--compute", compute],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -191,6 +197,8 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
     else:
         proc.kill()
         raise AssertionError("the run never got going: " + "".join(proc.communicate()))
+    if linger:
+        time.sleep(0.5)  # well inside the quick task's lingering exit
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     started = time.time()
     out, err = proc.communicate(timeout=60)
@@ -211,66 +219,6 @@ def test_ctrl_c_stops_every_task_promptly_and_the_run_resumes(write_flow, flow_e
     new_id = run_id_of(resumed.stdout)
     assert records.artifact("Sleepy", new_id, "end", "total") == 0 + 1 + 4
     assert resumed.stdout.count("Reused Sleepy/") == 2  # start and the one finished work task
-
-
-def test_a_task_that_finished_as_ctrl_c_came_stays_finished(write_flow, flow_env, records):
-    """The task records its success, then its process is still exiting (here: an atexit
-    handler) when Ctrl-C reaches the whole process group and kills it. Its attempt stays a
-    success, and resume reuses it."""
-    path = write_flow("lingering.py", """
-        import atexit, os, time
-        from flow_core import FlowSpec, step
-
-        class Lingering(FlowSpec):
-            @step
-            def start(self):
-                self.items = [0, 1]
-                self.next(self.work, foreach="items")
-
-            @step
-            def work(self):
-                if self.input == 0:
-                    atexit.register(time.sleep, 120)  # runs after the task recorded its end
-                elif not os.environ.get("FAST"):
-                    time.sleep(120)
-                self.square = self.input ** 2
-                self.next(self.join)
-
-            @step
-            def join(self, inputs):
-                self.total = sum(i.square for i in inputs)
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-    """)
-    env = {**os.environ, **flow_env}
-    proc = subprocess.Popen([sys.executable, "-m", "flow_core", "run", str(path), "--compute", "subprocess"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # the first task has recorded its success and lingers; the other runs
-        runs = records.runs("Lingering")
-        tasks = records.metadata.list_tasks("Lingering", runs[0].run_id, "work") if runs else []
-        if sorted(t.status for t in tasks) == ["running", "succeeded"]:
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        raise AssertionError("the run never got going: " + "".join(proc.communicate()))
-    time.sleep(0.5)  # well inside the lingering exit
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0
-    run_id = run_id_of(out)
-    tasks = {t.status for t in records.metadata.list_tasks("Lingering", run_id, "work")}
-    assert tasks == {"succeeded", "failed"}, err
-    resumed = subprocess.run([sys.executable, "-m", "flow_core", "resume", str(path), "--origin-run-id", run_id],
-                             env={**env, "FAST": "1"}, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.count("Reused Lingering/") == 2  # start, and the work task that had finished
-    assert records.artifact("Lingering", run_id_of(resumed.stdout), "join", "total") == 1
 
 
 def test_dump_prints_artifacts_of_a_step_or_task(write_flow, flow_cli, python_flow, records):
