@@ -12,6 +12,7 @@ import pytest
 from .conftest import REPO, assert_storage_conformance_passed, environment, run_plugin_tests, uv
 
 TEMPLATE = REPO / "plugins" / "_template"
+TUTORIAL_PLUGIN = REPO / "docs" / "writing-a-plugin" / "flow-datastore-sqlite"
 NEW_PLUGIN = REPO / "scripts" / "new_plugin.py"
 PLACEHOLDERS = ("my-plugin", "my_plugin", "MyPlugin")
 
@@ -51,7 +52,8 @@ def test_the_script_refuses_a_bad_name_or_an_existing_folder_in_one_sentence(tmp
     assert new_plugin("flow-datastore-kv", "--into", str(tmp_path)).returncode == 0
     again = new_plugin("flow-datastore-kv", "--into", str(tmp_path))
     assert again.returncode != 0
-    assert again.stderr.strip() == f"{tmp_path / 'flow-datastore-kv'} already exists; choose another name or remove it first"
+    existing = tmp_path / "flow-datastore-kv"
+    assert again.stderr.strip() == f"{existing} already exists; choose another name or remove it first"
 
 
 def test_the_template_is_not_a_workspace_member():
@@ -63,8 +65,7 @@ def test_the_template_is_not_a_workspace_member():
     assert checked.returncode == 0, checked.stderr
 
 
-@pytest.mark.parametrize("source", [TEMPLATE / "src", REPO / "docs" / "writing-a-plugin" / "flow-datastore-sqlite" / "src"],
-                         ids=["template", "tutorial"])
+@pytest.mark.parametrize("source", [TEMPLATE / "src", TUTORIAL_PLUGIN / "src"], ids=["template", "tutorial"])
 def test_plugins_started_here_import_only_the_plugin_api_from_flow(source: Path):
     """The import-linter contract covers the workspace's plugins; these two are not installed there."""
     reached = set()

@@ -74,7 +74,8 @@ def test_a_flow_runs_on_the_sqlite_datastore_and_the_client_reads_it_back(sqlite
 def test_flow_plugins_lists_it_and_the_page_shows_what_it_prints(sqlite_site, flow_cli):
     listed = flow_cli("plugins", env={"PYTHONPATH": str(sqlite_site)})
     assert listed.returncode == 0, listed.stderr
-    shown = "flow-datastore-sqlite 0.1.0\n  datastore:    sqlite\n  hooks:        flow_settings, flow_storage_backends\n"
+    shown = ("flow-datastore-sqlite 0.1.0\n  datastore:    sqlite\n"
+             "  hooks:        flow_settings, flow_storage_backends\n")
     assert shown in listed.stdout
     assert shown in DOC.read_text()
 
