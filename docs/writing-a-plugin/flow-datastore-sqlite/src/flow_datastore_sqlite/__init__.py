@@ -1,0 +1,1 @@
+"""flow-datastore-sqlite: Flow's blobs in one SQLite file."""

@@ -1,0 +1,1 @@
+"""flow-my-plugin: say in one line what it adds to Flow."""
