@@ -15,11 +15,13 @@ from flow_core.backends.records import (
     RUNNING,
     SUCCEEDED,
     ArtifactRecord,
+    AttemptRecord,
     FlowRecord,
     MetadataField,
     RunRecord,
     StepRecord,
     TaskRecord,
+    close_superseded,
 )
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
 from flow_core.backends.selection import Backends
@@ -73,6 +75,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArtifactRecord",
+    "AttemptRecord",
     "Backend",
     "Backends",
     "Blob",
@@ -121,6 +124,7 @@ __all__ = [
     "TaskEvents",
     "TaskHandle",
     "TaskRecord",
+    "close_superseded",
     "TaskSpec",
     "task_environment",
 ]
