@@ -100,6 +100,16 @@ class OutputCapture:
         self._thread.start()
         return self
 
+    def pieces(self) -> int:
+        """How many pieces of output were captured so far: it grows with every write, so a
+        thread polling it knows cheaply whether there is anything new."""
+        return sum(len(chunks) for chunks in self._chunks.values())
+
+    def so_far(self) -> dict[str, bytes]:
+        """What each stream has captured so far; safe to call from another thread while the
+        capture runs (the lists only grow, and a copy of one is taken whole)."""
+        return {name: b"".join(chunks[:]) for name, chunks in self._chunks.items()}
+
     def _write_through(self) -> dict[str, tuple[object, io.TextIOWrapper, _WriteThrough]]:
         """Point ``sys.stdout``/``sys.stderr`` (when they are the process's fds 1 and 2) at
         line-buffered writers that keep each line and pass it on at once."""

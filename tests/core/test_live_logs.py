@@ -1,0 +1,117 @@
+"""A running task's output saved while it runs: the schedule, the keys, and what a failed
+save does (nothing to the task)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from flow_core.backends.local_storage import LocalStorage
+from flow_core.datastore.live_logs import live_log_key, read_live_log
+from flow_core.datastore.run_check import check_run, run_ids
+from flow_core.datastore.task_store import FlowDataStore
+from flow_core.engine.live_log_saver import LiveLogSaver, save_delay
+from flow_core.errors import ConfigError, DataStoreError
+from flow_core.plugin.settings import Settings
+
+PATHSPEC = "LiveFlow/7/start/1"
+
+
+class GrowingCapture:
+    """Stands for `OutputCapture`: output the test adds, and a count of the saver's polls."""
+
+    def __init__(self) -> None:
+        self.stdout = b""
+        self.polls = 0
+        self.polled = threading.Condition()
+
+    def pieces(self) -> int:
+        with self.polled:
+            self.polls += 1
+            self.polled.notify_all()
+        return len(self.stdout)
+
+    def so_far(self) -> dict[str, bytes]:
+        return {"stdout": self.stdout, "stderr": b""}
+
+    def wait_for_polls(self, count: int) -> None:
+        with self.polled:
+            assert self.polled.wait_for(lambda: self.polls >= count, timeout=60)
+
+
+class CountingStorage(LocalStorage):
+    def __init__(self, root, fail: bool = False):
+        super().__init__(root)
+        self.puts = 0
+        self.fail = fail
+
+    def put_many(self, items, overwrite=True):
+        items = list(items)
+        if any(key.endswith(".live") for key, _ in items):
+            self.puts += 1
+            if self.fail:
+                raise DataStoreError("the store is down")
+        super().put_many(items, overwrite)
+
+
+def _settings(**values: str) -> Settings:
+    return Settings(environ={"METAFLOW_LIVE_LOGS_MIN_INTERVAL": "0.01", "METAFLOW_LIVE_LOGS_MAX_INTERVAL": "0.01",
+                             **values})
+
+
+def test_the_schedule_is_frequent_at_first_and_slows_to_the_longest_interval():
+    delays = [save_delay(minutes * 60, 1.0, 30.0) for minutes in (0, 5, 10, 15, 20, 60)]
+    assert delays == sorted(delays)
+    assert delays[0] < 1.01 and delays[1] < 1.1  # the first minutes: every second
+    assert 15 < delays[3] < 17  # half-way at a quarter hour
+    assert 30.9 < delays[-1] <= 31.0  # an old task: the longest
+
+
+def test_saves_only_when_the_task_wrote_something_new(tmp_path):
+    storage = CountingStorage(tmp_path)
+    capture = GrowingCapture()
+    with LiveLogSaver(storage, PATHSPEC, 0, capture, _settings()) as saver:
+        capture.wait_for_polls(3)
+        assert storage.puts == 0 and not saver.saved  # nothing printed: nothing written
+        capture.stdout = b"line one\n"
+        capture.wait_for_polls(capture.polls + 3)
+        assert read_live_log(storage, PATHSPEC, 0, "stdout") == b"line one\n"
+        assert storage.puts == 1  # polled again since, with nothing new: no second write
+    assert saver.saved
+    saver.remove()
+    assert read_live_log(storage, PATHSPEC, 0, "stdout") is None
+
+
+def test_a_failing_store_never_reaches_the_task(tmp_path):
+    storage = CountingStorage(tmp_path, fail=True)
+    capture = GrowingCapture()
+    capture.stdout = b"output\n"
+    with LiveLogSaver(storage, PATHSPEC, 0, capture, _settings()) as saver:
+        capture.wait_for_polls(3)
+    assert storage.puts >= 2 and not saver.saved  # tried again at each tick, silently
+    saver.remove()
+
+
+def test_zero_turns_live_logs_off_and_a_bad_value_is_one_sentence(tmp_path):
+    storage = CountingStorage(tmp_path)
+    with LiveLogSaver(storage, PATHSPEC, 0, GrowingCapture(), _settings(METAFLOW_LIVE_LOGS_MIN_INTERVAL="0")) as saver:
+        assert saver._thread is None
+    with pytest.raises(ConfigError, match="METAFLOW_LIVE_LOGS_MAX_INTERVAL is 'soon', which is not a number"):
+        LiveLogSaver(storage, PATHSPEC, 0, GrowingCapture(), _settings(METAFLOW_LIVE_LOGS_MAX_INTERVAL="soon"))
+
+
+def test_live_copies_are_not_taken_for_committed_attempts(tmp_path):
+    """Every reader that lists a run's or a task's keys skips them: a run whose only task is
+    still running has no attempt to open and nothing for `verify` to check."""
+    storage = LocalStorage(tmp_path)
+    datastore = FlowDataStore(storage)
+    storage.put(live_log_key(PATHSPEC, 0, "stdout"), b"still running\n")
+    assert datastore.committed_attempts("LiveFlow", "7", "start", "1") == []
+    assert run_ids(datastore, "LiveFlow") == []
+    store = datastore.task("LiveFlow", "7", "start", "1", 0)
+    store.save_log("stdout", b"final\n")
+    store.commit()
+    assert datastore.committed_attempts("LiveFlow", "7", "start", "1") == [0]
+    assert [s.attempt for s in datastore.open_tasks("LiveFlow", ["7/start/1"])] == [0]
+    assert run_ids(datastore, "LiveFlow") == ["7"]
+    assert check_run(datastore, "LiveFlow", "7").indexes == 1
