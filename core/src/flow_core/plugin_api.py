@@ -21,6 +21,7 @@ from flow_core.backends.records import (
     RunRecord,
     StepRecord,
     TaskRecord,
+    attempts_from_fields,
     close_superseded,
 )
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
@@ -124,6 +125,7 @@ __all__ = [
     "TaskEvents",
     "TaskHandle",
     "TaskRecord",
+    "attempts_from_fields",
     "close_superseded",
     "TaskSpec",
     "task_environment",

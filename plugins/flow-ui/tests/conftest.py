@@ -115,7 +115,12 @@ FLOWS = {
 
             @step
             def hold(self):
+                print("holding until released")
+                spoke = False
                 while not os.path.exists(self.release):
+                    if not spoke and os.path.exists(self.release + ".speak"):
+                        print("heard the signal to speak")
+                        spoke = True
                     time.sleep(0.1)
                 self.next(self.end)
 
