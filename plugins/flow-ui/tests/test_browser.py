@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from .conftest import held_run, wait_for
+
 
 def _shot(page, tmp_path, name: str) -> None:
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
@@ -91,17 +93,8 @@ def test_offline_page_blocks_and_records_outside_requests(browser_page):
 
 
 def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
-    import subprocess
-    import sys
-
-    from .conftest import wait_for
-
     release = tmp_path / "release"
-    process = subprocess.Popen([sys.executable, "-m", "flow_core", "run", "held.py", "--release", str(release)],
-                               cwd=ui_env.root, env=ui_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        held = wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
-                        what="the held run")
+    with held_run(ui_env, ui, release) as held:
         wait_for(lambda: any(s["name"] == "hold" and s["counts"]["running"]
                              for s in ui.json(f"/api/flows/{held['pathspec']}")["steps"]), what="the hold step")
         page = browser_page.page
@@ -117,23 +110,11 @@ def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
         assert page.evaluate("window.notReloaded") is True  # swapped in place, not reloaded
         assert page.locator('svg.dag g.step[data-step="end"]').get_attribute("class") == "step done"
         assert browser_page.blocked == []
-    finally:
-        release.write_text("go")
-        process.wait(timeout=120)
 
 
 def test_a_running_tasks_output_appears_without_a_reload(ui_env, ui, browser_page, tmp_path):
-    import subprocess
-    import sys
-
-    from .conftest import wait_for
-
     release = tmp_path / "release"
-    process = subprocess.Popen([sys.executable, "-m", "flow_core", "run", "held.py", "--release", str(release)],
-                               cwd=ui_env.root, env=ui_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        held = wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
-                        what="the held run")
+    with held_run(ui_env, ui, release) as held:
         hold = wait_for(lambda: next((t["pathspec"] for t in ui.json(f"/api/flows/{held['pathspec']}")["tasks"]
                                       if t["step"] == "hold" and t["state"] == "running"), None), what="the hold task")
         page = browser_page.page
@@ -151,6 +132,3 @@ def test_a_running_tasks_output_appears_without_a_reload(ui_env, ui, browser_pag
         release.write_text("go")
         page.locator("h1 .status", has_text="succeeded").wait_for(timeout=60_000)
         assert browser_page.blocked == []
-    finally:
-        release.write_text("go")
-        process.wait(timeout=120)

@@ -585,7 +585,8 @@ class Task(_RunTags, ClientObject):
         """What the step raised: ``.type`` (``builtins.ValueError``), ``.exception`` (the
         message), ``.stacktrace``; ``str()`` is ``ValueError: message``. None if it did not fail."""
         store = self._datastore()
-        recorded = store.info.exception if store is not None else None
+        # Of the attempt shown only: while a retry runs, the failure before it is not its own.
+        recorded = store.info.exception if store is not None and store.attempt == self.current_attempt else None
         if not recorded:
             return None
         # ``exception_type`` (module-qualified) once the engine records it; else the short name.
