@@ -34,6 +34,9 @@ class GrowingCapture:
     def so_far(self) -> dict[str, bytes]:
         return {"stdout": self.stdout, "stderr": b""}
 
+    def call_later(self, seconds: float, callback) -> None:
+        threading.Timer(seconds, callback).start()
+
     def wait_for_polls(self, count: int) -> None:
         with self.polled:
             assert self.polled.wait_for(lambda: self.polls >= count, timeout=60)
@@ -95,7 +98,7 @@ def test_a_failing_store_never_reaches_the_task(tmp_path):
 def test_zero_turns_live_logs_off_and_a_bad_value_is_one_sentence(tmp_path):
     storage = CountingStorage(tmp_path)
     with LiveLogSaver(storage, PATHSPEC, 0, GrowingCapture(), _settings(METAFLOW_LIVE_LOGS_MIN_INTERVAL="0")) as saver:
-        assert saver._thread is None
+        assert saver._thread is None and saver._started == 0.0  # nothing scheduled
     with pytest.raises(ConfigError, match="METAFLOW_LIVE_LOGS_MAX_INTERVAL is 'soon', which is not a number"):
         LiveLogSaver(storage, PATHSPEC, 0, GrowingCapture(), _settings(METAFLOW_LIVE_LOGS_MAX_INTERVAL="soon"))
 
@@ -115,3 +118,31 @@ def test_live_copies_are_not_taken_for_committed_attempts(tmp_path):
     assert [s.attempt for s in datastore.open_tasks("LiveFlow", ["7/start/1"])] == [0]
     assert run_ids(datastore, "LiveFlow") == ["7"]
     assert check_run(datastore, "LiveFlow", "7").indexes == 1
+
+
+CALL_LATER_SCRIPT = """
+import threading
+from flow_core.engine.output_capture import OutputCapture
+
+called = []
+with OutputCapture():
+    pass
+with OutputCapture() as capture:  # a task shorter than its first interval
+    capture.call_later(3600, lambda: called.append("too late"))
+fired = threading.Event()
+with OutputCapture() as capture:  # a longer one
+    capture.call_later(0.01, fired.set)
+    print("waited", fired.wait(60))
+print("RESULT", called, fired.is_set())
+"""
+
+
+def test_the_capture_calls_later_only_while_it_runs():
+    """What lets a short task start no saving thread: the capture's copying thread starts it,
+    once the first interval has passed, and never after the capture ended."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", CALL_LATER_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["waited True", "RESULT [] True"]

@@ -7,8 +7,8 @@ just started, then slowing along a sigmoid to the longest interval after about t
 minutes, so that a day-long task does not write its whole log every second. A save happens
 only when the task wrote something since the last one, and never fails the task.
 
-A task that ends before the first interval pays for starting and stopping one thread, and
-writes nothing.
+A task that ends before the first interval starts no thread and writes nothing: the thread
+that copies its output anyway wakes once at the first interval and starts the saver's.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def _seconds(settings: Settings, name: str) -> float:
 
 class LiveLogSaver:
     """``with LiveLogSaver(...)`` around a task's step: saves what ``capture`` holds, on
-    Metaflow's schedule, whenever it grew. `remove` drops the copies once the attempt's
-    index holds the final logs."""
+    Metaflow's schedule, whenever it grew. Its thread starts only once the first interval
+    has passed (the capture's own thread starts it). `remove` drops the copies once the
+    attempt's index holds the final logs."""
 
     def __init__(self, storage: StorageBackend, pathspec: str, attempt: int, capture: OutputCapture,
                  settings: Settings):
@@ -61,33 +62,43 @@ class LiveLogSaver:
         self.longest = _seconds(settings, LIVE_LOGS_MAX_INTERVAL)
         self.saved = False  #: whether any live copy was written (then `remove` has work)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._started = 0.0
 
     def __enter__(self) -> LiveLogSaver:
         if self.shortest > 0:
-            self._thread = threading.Thread(target=self._loop, name="flow-live-logs", daemon=True)
-            self._thread.start()
+            self._started = time.monotonic()
+            self.capture.call_later(self.shortest, self._start)
         return self
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._stop.is_set():
+                self._thread = threading.Thread(target=self._loop, name="flow-live-logs", daemon=True)
+                self._thread.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._thread is not None:
+        with self._lock:
             self._stop.set()
-            self._thread.join(STOP_WAIT_SECONDS)
+            thread = self._thread
+        if thread is not None:
+            thread.join(STOP_WAIT_SECONDS)
 
     def _loop(self) -> None:
-        started = time.monotonic()
         seen = 0
-        while not self._stop.wait(save_delay(time.monotonic() - started, self.shortest, self.longest)):
+        while True:
             pieces = self.capture.pieces()
-            if pieces == seen:
-                continue
-            try:
-                save_live_logs(self.storage, self.pathspec, self.attempt, self.capture.so_far())
-            except Exception:  # noqa: BLE001 -- a failed save is retried at the next tick; the task goes on
-                continue
-            seen = pieces
-            self.saved = True
+            if pieces != seen:
+                try:
+                    save_live_logs(self.storage, self.pathspec, self.attempt, self.capture.so_far())
+                    seen = pieces
+                    self.saved = True
+                except Exception:  # noqa: BLE001 -- a failed save is tried again at the next tick; the task goes on
+                    pass
+            if self._stop.wait(save_delay(time.monotonic() - self._started, self.shortest, self.longest)):
+                return
 
     def remove(self) -> None:
         if self.saved:

@@ -19,6 +19,8 @@ import os
 import selectors
 import sys
 import threading
+import time
+from typing import Callable
 
 STREAMS = {"stdout": 1, "stderr": 2}
 #: The longest the end of a task waits for its output to be copied out (a safety net: a
@@ -77,6 +79,7 @@ class OutputCapture:
     def __init__(self) -> None:
         self.stdout = b""
         self.stderr = b""
+        self._later: tuple[float, Callable[[], None]] | None = None
 
     def __enter__(self) -> "OutputCapture":
         _flush_python_streams()
@@ -99,6 +102,28 @@ class OutputCapture:
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         return self
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Have the copying thread call ``callback`` once, ``seconds`` from now, if the capture
+        is still running then: what lets a task start a thread of its own only if it lives
+        that long (most tasks end sooner, and starting a thread is a third of a millisecond)."""
+        self._later = (time.monotonic() + seconds, callback)
+        os.write(self._wake_write, b"\0")
+
+    def _call_if_due(self) -> float | None:
+        """Run the `call_later` callback if its time came; the seconds until it is due, or None."""
+        if self._later is None or self._ending.is_set():
+            return None
+        due, callback = self._later
+        left = due - time.monotonic()
+        if left > 0:
+            return left
+        self._later = None
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 -- the copying must go on whatever the callback does
+            pass
+        return None
 
     def pieces(self) -> int:
         """How many pieces of output were captured so far: it grows with every write, so a
@@ -143,7 +168,7 @@ class OutputCapture:
             selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
             open_ends = len(self._reads)
             while open_ends:
-                ready = selector.select(timeout=0 if self._ending.is_set() else None)
+                ready = selector.select(timeout=0 if self._ending.is_set() else self._call_if_due())
                 if not ready and self._ending.is_set():
                     return
                 for key, _ in ready:
