@@ -34,9 +34,6 @@ class GrowingCapture:
     def so_far(self) -> dict[str, bytes]:
         return {"stdout": self.stdout, "stderr": b""}
 
-    def call_later(self, seconds: float, callback) -> None:
-        threading.Timer(seconds, callback).start()
-
     def wait_for_polls(self, count: int) -> None:
         with self.polled:
             assert self.polled.wait_for(lambda: self.polls >= count, timeout=60)
@@ -57,6 +54,13 @@ class CountingStorage(LocalStorage):
         super().put_many(items, overwrite)
 
 
+def _start(saver: LiveLogSaver, capture: GrowingCapture) -> None:
+    """What the capture's copying thread does once the first interval has passed."""
+    seconds, start = saver.schedule()
+    assert seconds == 0.01
+    start(capture)
+
+
 def _settings(**values: str) -> Settings:
     return Settings(environ={"METAFLOW_LIVE_LOGS_MIN_INTERVAL": "0.01", "METAFLOW_LIVE_LOGS_MAX_INTERVAL": "0.01",
                              **values})
@@ -73,7 +77,8 @@ def test_the_schedule_is_frequent_at_first_and_slows_to_the_longest_interval():
 def test_saves_only_when_the_task_wrote_something_new(tmp_path):
     storage = CountingStorage(tmp_path)
     capture = GrowingCapture()
-    with LiveLogSaver(storage, PATHSPEC, 0, capture, _settings()) as saver:
+    with LiveLogSaver(storage, PATHSPEC, 0, _settings()) as saver:
+        _start(saver, capture)
         capture.wait_for_polls(3)
         assert storage.puts == 0 and not saver.saved  # nothing printed: nothing written
         capture.stdout = b"line one\n"
@@ -89,7 +94,8 @@ def test_a_failing_store_never_reaches_the_task(tmp_path):
     storage = CountingStorage(tmp_path, fail=True)
     capture = GrowingCapture()
     capture.stdout = b"output\n"
-    with LiveLogSaver(storage, PATHSPEC, 0, capture, _settings()) as saver:
+    with LiveLogSaver(storage, PATHSPEC, 0, _settings()) as saver:
+        _start(saver, capture)
         capture.wait_for_polls(3)
     assert storage.puts >= 2 and not saver.saved  # tried again at each tick, silently
     saver.remove()
@@ -97,10 +103,9 @@ def test_a_failing_store_never_reaches_the_task(tmp_path):
 
 def test_zero_turns_live_logs_off_and_a_bad_value_is_one_sentence(tmp_path):
     storage = CountingStorage(tmp_path)
-    with LiveLogSaver(storage, PATHSPEC, 0, GrowingCapture(), _settings(METAFLOW_LIVE_LOGS_MIN_INTERVAL="0")) as saver:
-        assert saver._thread is None and saver._started == 0.0  # nothing scheduled
+    assert LiveLogSaver(storage, PATHSPEC, 0, _settings(METAFLOW_LIVE_LOGS_MIN_INTERVAL="0")).schedule() is None
     with pytest.raises(ConfigError, match="METAFLOW_LIVE_LOGS_MAX_INTERVAL is 'soon', which is not a number"):
-        LiveLogSaver(storage, PATHSPEC, 0, GrowingCapture(), _settings(METAFLOW_LIVE_LOGS_MAX_INTERVAL="soon"))
+        LiveLogSaver(storage, PATHSPEC, 0, _settings(METAFLOW_LIVE_LOGS_MAX_INTERVAL="soon"))
 
 
 def test_live_copies_are_not_taken_for_committed_attempts(tmp_path):
@@ -125,13 +130,10 @@ import threading
 from flow_core.engine.output_capture import OutputCapture
 
 called = []
-with OutputCapture():
+with OutputCapture(later=(3600, called.append)):  # a task shorter than its first interval
     pass
-with OutputCapture() as capture:  # a task shorter than its first interval
-    capture.call_later(3600, lambda: called.append("too late"))
 fired = threading.Event()
-with OutputCapture() as capture:  # a longer one
-    capture.call_later(0.01, fired.set)
+with OutputCapture(later=(0.01, lambda capture: fired.set())):  # a longer one
     print("waited", fired.wait(60))
 print("RESULT", called, fired.is_set())
 """

@@ -20,7 +20,7 @@ from types import TracebackType
 
 from flow_core.backends.storage import StorageBackend
 from flow_core.datastore.live_logs import remove_live_logs, save_live_logs
-from flow_core.engine.output_capture import OutputCapture
+from flow_core.engine.output_capture import Later, OutputCapture
 from flow_core.errors import ConfigError
 from flow_core.plugin.settings import LIVE_LOGS_MAX_INTERVAL, LIVE_LOGS_MIN_INTERVAL, Settings
 
@@ -47,35 +47,37 @@ def _seconds(settings: Settings, name: str) -> float:
 
 
 class LiveLogSaver:
-    """``with LiveLogSaver(...)`` around a task's step: saves what ``capture`` holds, on
-    Metaflow's schedule, whenever it grew. Its thread starts only once the first interval
-    has passed (the capture's own thread starts it). `remove` drops the copies once the
+    """``with LiveLogSaver(...) as live, OutputCapture(later=live.schedule()) as logs:``
+    around a task's step: saves what the capture holds, on Metaflow's schedule, whenever it
+    grew. Its thread starts only once the first interval has passed (the capture's copying
+    thread starts it), and stops when the block ends. `remove` drops the copies once the
     attempt's index holds the final logs."""
 
-    def __init__(self, storage: StorageBackend, pathspec: str, attempt: int, capture: OutputCapture,
-                 settings: Settings):
+    def __init__(self, storage: StorageBackend, pathspec: str, attempt: int, settings: Settings):
         self.storage = storage
         self.pathspec = pathspec
         self.attempt = attempt
-        self.capture = capture
         self.shortest = _seconds(settings, LIVE_LOGS_MIN_INTERVAL)
         self.longest = _seconds(settings, LIVE_LOGS_MAX_INTERVAL)
         self.saved = False  #: whether any live copy was written (then `remove` has work)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._started = 0.0
+        self._started = time.monotonic()
 
     def __enter__(self) -> LiveLogSaver:
-        if self.shortest > 0:
-            self._started = time.monotonic()
-            self.capture.call_later(self.shortest, self._start)
         return self
 
-    def _start(self) -> None:
+    def schedule(self) -> Later | None:
+        """When the capture starts the saving (None: live logs are off)."""
+        self._started = time.monotonic()
+        return (self.shortest, self._start) if self.shortest > 0 else None
+
+    def _start(self, capture: OutputCapture) -> None:
         with self._lock:
             if not self._stop.is_set():
-                self._thread = threading.Thread(target=self._loop, name="flow-live-logs", daemon=True)
+                self._thread = threading.Thread(target=self._loop, args=(capture,), name="flow-live-logs",
+                                                daemon=True)
                 self._thread.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -86,13 +88,13 @@ class LiveLogSaver:
         if thread is not None:
             thread.join(STOP_WAIT_SECONDS)
 
-    def _loop(self) -> None:
+    def _loop(self, capture: OutputCapture) -> None:
         seen = 0
         while True:
-            pieces = self.capture.pieces()
+            pieces = capture.pieces()
             if pieces != seen:
                 try:
-                    save_live_logs(self.storage, self.pathspec, self.attempt, self.capture.so_far())
+                    save_live_logs(self.storage, self.pathspec, self.attempt, capture.so_far())
                     seen = pieces
                     self.saved = True
                 except Exception:  # noqa: BLE001 -- a failed save is tried again at the next tick; the task goes on

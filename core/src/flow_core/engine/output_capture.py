@@ -73,13 +73,21 @@ def _line_buffered(stream: object, raw: _WriteThrough) -> io.TextIOWrapper:
                             errors=getattr(stream, "errors", None) or "strict", line_buffering=True)
 
 
+#: ``(seconds, callback)``: have the copying thread call ``callback(capture)`` once, that many
+#: seconds after the capture starts, if it is still running then. It is what lets a task start
+#: a thread of its own only if it lives that long: most tasks end sooner, and starting a
+#: thread costs more than the rest of the capture.
+Later = tuple[float, Callable[["OutputCapture"], None]]
+
+
 class OutputCapture:
     """``with OutputCapture() as logs: ...`` then ``logs.stdout`` and ``logs.stderr`` (bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, later: Later | None = None) -> None:
         self.stdout = b""
         self.stderr = b""
-        self._later: tuple[float, Callable[[], None]] | None = None
+        self._later_asked = later
+        self._later: tuple[float, Callable[[OutputCapture], None]] | None = None
 
     def __enter__(self) -> "OutputCapture":
         _flush_python_streams()
@@ -98,20 +106,16 @@ class OutputCapture:
         faulthandler.enable(file=self._saved["stderr"])
         self._python_streams = self._write_through()
         self._ending = threading.Event()
+        if self._later_asked is not None:
+            seconds, callback = self._later_asked
+            self._later = (time.monotonic() + seconds, callback)
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         return self
 
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
-        """Have the copying thread call ``callback`` once, ``seconds`` from now, if the capture
-        is still running then: what lets a task start a thread of its own only if it lives
-        that long (most tasks end sooner, and starting a thread is a third of a millisecond)."""
-        self._later = (time.monotonic() + seconds, callback)
-        os.write(self._wake_write, b"\0")
-
     def _call_if_due(self) -> float | None:
-        """Run the `call_later` callback if its time came; the seconds until it is due, or None."""
+        """Run the ``later`` callback if its time came; the seconds until it is due, or None."""
         if self._later is None or self._ending.is_set():
             return None
         due, callback = self._later
@@ -120,7 +124,7 @@ class OutputCapture:
             return left
         self._later = None
         try:
-            callback()
+            callback(self)
         except Exception:  # noqa: BLE001 -- the copying must go on whatever the callback does
             pass
         return None

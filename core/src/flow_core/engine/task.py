@@ -156,8 +156,8 @@ class TaskRunner:
         started = time.time()
         succeeded = False
         heartbeat = RunHeartbeat(self.metadata, self.flow_name, args.run_id) if self.owns_run else nullcontext()
-        with heartbeat, OutputCapture() as logs, LiveLogSaver(
-                self.backends.storage, pathspec, args.retry_count, logs, self.settings) as live:
+        with heartbeat, LiveLogSaver(self.backends.storage, pathspec, args.retry_count, self.settings) as live, \
+                OutputCapture(later=live.schedule()) as logs:
             try:
                 extra = self._prepare(flow, parents)
                 self._set_current()
