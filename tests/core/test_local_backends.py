@@ -91,7 +91,7 @@ def test_a_version_1_local_database_is_migrated_on_open(tmp_path):
     import sqlite3
 
     from flow_core.backends.local_metadata import SCHEMA_VERSION
-    from flow_core.backends.records import SUCCEEDED, ArtifactRecord
+    from flow_core.backends.records import SUCCEEDED, ArtifactRecord, AttemptRecord
 
     (tmp_path / "root").mkdir()
     with sqlite3.connect(tmp_path / "root" / "metadata.sqlite") as conn:
@@ -104,7 +104,9 @@ def test_a_version_1_local_database_is_migrated_on_open(tmp_path):
     assert metadata.list_artifacts("Old", "1", "start", "1") == [ArtifactRecord("alpha", "k", "builtins.int", 3,
                                                                                 "msgpack", 0)]
     assert [f.value for f in metadata.list_metadata("Old", "1", "start", "1")] == ["h1"]
-    assert metadata._connection().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert metadata._connection().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    # attempts recorded before the attempts table are read back from their fields and task
+    assert metadata.list_attempts("Old", "1") == [AttemptRecord("start", "1", 0, 102.0, 109.0, SUCCEEDED)]
 
     named = metadata.new_run("Old", "bob", run_id="sfn-after")
     assert metadata.new_run("Old", "bob").run_id == "3"
@@ -136,3 +138,25 @@ def test_a_task_name_belongs_to_one_step_of_its_run(tmp_path):
     with pytest.raises(MetadataError, match="belongs to step start"):
         metadata.register_tasks("F", "sfn-1", "end", ["t-1"])
     assert [t.step_name for t in metadata.list_tasks("F", "sfn-1")] == ["start"]
+
+
+def test_the_default_list_attempts_agrees_with_the_local_one_query(tmp_path):
+    """A backend that does not override `list_attempts` gets the base class's, built on
+    `list_tasks` and `list_metadata`: same attempts, same outcomes."""
+    from flow_core.backends.metadata import MetadataBackend
+
+    metadata = LocalMetadata(tmp_path / "root")
+    run = metadata.new_run("F", "u")
+    retried, running, waiting = metadata.new_tasks("F", run.run_id, "start", count=3)
+    metadata.start_attempt("F", run.run_id, "start", retried, 0, {"hostname": "h"})
+    metadata.finish_attempt("F", run.run_id, "start", retried, 0, False)
+    metadata.start_attempt("F", run.run_id, "start", retried, 1, {"hostname": "h"})
+    metadata.finish_attempt("F", run.run_id, "start", retried, 1, True)
+    metadata.start_attempt("F", run.run_id, "start", running, 0, {"hostname": "h"})
+
+    def shape(attempts):
+        return [(a.task_id, a.attempt, a.status, a.finished_at is None) for a in attempts]
+
+    expected = [(retried, 0, "failed", False), (retried, 1, "succeeded", False), (running, 0, "running", True)]
+    assert shape(metadata.list_attempts("F", run.run_id)) == expected
+    assert shape(MetadataBackend.list_attempts(metadata, "F", run.run_id)) == expected

@@ -15,11 +15,14 @@ from flow_core.backends.records import (
     RUNNING,
     SUCCEEDED,
     ArtifactRecord,
+    AttemptRecord,
     FlowRecord,
     MetadataField,
     RunRecord,
     StepRecord,
     TaskRecord,
+    attempts_from_fields,
+    close_superseded,
 )
 from flow_core.backends.scheduler import Deployment, DeployRequest, SchedulerBackend, new_production_token
 from flow_core.backends.selection import Backends
@@ -74,6 +77,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArtifactRecord",
+    "AttemptRecord",
     "Backend",
     "Backends",
     "Blob",
@@ -124,6 +128,8 @@ __all__ = [
     "TaskEvents",
     "TaskHandle",
     "TaskRecord",
+    "attempts_from_fields",
+    "close_superseded",
     "TaskSpec",
     "task_environment",
 ]

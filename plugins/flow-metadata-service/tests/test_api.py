@@ -268,3 +268,23 @@ def test_flow_names_a_service_that_does_not_speak_its_api(tmp_path):
             ServiceMetadata(url).list_flows()
     finally:
         server.shutdown()
+
+
+def test_a_runs_attempts_come_from_metaflow_style_attempt_fields(api, new_task):
+    """What Metaflow's own client writes (``attempt``, then ``attempt_ok``, tagged with the
+    attempt) is what ``GET …/attempts`` reads back, with a running attempt left open."""
+    run, task = new_task()
+    base = f"/flows/ApiFlow/runs/{run}/steps/start/tasks/{task}"
+
+    def field(name: str, value: str, attempt: int) -> dict:
+        return {"field_name": name, "value": value, "type": name, "tags": [f"attempt_id:{attempt}"]}
+
+    api("POST", base + "/metadata", [field("attempt", "0", 0), field("attempt_ok", "False", 0)])
+    api("POST", base + "/metadata", [field("attempt", "1", 1), field("hostname", "h", 1)])
+    status, attempts, _ = api("GET", f"/flows/ApiFlow/runs/{run}/attempts")
+    assert status == 200
+    assert [(a["step_name"], a["task_id"], a["attempt"], a["status"]) for a in attempts] == [
+        ("start", task, 0, "failed"), ("start", task, 1, "running")]
+    assert attempts[0]["started_at"] <= attempts[0]["finished_at"] and attempts[1]["finished_at"] is None
+    status, answer, _ = api("GET", "/flows/ApiFlow/runs/999999/attempts")
+    assert status == 404 and "does not exist" in answer["message"]

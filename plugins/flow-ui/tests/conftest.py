@@ -11,7 +11,9 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -115,7 +117,12 @@ FLOWS = {
 
             @step
             def hold(self):
+                print("holding until released")
+                spoke = False
                 while not os.path.exists(self.release):
+                    if not spoke and os.path.exists(self.release + ".speak"):
+                        print("heard the signal to speak")
+                        spoke = True
                     time.sleep(0.1)
                 self.next(self.end)
 
@@ -213,6 +220,19 @@ def wait_for(condition, timeout: float = 60.0, what: str = "the condition"):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def held_run(ui_env: UIEnv, ui: UIServer, release: Path) -> Iterator[dict]:
+    """A HeldFlow run, running (its summary given) until the block ends, which releases it."""
+    process = subprocess.Popen([sys.executable, "-m", "flow_core", "run", "held.py", "--release", str(release)],
+                               cwd=ui_env.root, env=ui_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
+                       what="the held run")
+    finally:
+        release.write_text("go")
+        process.wait(timeout=120)
 
 
 from flow_ui.testing import browser_page  # noqa: E402,F401  (the browser fixture)

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from .conftest import held_run, wait_for
+
 
 def _shot(page, tmp_path, name: str) -> None:
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
@@ -66,6 +68,18 @@ def test_the_failed_step_is_drawn_in_the_failed_colour(ui, runs, browser_page, t
     page.click('#step-explode ul.tasks li.failed a')
     assert "ValueError" in page.locator("section.exception").inner_text()
     assert page.locator("table.attempts tr.attempt").count() == 2
+    # The first attempt, from the attempts table: its own logs and exception.
+    page.click('table.attempts tr[data-attempt="0"] a')
+    page.wait_for_url(re.compile(r"\?attempt=0$"))
+    assert page.locator("h1 .attempt-shown").inner_text() == "attempt 0"
+    assert page.locator('table.attempts tr.shown').get_attribute("data-attempt") == "0"
+    assert page.locator(".log .line", has_text="about to fail").is_visible()
+    assert "the answer is not 41" in page.locator("section.exception").inner_text()
+    # ...and the second, from its bar on the run's timeline.
+    page.goto(ui.url + f"/flows/BrokenFlow/{runs['broken']}")
+    page.locator('svg.timeline a[href$="?attempt=1"] g[data-step="explode"] rect').click()
+    page.wait_for_url(re.compile(r"/explode/\d+\?attempt=1$"))
+    assert page.locator("h1 .attempt-shown").inner_text() == "attempt 1"
     assert browser_page.blocked == []
 
 
@@ -79,17 +93,8 @@ def test_offline_page_blocks_and_records_outside_requests(browser_page):
 
 
 def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
-    import subprocess
-    import sys
-
-    from .conftest import wait_for
-
     release = tmp_path / "release"
-    process = subprocess.Popen([sys.executable, "-m", "flow_core", "run", "held.py", "--release", str(release)],
-                               cwd=ui_env.root, env=ui_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        held = wait_for(lambda: next((r for r in ui.json("/api/runs?flow=HeldFlow&status=running")["runs"]), None),
-                        what="the held run")
+    with held_run(ui_env, ui, release) as held:
         wait_for(lambda: any(s["name"] == "hold" and s["counts"]["running"]
                              for s in ui.json(f"/api/flows/{held['pathspec']}")["steps"]), what="the hold step")
         page = browser_page.page
@@ -105,6 +110,25 @@ def test_a_running_run_updates_in_place(ui_env, ui, browser_page, tmp_path):
         assert page.evaluate("window.notReloaded") is True  # swapped in place, not reloaded
         assert page.locator('svg.dag g.step[data-step="end"]').get_attribute("class") == "step done"
         assert browser_page.blocked == []
-    finally:
+
+
+def test_a_running_tasks_output_appears_without_a_reload(ui_env, ui, browser_page, tmp_path):
+    release = tmp_path / "release"
+    with held_run(ui_env, ui, release) as held:
+        hold = wait_for(lambda: next((t["pathspec"] for t in ui.json(f"/api/flows/{held['pathspec']}")["tasks"]
+                                      if t["step"] == "hold" and t["state"] == "running"), None), what="the hold task")
+        page = browser_page.page
+        page.goto(ui.url + f"/flows/{hold}")
+        page.evaluate("window.notReloaded = true")
+        page.locator(".log .line", has_text="holding until released").wait_for(timeout=60_000)
+        assert page.locator(".log .line", has_text="heard the signal").count() == 0
+        page.fill(".log-search", "signal")
+        (tmp_path / "release.speak").write_text("speak")
+        # The task prints, saves its output, and the page swaps it in: the search still applies.
+        page.locator(".log .line mark", has_text="signal").wait_for(timeout=60_000)
+        assert not page.locator(".log .line", has_text="holding until released").is_visible()
+        assert page.evaluate("window.notReloaded") is True
+        _shot(page, tmp_path, "live-log")
         release.write_text("go")
-        process.wait(timeout=120)
+        page.locator("h1 .status", has_text="succeeded").wait_for(timeout=60_000)
+        assert browser_page.blocked == []

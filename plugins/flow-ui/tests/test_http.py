@@ -165,6 +165,13 @@ def test_a_running_run_is_live_until_it_ends(ui_env, ui, tmp_path):
         assert run["parameters"]["release"] == repr(str(release))
         _, page = ui.get(f"/flows/{held['pathspec']}")
         assert 'data-live="1"' in page and 'class="step running" data-step="hold"' in page
+        # The running task's output, as the task saved it so far.
+        hold = next(t["pathspec"] for t in run["tasks"] if t["step"] == "hold")
+        task = wait_for(lambda: (t := ui.json(f"/api/flows/{hold}")) and "holding" in t["stdout"] and t,
+                        what="the running task's first line")
+        assert not task["finished"] and task["stdout"] == "holding until released\n"
+        _, page = ui.get(f"/flows/{hold}")
+        assert '<span class="line">holding until released</span>' in page and 'data-live="1"' in page
         release.write_text("go")
         assert process.wait(timeout=120) == 0
         time.sleep(0.1)
@@ -178,3 +185,44 @@ def test_command_line_server_stops_cleanly(ui_env, runs):
     server = UIServer(ui_env)
     assert server.get("/")[0] == 200
     assert "Traceback" not in server.stop()
+
+
+def test_an_older_attempt_opens_with_its_own_logs_and_exception(ui, runs):
+    explode = _task(ui, "BrokenFlow", runs["broken"], "explode")
+    first = ui.json(f"/api/flows/{explode}?attempt=0")
+    assert first["attempt"] == 0 and first["finished"] and not first["successful"]
+    assert first["stdout"] == "about to fail\n" and first["exception"]["type"] == "builtins.ValueError"
+    assert ui.json(f"/api/flows/{explode}")["attempt"] == 1
+    status, page = ui.get(f"/flows/{explode}?attempt=0")
+    assert status == 200 and '<small class="attempt-shown">attempt 0</small>' in page
+    assert 'class="attempt failed shown" data-attempt="0"' in page
+    assert f'<a href="/flows/{explode}?attempt=1">1</a>' in page  # the attempts table links each one
+    _, run_page = ui.get(f"/flows/BrokenFlow/{runs['broken']}")
+    assert f'href="/flows/{explode}?attempt=0"' in run_page and f'href="/flows/{explode}?attempt=1"' in run_page
+    for bad in ("7", "-1", "x"):
+        status, page = ui.get(f"/flows/{explode}?attempt={bad}")
+        assert status == 404 and "attempt" in page and "Traceback" not in page
+
+
+def test_the_run_page_asks_the_metadata_the_same_number_of_times_whatever_its_size(ui_env, runs, monkeypatch):
+    """The timeline's attempt times come from one whole-run query, not one per task."""
+    from flow_core.backends.local_metadata import LocalMetadata
+    from flow_ui import queries
+
+    monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", ui_env.env["METAFLOW_DATASTORE_SYSROOT_LOCAL"])
+    q = queries.Queries()
+    read = LocalMetadata._read
+    sql: list[str] = []
+    monkeypatch.setattr(LocalMetadata, "_read", lambda self, statement, args=(): sql.append(statement)
+                        or read(self, statement, args))
+
+    def queries_for(flow: str, run_id: str) -> tuple[int, int]:
+        sql.clear()
+        run = q.run(flow, run_id)
+        timeline = q.timeline(flow, run_id)
+        return len(sql), len(timeline["attempts"]) + len(run["tasks"])
+
+    wide, wide_size = queries_for("ShapesFlow", runs["shapes"])
+    narrow, narrow_size = queries_for("BrokenFlow", runs["broken"])
+    assert wide_size > 2 * narrow_size and wide == narrow
+    assert sum("FROM attempts" in s for s in sql) == 1  # the timeline's, for the narrow run as for the wide

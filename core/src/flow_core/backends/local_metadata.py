@@ -26,6 +26,7 @@ from flow_core.backends.records import (
     RUNNING,
     SUCCEEDED,
     ArtifactRecord,
+    AttemptRecord,
     FlowRecord,
     MetadataField,
     RunRecord,
@@ -36,7 +37,7 @@ from flow_core.errors import MetadataError, NotFound
 from flow_core.plugin.settings import Settings
 
 DATABASE_NAME = "metadata.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 60.0
 
 SCHEMA = """
@@ -111,6 +112,33 @@ CREATE TABLE fields (
 CREATE INDEX fields_by_task ON fields (flow_name, run_number, task_number);
 """
 
+#: Each attempt's start, end and outcome, so that a run's timeline is one query.
+ATTEMPTS_TABLE = """
+CREATE TABLE attempts (
+    flow_name TEXT NOT NULL,
+    run_number INTEGER NOT NULL,
+    task_number INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (flow_name, run_number, task_number, attempt)
+);
+"""
+
+#: Attempts recorded before the attempts table, as their fields and task tell them (an
+#: earlier attempt failed and ended where the next started).
+ATTEMPTS_FROM_FIELDS = """
+INSERT INTO attempts
+SELECT s.flow_name, s.run_number, s.task_number, s.attempt, s.started_at,
+       CASE WHEN s.next_start IS NOT NULL THEN s.next_start WHEN t.status != 'running' THEN t.finished_at END,
+       CASE WHEN s.next_start IS NOT NULL THEN 'failed' ELSE t.status END
+FROM (SELECT flow_name, run_number, task_number, attempt, MIN(created_at) AS started_at,
+             LEAD(MIN(created_at)) OVER (PARTITION BY flow_name, run_number, task_number ORDER BY attempt) AS next_start
+      FROM fields GROUP BY flow_name, run_number, task_number, attempt) AS s
+JOIN tasks t USING (flow_name, run_number, task_number)
+"""
+
 NAME_INDEXES = """
 CREATE UNIQUE INDEX runs_by_name ON runs (flow_name, run_name) WHERE run_name IS NOT NULL;
 CREATE UNIQUE INDEX tasks_by_name ON tasks (flow_name, run_number, task_name) WHERE task_name IS NOT NULL;
@@ -122,6 +150,7 @@ MIGRATIONS = {
 ALTER TABLE runs ADD COLUMN run_name TEXT;
 ALTER TABLE tasks ADD COLUMN task_name TEXT;
 """ + NAME_INDEXES,
+    2: ATTEMPTS_TABLE + ";" + ATTEMPTS_FROM_FIELDS,
 }
 MAX_INTEGER = 2**63 - 1
 
@@ -188,7 +217,7 @@ class LocalMetadata(MetadataBackend):
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
             if version == 0:
-                _script(conn, SCHEMA + NAME_INDEXES)
+                _script(conn, SCHEMA + NAME_INDEXES + ATTEMPTS_TABLE)
             else:
                 for older in range(version, SCHEMA_VERSION):
                     _script(conn, MIGRATIONS[older])
@@ -347,17 +376,23 @@ class LocalMetadata(MetadataBackend):
                 " WHERE flow_name = ? AND run_number = ? AND task_number = ?", (attempt, RUNNING, *key)).rowcount
             if not changed:
                 raise NotFound(f"task {flow_name}/{run_id}/{step_name}/{task_id} was never allocated")
+            db.execute("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                       (*key, attempt, time.time(), RUNNING))
             self._insert_fields(db, key, attempt, fields)
 
     def finish_attempt(self, flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int,
                        succeeded: bool, artifacts: Sequence[ArtifactRecord] = (),
                        fields: Mapping[str, str] = {}) -> None:
         key = self._task_key(flow_name, run_id, step_name, task_id)
+        status, now = SUCCEEDED if succeeded else FAILED, time.time()
         with self._write() as db:
             db.execute(
                 "UPDATE tasks SET attempt = MAX(attempt, ?), status = ?, finished_at = ?"
-                " WHERE flow_name = ? AND run_number = ? AND task_number = ?",
-                (attempt, SUCCEEDED if succeeded else FAILED, time.time(), *key))
+                " WHERE flow_name = ? AND run_number = ? AND task_number = ?", (attempt, status, now, *key))
+            db.execute("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)"
+                       " ON CONFLICT (flow_name, run_number, task_number, attempt) DO UPDATE"
+                       " SET finished_at = excluded.finished_at, status = excluded.status",
+                       (*key, attempt, now, now, status))
             db.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [(*key, attempt, a.name, a.key, a.type, a.size, a.encoding) for a in artifacts])
             self._insert_fields(db, key, attempt, fields)
@@ -463,3 +498,13 @@ class LocalMetadata(MetadataBackend):
         rows = self._read("SELECT field, value, type, attempt, created_at FROM fields WHERE flow_name = ?"
                           " AND run_number = ? AND task_number = ? ORDER BY rowid", key)
         return [MetadataField(*row) for row in rows]
+
+    def list_attempts(self, flow_name: str, run_id: str) -> list[AttemptRecord]:
+        """One query over the attempts table."""
+        rows = self._read(
+            "SELECT t.step_name, t.task_number, t.task_name, a.attempt, a.started_at, a.finished_at, a.status"
+            " FROM attempts a JOIN tasks t USING (flow_name, run_number, task_number)"
+            " WHERE a.flow_name = ? AND a.run_number = ? ORDER BY a.task_number, a.attempt",
+            (flow_name, self._run_number(flow_name, run_id)))
+        return [AttemptRecord(step, name or str(number), attempt, started, finished, status)
+                for step, number, name, attempt, started, finished, status in rows]

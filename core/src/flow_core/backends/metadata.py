@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 
 from flow_core.backends.records import (
     ArtifactRecord,
+    AttemptRecord,
     FlowRecord,
     MetadataField,
     RunRecord,
     StepRecord,
     TaskRecord,
+    attempts_from_fields,
 )
 from flow_core.errors import MetadataError
 
@@ -182,3 +184,18 @@ class MetadataBackend(ABC):
     @abstractmethod
     def list_metadata(self, flow_name: str, run_id: str, step_name: str, task_id: str) -> list[MetadataField]:
         """Every metadata field of every attempt of the task, oldest first."""
+
+    def list_attempts(self, flow_name: str, run_id: str) -> list[AttemptRecord]:
+        """Every attempt of every task of the run, with when it started and ended and how:
+        each task's in attempt order, the tasks as `list_tasks` orders them. A run's timeline
+        needs them all at once.
+
+        This default asks for each task's metadata fields, a query per task; a backend that
+        can answer in one query overrides it. An attempt's start is its first field, an earlier
+        attempt ends where the next starts."""
+        attempts: list[AttemptRecord] = []
+        for task in self.list_tasks(flow_name, run_id):
+            if task.attempt >= 0:
+                fields = self.list_metadata(flow_name, run_id, task.step_name, task.task_id)
+                attempts.extend(attempts_from_fields(task, fields))
+        return attempts

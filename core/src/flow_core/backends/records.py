@@ -7,7 +7,7 @@ a module of their own below both.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import attrs
 
@@ -79,6 +79,58 @@ class TaskRecord:
     @property
     def pathspec(self) -> str:
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+
+@attrs.frozen
+class AttemptRecord:
+    """One attempt of one task and when it ran: what a run's timeline draws, for every
+    attempt of a run at once (`MetadataBackend.list_attempts`)."""
+
+    step_name: str
+    task_id: str
+    attempt: int
+    started_at: float
+    #: When the attempt ended; None while it runs.
+    finished_at: float | None = None
+    status: str = RUNNING
+
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING
+
+
+def close_superseded(attempts: Sequence[AttemptRecord]) -> list[AttemptRecord]:
+    """The attempts (each task's together, in attempt order), with one that never recorded
+    its end but was followed by another of its task marked failed, ending where the next
+    began: a retry follows only a failure, and a killed attempt had no chance to say so."""
+    out = []
+    for record, following in zip(attempts, [*attempts[1:], None]):
+        if (record.finished_at is None and following is not None
+                and (following.step_name, following.task_id) == (record.step_name, record.task_id)):
+            record = attrs.evolve(record, finished_at=following.started_at, status=FAILED)
+        out.append(record)
+    return out
+
+
+def attempts_from_fields(task: TaskRecord, fields: Iterable[MetadataField]) -> list[AttemptRecord]:
+    """A task's attempts as its record and metadata fields tell them: each starts with its
+    first field, an earlier one ends where the next starts (failed: a retry follows only a
+    failure), the latest ends as the task did."""
+    starts: dict[int, float] = {}
+    for field in fields:
+        if field.attempt not in starts or field.created_at < starts[field.attempt]:
+            starts[field.attempt] = field.created_at
+    if task.attempt >= 0 and task.attempt not in starts:
+        starts[task.attempt] = task.created_at
+    numbers = sorted(starts)
+    out = []
+    for number, following in zip(numbers, [*numbers[1:], None]):
+        if following is not None:
+            out.append(AttemptRecord(task.step_name, task.task_id, number, starts[number], starts[following], FAILED))
+        else:
+            end = task.finished_at if task.status != RUNNING else None
+            out.append(AttemptRecord(task.step_name, task.task_id, number, starts[number], end, task.status))
+    return out
 
 
 @attrs.frozen

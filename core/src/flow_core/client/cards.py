@@ -99,5 +99,6 @@ def get_cards(task: Union[str, Task], id: Optional[str] = None, type: Optional[s
         raise FlowError(f"get_cards takes a Task or a task pathspec, not {task.__class__.__name__}")
     origin = task.origin_pathspec if follow_resumed else None
     pathspec = origin or task.pathspec
-    stored = filter_cards(list_cards(backends().datastore.storage, pathspec), type=type, id=id)
+    attempt = task._attempt if origin is None else None  # Task(…, attempt=N): that attempt's cards
+    stored = filter_cards(list_cards(backends().datastore.storage, pathspec, attempt), type=type, id=id)
     return CardContainer([Card(card, origin) for card in stored], origin)

@@ -18,6 +18,7 @@ from flow_core.client.exception import TaskException
 from flow_core.client.lineage import child_pathspecs, parent_pathspecs
 from flow_core.client.namespace import backends, get_namespace
 from flow_core.client.step_extras import StepNeighbours
+from flow_core.client.task_attempt import attempt_log, chosen_attempt
 from flow_core.client.task_data import TaskArtifacts, TaskData
 from flow_core.client.trigger import Trigger
 from flow_core.datastore.task_store import TaskDataStore
@@ -446,10 +447,11 @@ class Task(_RunTags, ClientObject):
 
     _kind = "task"
 
-    def __init__(self, pathspec: str, _record: TaskRecord | None = None, _step: Step | None = None,
-                 _namespace_check: bool = True):
+    def __init__(self, pathspec: str, attempt: int | str | None = None, _record: TaskRecord | None = None,
+                 _step: Step | None = None, _namespace_check: bool = True):
         flow_name, run_id, step_name, task_id = _split(pathspec, 4, "task")
         self.pathspec = f"{flow_name}/{run_id}/{step_name}/{task_id}"
+        self._attempt = chosen_attempt(attempt, self.pathspec)
         if _record is None:
             if _step is None:
                 Run(f"{flow_name}/{run_id}", _namespace_check=_namespace_check)  # the namespace check, and a clear error for a bad run
@@ -460,6 +462,15 @@ class Task(_RunTags, ClientObject):
         self._step = _step
         self._store: TaskDataStore | None = None
         self._fields: list[MetadataField] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other) and other._attempt == self._attempt  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self._attempt))
+
+    def __repr__(self) -> str:
+        return super().__repr__() if self._attempt is None else f"Task('{self.pathspec}', attempt={self._attempt})"
 
     # -- outcome ------------------------------------------------------------------------------
 
@@ -480,24 +491,32 @@ class Task(_RunTags, ClientObject):
 
     @property
     def finished(self) -> bool:
-        return self._record.status != RUNNING
+        if self._attempt is None or self._attempt == self._record.attempt:
+            return self._record.status != RUNNING
+        return self._attempt < self._record.attempt  # an earlier attempt ended; a later one has not begun
 
     @property
     def successful(self) -> bool:
-        return self._record.status == SUCCEEDED
+        if self._attempt is None:
+            return self._record.status == SUCCEEDED
+        store = self._datastore()
+        return store is not None and bool(store.info.success)
 
     @property
     def current_attempt(self) -> int:
-        return max(self._record.attempt, 0)
+        """The attempt this object shows: the one asked for, else the latest started."""
+        return self._attempt if self._attempt is not None else max(self._record.attempt, 0)
 
     # -- the datastore side -------------------------------------------------------------------
 
     def _datastore(self) -> TaskDataStore | None:
-        """The latest committed attempt (None while the first attempt still runs)."""
+        """The committed attempt shown: the one asked for, else the latest committed (None
+        while it runs, or if it never committed)."""
         if self._store is None:
             r = self._record
             try:
-                self._store = backends().datastore.open_task(r.flow_name, r.run_id, r.step_name, r.task_id)
+                self._store = backends().datastore.open_task(r.flow_name, r.run_id, r.step_name, r.task_id,
+                                                             self._attempt)
             except NotFound:
                 return None
         return self._store
@@ -534,9 +553,12 @@ class Task(_RunTags, ClientObject):
         assert store is not None
         return store.load(name)
 
+    def _log_bytes(self, stream: str) -> bytes:
+        return attempt_log(backends().datastore.storage, self._datastore(), self.pathspec, self.current_attempt,
+                           stream)
+
     def _log(self, stream: str) -> str:
-        store = self._datastore()
-        return store.log(stream).decode("utf-8", "replace") if store is not None else ""
+        return self._log_bytes(stream).decode("utf-8", "replace")
 
     @property
     def stdout(self) -> str:
@@ -553,8 +575,7 @@ class Task(_RunTags, ClientObject):
         attempt finished (its start while it runs)."""
         if stream not in LOG_STREAMS:
             raise ValueError(f"stream is 'stdout' or 'stderr', not {stream!r}")
-        store = self._datastore()
-        raw = store.log(stream) if store is not None else b""
+        raw = self._log_bytes(stream)
         stamp = self._record.finished_at or self._record.created_at
         when = datetime.fromtimestamp(stamp, tz=timezone.utc).replace(tzinfo=None)
         for line in raw.splitlines():
@@ -565,7 +586,8 @@ class Task(_RunTags, ClientObject):
         """What the step raised: ``.type`` (``builtins.ValueError``), ``.exception`` (the
         message), ``.stacktrace``; ``str()`` is ``ValueError: message``. None if it did not fail."""
         store = self._datastore()
-        recorded = store.info.exception if store is not None else None
+        # Of the attempt shown only: while a retry runs, the failure before it is not its own.
+        recorded = store.info.exception if store is not None and store.attempt == self.current_attempt else None
         if not recorded:
             return None
         # ``exception_type`` (module-qualified) once the engine records it; else the short name.
@@ -639,6 +661,8 @@ class Task(_RunTags, ClientObject):
         if self._fields is None:
             r = self._record
             listed = backends().metadata.list_metadata(r.flow_name, r.run_id, r.step_name, r.task_id)
+            if self._attempt is not None:  # an attempt's own fields, as Metaflow's Task(…, attempt=N)
+                listed = [f for f in listed if f.attempt == self._attempt]
             self._fields = [f if f.type else attrs.evolve(f, type=f.field) for f in listed]  # Metaflow's types
         return list(self._fields)
 

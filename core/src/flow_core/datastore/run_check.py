@@ -47,9 +47,10 @@ class RunCheck:
 
 
 def run_ids(datastore: FlowDataStore, flow_name: str) -> list[str]:
-    """Every run of the flow that has anything stored, oldest first."""
+    """Every run of the flow with a committed task attempt, oldest first (a run whose first
+    task still runs has only its live logs or cards: nothing to check yet)."""
     prefix = f"{INDEX_PREFIX}/{flow_name}/"
-    ids = {key[len(prefix):].split("/", 1)[0] for key in datastore.storage.list(prefix)}
+    ids = {key[len(prefix):].split("/", 1)[0] for key in datastore.storage.list(prefix) if key.endswith(INDEX_SUFFIX)}
     return sorted(ids, key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
 
 

@@ -19,6 +19,8 @@ import os
 import selectors
 import sys
 import threading
+import time
+from typing import Callable
 
 STREAMS = {"stdout": 1, "stderr": 2}
 #: The longest the end of a task waits for its output to be copied out (a safety net: a
@@ -71,12 +73,21 @@ def _line_buffered(stream: object, raw: _WriteThrough) -> io.TextIOWrapper:
                             errors=getattr(stream, "errors", None) or "strict", line_buffering=True)
 
 
+#: ``(seconds, callback)``: have the copying thread call ``callback(capture)`` once, that many
+#: seconds after the capture starts, if it is still running then. It is what lets a task start
+#: a thread of its own only if it lives that long: most tasks end sooner, and starting a
+#: thread costs more than the rest of the capture.
+Later = tuple[float, Callable[["OutputCapture"], None]]
+
+
 class OutputCapture:
     """``with OutputCapture() as logs: ...`` then ``logs.stdout`` and ``logs.stderr`` (bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, later: Later | None = None) -> None:
         self.stdout = b""
         self.stderr = b""
+        self._later_asked = later
+        self._later: tuple[float, Callable[[OutputCapture], None]] | None = None
 
     def __enter__(self) -> "OutputCapture":
         _flush_python_streams()
@@ -95,10 +106,38 @@ class OutputCapture:
         faulthandler.enable(file=self._saved["stderr"])
         self._python_streams = self._write_through()
         self._ending = threading.Event()
+        if self._later_asked is not None:
+            seconds, callback = self._later_asked
+            self._later = (time.monotonic() + seconds, callback)
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         return self
+
+    def _call_if_due(self) -> float | None:
+        """Run the ``later`` callback if its time came; the seconds until it is due, or None."""
+        if self._later is None or self._ending.is_set():
+            return None
+        due, callback = self._later
+        left = due - time.monotonic()
+        if left > 0:
+            return left
+        self._later = None
+        try:
+            callback(self)
+        except Exception:  # noqa: BLE001 -- the copying must go on whatever the callback does
+            pass
+        return None
+
+    def pieces(self) -> int:
+        """How many pieces of output were captured so far: it grows with every write, so a
+        thread polling it knows cheaply whether there is anything new."""
+        return sum(len(chunks) for chunks in self._chunks.values())
+
+    def so_far(self) -> dict[str, bytes]:
+        """What each stream has captured so far; safe to call from another thread while the
+        capture runs (the lists only grow, and a copy of one is taken whole)."""
+        return {name: b"".join(chunks[:]) for name, chunks in self._chunks.items()}
 
     def _write_through(self) -> dict[str, tuple[object, io.TextIOWrapper, _WriteThrough]]:
         """Point ``sys.stdout``/``sys.stderr`` (when they are the process's fds 1 and 2) at
@@ -133,7 +172,7 @@ class OutputCapture:
             selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
             open_ends = len(self._reads)
             while open_ends:
-                ready = selector.select(timeout=0 if self._ending.is_set() else None)
+                ready = selector.select(timeout=0 if self._ending.is_set() else self._call_if_due())
                 if not ready and self._ending.is_set():
                     return
                 for key, _ in ready:

@@ -24,6 +24,7 @@ from flow_core.datastore.card_store import TaskCardWriter
 from flow_core.datastore.task_store import FlowDataStore, TaskDataStore
 from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import has_step_wildcard, resolve_step_wildcards, unpack_input_paths
+from flow_core.engine.live_log_saver import LiveLogSaver
 from flow_core.engine.metadata_path import task_metadata
 from flow_core.engine.output_capture import OutputCapture
 from flow_core.engine.run_start import (
@@ -164,7 +165,8 @@ class TaskRunner:
         started = time.time()
         succeeded = False
         heartbeat = RunHeartbeat(self.metadata, self.flow_name, args.run_id) if self.owns_run else nullcontext()
-        with heartbeat, OutputCapture() as logs:
+        with heartbeat, LiveLogSaver(self.backends.storage, pathspec, args.retry_count, self.settings) as live, \
+                OutputCapture(later=live.schedule()) as logs:
             try:
                 extra = self._prepare(flow, parents)
                 self._set_current()
@@ -188,6 +190,7 @@ class TaskRunner:
         store.info.success = succeeded
         store.info.duration = time.time() - started
         store.commit()
+        live.remove()  # the index holds the final logs now
         self.metadata.finish_attempt(
             self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count, succeeded,
             list(store.artifact_records().values()) if succeeded else [],

@@ -37,6 +37,9 @@ class ResolvedSetting:
     help: str = ""
 
 
+LIVE_LOGS_MIN_INTERVAL = "METAFLOW_LIVE_LOGS_MIN_INTERVAL"
+LIVE_LOGS_MAX_INTERVAL = "METAFLOW_LIVE_LOGS_MAX_INTERVAL"
+
 CORE_SETTINGS = (
     Setting("METAFLOW_DEFAULT_DATASTORE", "local", "datastore backend for new runs"),
     Setting("METAFLOW_DEFAULT_METADATA", "local", "metadata backend for new runs and the Client API"),
@@ -49,6 +52,10 @@ CORE_SETTINGS = (
     Setting("METAFLOW_USER", None, "your name in namespaces and the user: tag (default: $USER)"),
     Setting("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", ".py",
             "comma list: the files of the flow's folder a code package for remote tasks takes"),
+    Setting(LIVE_LOGS_MIN_INTERVAL, "1",
+            "seconds between saves of a running task's output to the datastore, at first (0: no live logs)"),
+    Setting(LIVE_LOGS_MAX_INTERVAL, "30",
+            "seconds that interval grows by as a task runs on (Metaflow's sigmoid, reached after ~20 minutes)"),
     Setting("METAFLOW_DISABLE_PLUGINS", None, "comma list of plugin distributions not to load"),
     Setting("METAFLOW_LOAD_PLUGINS", None, "comma list: load only these plugin distributions"),
 )

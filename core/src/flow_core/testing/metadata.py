@@ -156,6 +156,33 @@ class MetadataConformance:
         fields = [(f.field, f.value, f.attempt) for f in metadata.list_metadata("ConfFlow", run.run_id, "start", task)]
         assert fields == [("hostname", "h1", 0), ("exit", "1", 0), ("hostname", "h2", 1)]
 
+    def test_list_attempts_gives_every_attempt_of_a_run_with_its_times(self, metadata):
+        run = metadata.new_run("ConfFlow", "alice")
+        (retried,) = metadata.new_tasks("ConfFlow", run.run_id, "start")
+        running, waiting = metadata.new_tasks("ConfFlow", run.run_id, "fan", count=2)
+        metadata.start_attempt("ConfFlow", run.run_id, "start", retried, 0, {"hostname": "h1"})
+        metadata.finish_attempt("ConfFlow", run.run_id, "start", retried, 0, False)
+        metadata.start_attempt("ConfFlow", run.run_id, "start", retried, 1, {"hostname": "h2"})
+        metadata.finish_attempt("ConfFlow", run.run_id, "start", retried, 1, True)
+        metadata.start_attempt("ConfFlow", run.run_id, "fan", running, 0, {"hostname": "h3"})
+        attempts = metadata.list_attempts("ConfFlow", run.run_id)
+        assert [(a.step_name, a.task_id, a.attempt, a.status) for a in attempts] == [
+            ("start", retried, 0, FAILED), ("start", retried, 1, SUCCEEDED), ("fan", running, 0, RUNNING)]
+        first, second, live = attempts
+        assert first.started_at <= first.finished_at <= second.started_at <= second.finished_at
+        assert live.finished_at is None and live.running and live.started_at >= first.started_at
+        other = metadata.new_run("ConfFlow", "alice")
+        assert metadata.list_attempts("ConfFlow", other.run_id) == []
+
+    def test_list_attempts_of_named_tasks(self, metadata):
+        metadata.new_run("ConfFlow", "alice", run_id="sfn-attempts")
+        metadata.register_tasks("ConfFlow", "sfn-attempts", "start", ["t-one"])
+        metadata.start_attempt("ConfFlow", "sfn-attempts", "start", "t-one", 0)
+        metadata.finish_attempt("ConfFlow", "sfn-attempts", "start", "t-one", 0, True)
+        (attempt,) = metadata.list_attempts("ConfFlow", "sfn-attempts")
+        assert (attempt.step_name, attempt.task_id, attempt.attempt, attempt.status) == ("start", "t-one", 0, SUCCEEDED)
+        assert attempt.finished_at >= attempt.started_at
+
     def test_unknown_task_is_none(self, metadata):
         run = metadata.new_run("ConfFlow", "alice")
         assert metadata.get_task("ConfFlow", run.run_id, "start", "424242") is None

@@ -3,7 +3,8 @@
 Upstream routes keep upstream behaviour where Metaflow's client depends on it (a heartbeat
 answers a JSON-encoded string; creates answer 200; a missing object is 404, never 500).
 Flow's additions: bulk task creation (``POST …/steps/{step}/tasks``), many tasks' attempt
-records in one transaction (``POST …/runs/{run}/attempts``), an explicit run outcome
+records in one transaction (``POST …/runs/{run}/attempts``), and every attempt of a run
+with its start and end in one answer (``GET …/runs/{run}/attempts``), an explicit run outcome
 (``POST …/runs/{run}/finish``), ``?tag=``/``?status=`` filters and ``_limit``/
 ``_cursor`` pages on every listing, ``DELETE`` of runs and flows, ``/health``.
 
@@ -33,6 +34,9 @@ from .store import HEARTBEAT_INTERVAL, Conflict, Invalid, MetadataStore, NotFoun
 #: clients expect upstream's own pagination protocol, which this service does not speak.
 COMPATIBLE_VERSION = "2.5.0"
 API_VERSION = 1
+#: Additions to API version 1 a client may look for (``FLOW_METADATA_API_REVISION`` on ``/ping``;
+#: a service without the header is revision 0): 1 adds ``GET …/runs/{run}/attempts``.
+API_REVISION = 1
 MAX_PAGE = 10_000
 NAME = re.compile(rf"^[^/\x00]{{1,{MAX_NAME}}}$")
 
@@ -171,7 +175,8 @@ def _ids(request: Request, *names: str) -> list[str]:
 @route("GET", "/ping")
 async def ping(request, store):
     return text_reply("pong", headers={"METADATA_SERVICE_VERSION": COMPATIBLE_VERSION,
-                                       "FLOW_METADATA_API": str(API_VERSION)})
+                                       "FLOW_METADATA_API": str(API_VERSION),
+                                       "FLOW_METADATA_API_REVISION": str(API_REVISION)})
 
 
 @route("GET", "/version")
@@ -285,6 +290,11 @@ async def record_attempts(request, store):
                        "artifacts": [_artifact(a) for a in item.get("artifacts", [])]})
     recorded = await store.record_attempts(*_ids(request, "flow_id", "run"), events)
     return json_reply({"attempts_recorded": recorded})
+
+
+@route("GET", RUN + "/attempts")
+async def list_attempts(request, store):
+    return json_reply(await store.list_attempts(*_ids(request, "flow_id", "run")))
 
 
 @route("GET", RUN + "/steps")

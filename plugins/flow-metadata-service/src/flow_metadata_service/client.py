@@ -31,6 +31,7 @@ from flow_core.plugin_api import (
     RUNNING,
     SUCCEEDED,
     ArtifactRecord,
+    AttemptRecord,
     FlowRecord,
     MetadataBackend,
     MetadataField,
@@ -39,6 +40,7 @@ from flow_core.plugin_api import (
     Settings,
     StepRecord,
     TaskRecord,
+    close_superseded,
 )
 
 from .errors import LimitExceeded, ServiceError
@@ -47,6 +49,10 @@ from .limits import MAX_ARTIFACTS, MAX_BODY, MAX_EVENTS, MAX_METADATA
 
 FLOW_API_HEADER = "FLOW_METADATA_API"
 FLOW_API_VERSION = "1"
+#: The header that says which additions to version 1 the service has (absent: none).
+FLOW_API_REVISION_HEADER = "FLOW_METADATA_API_REVISION"
+#: The revision that answers ``GET …/runs/{run}/attempts``; an older service gets a query per task.
+ATTEMPTS_REVISION = 1
 TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 RETRY_FOR_SECONDS = 60.0  # how long a request keeps retrying through outages (FLOW_SERVICE_RETRY_SECONDS)
 MAX_BACKOFF = 4.0
@@ -66,6 +72,7 @@ class ServiceMetadata(MetadataBackend):
         self._pool: urllib3.PoolManager | None = None
         self._pool_pid = 0
         self._checked = False
+        self._revision = 0
         self._batches = threading.local()  # a batch belongs to the thread that opened it
         self.retry_for = float(os.environ.get("FLOW_SERVICE_RETRY_SECONDS", RETRY_FOR_SECONDS))
 
@@ -146,6 +153,8 @@ class ServiceMetadata(MetadataBackend):
                 f"the metadata service at {self.url} does not speak Flow's metadata API version {FLOW_API_VERSION} "
                 f"(it says {response.headers.get(FLOW_API_HEADER) or 'nothing'}); run flow-metadata-service "
                 "of the same release as this client")
+        revision = response.headers.get(FLOW_API_REVISION_HEADER, "0")
+        self._revision = int(revision) if is_number(revision) else 0
         self._checked = True
 
     @staticmethod
@@ -312,6 +321,16 @@ class ServiceMetadata(MetadataBackend):
         rows = self._all(self._task_path(flow_name, run_id, step_name, task_id, "metadata"))
         return [MetadataField(m["field_name"], m["value"], m["type"] if m["type"] != m["field_name"] else "",
                               attempt_from_tags(m["tags"]) or 0, m["ts_epoch"] / 1000) for m in rows if m["type"] != BOOKKEEPING]
+
+    def list_attempts(self, flow_name: str, run_id: str) -> list[AttemptRecord]:
+        """One request, where the service has the route; an older one is asked task by task."""
+        self._check_version()
+        if self._revision < ATTEMPTS_REVISION:
+            return super().list_attempts(flow_name, run_id)
+        rows = self._call("GET", self._quote("flows", flow_name, "runs", run_id, "attempts"), missing_ok=True)
+        return close_superseded([
+            AttemptRecord(a["step_name"], str(a["task_id"]), a["attempt"], a["started_at"] / 1000,
+                          _seconds(a["finished_at"]), a["status"]) for a in rows or ()])
 
 
 #: What the client puts in one request at most: half the service's limit leaves room for

@@ -68,3 +68,12 @@ def artifact_json(row: asyncpg.Record) -> dict:
             "ds_type": row["ds_type"], "sha": row["sha"], "type": row["type"],
             "content_type": row["content_type"], "size": row["size"], "user_name": row["user_name"],
             "ts_epoch": row["ts_epoch"], "tags": tag_list(row["tags"]), "system_tags": tag_list(row["system_tags"])}
+
+
+def attempt_json(row: asyncpg.Record) -> dict:
+    """One attempt; times in milliseconds like every ``ts_epoch``, ``finished_at`` null while it runs."""
+    ok = row["ok"]
+    return {"step_name": row["step_name"], "task_id": exposed_id(row["task_id"], row["task_name"]),
+            "attempt": row["attempt"], "started_at": row["started_at"] or row["first_ts"],
+            "finished_at": row["finished_at"],
+            "status": "running" if ok is None else "succeeded" if ok else "failed"}

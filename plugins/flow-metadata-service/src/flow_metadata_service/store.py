@@ -20,11 +20,12 @@ import asyncpg
 from .attempts import AttemptChange
 from .batching import Batcher
 from .errors import ServiceError
-from .ids import is_number
+from .ids import ATTEMPT_TAG, is_number
 from .limits import check_count
 from .paging import Page
 from .shapes import (
     artifact_json,
+    attempt_json,
     exposed_id,
     flow_json,
     metadata_json,
@@ -109,6 +110,23 @@ TASK_COLUMNS = """t.flow_id, t.run_number, r.run_id, t.step_name, t.task_id, t.t
 
 ARTIFACT_COLUMNS = """a.flow_id, a.run_number, r.run_id, a.step_name, a.task_id, t.task_name, a.attempt_id, a.name,
     a.location, a.ds_type, a.sha, a.type, a.content_type, a.size, a.user_name, a.ts_epoch, r.tags, r.system_tags"""
+
+#: Each attempt's first ``attempt`` field and last ``attempt_ok`` field, by the attempt its
+#: ``attempt_id:N`` tag names (Metaflow's clients and Flow's both tag them so).
+ATTEMPTS_OF_RUN = f"""
+    SELECT t.step_name, t.task_id, t.task_name, a.attempt,
+           min(m.ts_epoch) FILTER (WHERE m.field_name = 'attempt') AS started_at,
+           max(m.ts_epoch) FILTER (WHERE m.field_name = 'attempt_ok') AS finished_at,
+           bool_and(m.value = 'True') FILTER (WHERE m.field_name = 'attempt_ok') AS ok,
+           min(m.ts_epoch) AS first_ts
+    FROM metadata m
+    JOIN tasks t USING (flow_id, run_number, step_name, task_id)
+    CROSS JOIN LATERAL (SELECT substr(tag, {len(ATTEMPT_TAG) + 1})::int AS attempt
+                        FROM jsonb_array_elements_text(m.tags) AS tag
+                        WHERE tag ~ '^{ATTEMPT_TAG}[0-9]{{1,9}}$' LIMIT 1) AS a
+    WHERE m.flow_id = $1 AND m.run_number = $2 AND m.field_name IN ('attempt', 'attempt_ok')
+    GROUP BY t.step_name, t.task_id, t.task_name, a.attempt
+    ORDER BY t.task_id, a.attempt"""
 
 
 class MetadataStore:
@@ -466,6 +484,15 @@ class MetadataStore:
                 f" WHERE m.flow_id = $1 AND m.run_number = $2{where}{more}{tail}", *args)
         rows, cursor = page.cut(rows, "id")
         return [metadata_json(r) for r in rows], cursor
+
+    async def list_attempts(self, flow_id: str, run: str) -> list[dict]:
+        """Every attempt of the run's tasks with its start and end, from the fields that open
+        (``attempt``) and close (``attempt_ok``) it, in one statement: what a timeline of
+        thousands of tasks needs without a request per task."""
+        async with self.pool.acquire() as conn:
+            number = await self._run_number(conn, flow_id, run)
+            rows = await conn.fetch(ATTEMPTS_OF_RUN, flow_id, number)
+        return [attempt_json(r) for r in rows]
 
     async def list_artifacts(self, flow_id: str, run: str, step: str | None = None, task: str | None = None,
                              attempt: int | None = None, name: str | None = None) -> list[dict]:

@@ -122,7 +122,7 @@ def timeline_svg(timeline: dict[str, Any]) -> str:
         x2 = label_w + width * ((bar["end"] or now) - start) / span
         name = f'{bar["step"]}/{bar["task_id"]}' + (f' #{bar["attempt"]}' if bar["attempt"] else "")
         took = duration((bar["end"] or now) - bar["start"])
-        link = href(*bar["pathspec"].split("/"))
+        link = attempt_href(bar["pathspec"], bar["attempt"])
         label = f'<text class="barlabel" x="{label_w - 6}" y="{y + row - 4}">{e(name)}</text>' if row >= 12 else ""
         out.append(f'<a href="{e(link)}"><g class="attempt {e(bar["state"])}" data-step="{e(bar["step"])}">'
                    f'<title>{e(name)}: {e(bar["state"])}, {took}</title>{label}'
@@ -187,15 +187,25 @@ def log_block(stream: str, text: str) -> str:
     return f'<section class="log" data-stream="{stream}"><h3>{stream}</h3>{shown}</section>'
 
 
-def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: str, cards: list[Any]) -> str:
+def attempt_href(pathspec: str, attempt: int) -> str:
+    """The task page showing one attempt of the task."""
+    return f"{href(*pathspec.split('/'))}?{urlencode({'attempt': attempt})}"
+
+
+def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: str, cards: list[Any],
+              chosen: int | None = None) -> str:
+    """The task as its latest attempt left it, or (``chosen``) as one attempt of it did."""
     flow, run_id, step, task_id = task.path_components
     state = "succeeded" if task.successful else "running" if not task.finished else "failed"
+    shown = task.current_attempt
     rows = []
     for a in attempts:
         took = duration((a["end"] or time.time()) - a["start"]) if a["start"] else "—"
         note = " · ".join(e(f"{k}: {a[k]}") for k in ("hostname", "failure", "stopped") if a.get(k))
-        rows.append(f'<tr class="attempt {e(a["state"])}"><td>{a["attempt"]}</td><td>{badge(a["state"])}</td>'
-                    f'<td>{when(a["start"])}</td><td>{took}</td><td>{note}</td></tr>')
+        mark = " shown" if a["attempt"] == shown else ""
+        rows.append(f'<tr class="attempt {e(a["state"])}{mark}" data-attempt="{a["attempt"]}">'
+                    f'<td><a href="{e(attempt_href(task.pathspec, a["attempt"]))}">{a["attempt"]}</a></td>'
+                    f'<td>{badge(a["state"])}</td><td>{when(a["start"])}</td><td>{took}</td><td>{note}</td></tr>')
     exception = task.exception if task.finished and not task.successful else None
     exc_html = ""
     if exception is not None:
@@ -216,36 +226,38 @@ def task_page(task: Any, attempts: list[dict[str, Any]], stdout: str, stderr: st
     if task.origin_pathspec:
         origin = (f'<tr><th>Reused from</th><td><a class="origin" href="{e(href(*task.origin_pathspec.split("/")))}">'
                   f'{e(task.origin_pathspec)}</a></td></tr>')
+    which = f' <small class="attempt-shown">attempt {shown}</small>' if chosen is not None else ""
     body = (
-        f'<h1>{e(task.pathspec)} {badge(state)}</h1>'
+        f'<h1>{e(task.pathspec)}{which} {badge(state)}</h1>'
         f'<table class="facts"><tr><th>Started</th><td>{when(attempts[0]["start"] if attempts else None)}</td></tr>'
         f'<tr><th>Finished</th><td>{when(task.finished_at.timestamp() if task.finished_at else None)}</td></tr>'
         f'{origin}</table>'
         f'<h2>Attempts</h2><table class="attempts"><thead><tr><th>#</th><th>State</th><th>Started</th>'
         f'<th>Took</th><th>Notes</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
         f'{exc_html}'
-        '<h2>Logs</h2><p class="logs-note">Logs of the latest finished attempt; a running attempt\'s output '
-        'appears when it ends.</p>'
+        f'<h2>Logs</h2><p class="logs-note">Output of attempt {shown}. While it runs, what it printed appears '
+        'here as the task saves it: every second or so at first, less often as it runs on.</p>'
         '<input type="search" class="log-search" placeholder="Search the logs" aria-label="Search the logs">'
         f'{log_block("stdout", stdout)}{log_block("stderr", stderr)}'
         f'<h2>Artifacts</h2>{art_html}'
-        f'<section class="cards" id="cards"><h2>Cards</h2>{cards_html(task, cards)}</section>')
+        f'<section class="cards" id="cards"><h2>Cards</h2>{cards_html(task, cards, chosen)}</section>')
     return layout(task.pathspec, body, live=not task.finished,
                   crumbs=[(flow, f"/?{urlencode({'flow': flow})}"), (run_id, href(flow, run_id)),
                           (f"{step}/{task_id}", href(flow, run_id, step, task_id))])
 
 
-def card_href(task: Any, card: Any) -> str:
-    return href(*task.path_components, "cards", card.hash)
+def card_href(task: Any, card: Any, chosen: int | None = None) -> str:
+    link = href(*task.path_components, "cards", card.hash)
+    return link if chosen is None else f"{link}?{urlencode({'attempt': chosen})}"
 
 
-def cards_html(task: Any, cards: list[Any]) -> str:
+def cards_html(task: Any, cards: list[Any], chosen: int | None = None) -> str:
     """Each card in a sandboxed frame (its scripts and styles stay inside), with a link to open it."""
     if not cards:
         return '<p class="empty">No cards (a step shows some with @card).</p>'
     shown = []
     for card in cards:
-        link = card_href(task, card)
+        link = card_href(task, card, chosen)
         title = f"{card.type} card" + (f" “{card.id}”" if card.id else "")
         shown.append(f'<figure class="card"><figcaption>{e(title)} · <a href="{e(link)}">open</a></figcaption>'
                      f'<iframe class="card-frame" src="{e(link)}" sandbox="allow-scripts" title="{e(title)}">'

@@ -11,20 +11,26 @@ import json
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
 from flow_core import Task, namespace
-from flow_core.plugin_api import FAILED, RUNNING, SUCCEEDED, Backends, MetadataBackend, NotFound, RunRecord, TaskRecord
+from flow_core.plugin_api import (
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    AttemptRecord,
+    Backends,
+    MetadataBackend,
+    NotFound,
+    RunRecord,
+    TaskRecord,
+    attempts_from_fields,
+)
 
 #: The run's parameters live in this hidden step's one task (as `start` inherits them).
 PARAMETERS_STEP = "_parameters"
 #: Runs per page of the runs list.
 PAGE_SIZE = 50
-#: Threads reading per-task metadata for the timeline (one query per task: see `attempts_of`).
-METADATA_THREADS = 16
-#: Finished tasks whose attempt times are kept (then the cache starts over).
-ATTEMPTS_KEPT = 200_000
 #: How long a listing of every run is reused while paging (seconds).
 LISTING_TTL = 2.0
 
@@ -61,7 +67,6 @@ class Queries:
         self.backends = backends or Backends.configured()
         self._listing: dict[tuple, tuple[float, list[RunRecord]]] = {}
         self._edges: dict[str, dict[str, list[str]]] = {}
-        self._attempts: dict[tuple, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -220,76 +225,48 @@ class Queries:
     # -- the timeline -------------------------------------------------------------------------
 
     def timeline(self, flow: str, run_id: str) -> dict[str, Any]:
-        """Every attempt of every task with its start and end.
-
-        An attempt's start is only in the task's metadata fields, which the metadata API
-        reads one task at a time: those queries run on a thread pool, and a finished task's
-        attempts are kept, so a finished run pays them once."""
+        """Every attempt of every task with its start and end: one metadata query for the
+        whole run (`MetadataBackend.list_attempts`), whatever its number of tasks."""
         record = self.run_record(flow, run_id)
-        tasks = [t for t in self.metadata.list_tasks(flow, record.run_id) if t.step_name != PARAMETERS_STEP]
-        todo = [t for t in tasks if _attempts_key(t) not in self._attempts]
-        live: dict[tuple, list[dict[str, Any]]] = {}
-        if todo:
-            if len(self._attempts) > ATTEMPTS_KEPT:
-                self._attempts.clear()
-            with ThreadPoolExecutor(min(METADATA_THREADS, len(todo))) as pool:
-                for task, attempts in zip(todo, pool.map(self.attempts_of, todo)):
-                    # A finished attempt never changes; a failed task may yet be retried,
-                    # which changes its record and so its key.
-                    (self._attempts if task.status != RUNNING else live)[_attempts_key(task)] = attempts
-        bars = []
-        for task in tasks:
-            attempts = self._attempts.get(_attempts_key(task)) or live.get(_attempts_key(task)) or []
-            for attempt in attempts:
-                bars.append({"step": task.step_name, "task_id": task.task_id, "pathspec": task.pathspec, **attempt})
+        run = f"{flow}/{record.run_id}"
+        bars = [{"step": a.step_name, "task_id": a.task_id, "pathspec": f"{run}/{a.step_name}/{a.task_id}",
+                 **attempt_row(a)}
+                for a in self.metadata.list_attempts(flow, record.run_id) if a.step_name != PARAMETERS_STEP]
         starts = [b["start"] for b in bars] or [record.created_at]
         ends = [b["end"] or time.time() for b in bars] or [time.time()]
         return {"start": min(starts), "end": max(ends), "attempts": bars}
 
-    def attempts_of(self, record: TaskRecord) -> list[dict[str, Any]]:
-        """The task's attempts: each starts when its first metadata field was written and ends
-        when the next starts, the last when the task finished (Flow records no earlier end)."""
-        fields = self.metadata.list_metadata(record.flow_name, record.run_id, record.step_name, record.task_id)
-        return attempts_from_fields(record, fields)
-
     # -- one task -----------------------------------------------------------------------------
 
-    def task(self, flow: str, run_id: str, step: str, task_id: str) -> Task:
+    def task(self, flow: str, run_id: str, step: str, task_id: str, attempt: str | None = None) -> Task:
+        """The task, or one of its attempts (one that started: the UI links only to those)."""
         if step == PARAMETERS_STEP:
             raise NotFound(f"task {flow}/{run_id}/{step}/{task_id} does not exist")
-        return Task(f"{flow}/{run_id}/{step}/{task_id}")
+        task = Task(f"{flow}/{run_id}/{step}/{task_id}", attempt=attempt)
+        latest = self.metadata.get_task(flow, run_id, step, task_id)
+        if attempt is not None and (latest is None or task.current_attempt > latest.attempt):
+            raise NotFound(f"task {task.pathspec} has no attempt {task.current_attempt}; "
+                           f"its attempts are 0 to {max(latest.attempt, 0) if latest else 0}")
+        return task
 
     def attempts(self, task: Task) -> list[dict[str, Any]]:
-        record = self.metadata.get_task(*task.path_components)
+        """Every attempt of the task (whichever one ``task`` shows), with its host and why it ended."""
+        flow, run_id, step, task_id = task.path_components
+        record = self.metadata.get_task(flow, run_id, step, task_id)
         if record is None:
             return []
-        return attempts_from_fields(record, task.metadata)
+        fields = self.metadata.list_metadata(flow, run_id, step, task_id)
+        notes: dict[int, dict[str, str]] = {}
+        for field in fields:
+            if field.field in ("hostname", "failure", "stopped"):
+                notes.setdefault(field.attempt, {})[field.field] = field.value
+        return [{**attempt_row(a), **notes.get(a.attempt, {})} for a in attempts_from_fields(record, fields)]
 
 
-def _attempts_key(record: TaskRecord) -> tuple:
-    return (record.pathspec, record.attempt, record.status, record.finished_at)
+#: An attempt's outcome as the pages colour it (a task's states, see `task_state`).
+ATTEMPT_STATES = {SUCCEEDED: "done", FAILED: "failed", RUNNING: "running"}
 
 
-def attempts_from_fields(record: TaskRecord, fields: Iterable[Any]) -> list[dict[str, Any]]:
-    starts: dict[int, float] = {}
-    notes: dict[int, dict[str, str]] = {}
-    for field in fields:
-        if field.attempt not in starts or field.created_at < starts[field.attempt]:
-            starts[field.attempt] = field.created_at
-        if field.field in ("hostname", "failure", "stopped"):
-            notes.setdefault(field.attempt, {})[field.field] = field.value
-    if record.attempt >= 0 and record.attempt not in starts:
-        starts[record.attempt] = record.created_at
-    numbers = sorted(starts)
-    out = []
-    for i, number in enumerate(numbers):
-        last = i == len(numbers) - 1
-        if last:
-            end = record.finished_at
-            state = task_state(record)
-        else:
-            end = starts[numbers[i + 1]]
-            state = "failed"
-        out.append({"attempt": number, "start": starts[number], "end": end, "state": state,
-                    **notes.get(number, {})})
-    return out
+def attempt_row(attempt: AttemptRecord) -> dict[str, Any]:
+    return {"attempt": attempt.attempt, "start": attempt.started_at, "end": attempt.finished_at,
+            "state": ATTEMPT_STATES.get(attempt.status, attempt.status)}

@@ -99,9 +99,11 @@ class Router:
         if len(parts) == 1:
             return self._flow(parts[0], api)
         if len(parts) == 6 and parts[4] == "cards" and not api:
-            return self._card(*parts[:4], card_hash=parts[5])
+            return self._card(*parts[:4], card_hash=parts[5], attempt=query.get("attempt"))
         if handler is None:
             raise NotFound(f"{path!r} names nothing the UI shows")
+        if len(parts) == 4:
+            return self._task(*parts, api=api, attempt=query.get("attempt"))
         return handler(*parts, api=api)
 
     def _flow(self, flow: str, api: bool) -> Answer:
@@ -117,8 +119,8 @@ class Router:
             return _json({**run, "timeline": timeline})
         return Answer(200, HTML, pages.run_page(run, timeline))
 
-    def _task(self, flow: str, run_id: str, step: str, task_id: str, api: bool) -> Answer:
-        task = self.q.task(flow, run_id, step, task_id)
+    def _task(self, flow: str, run_id: str, step: str, task_id: str, api: bool, attempt: str | None = None) -> Answer:
+        task = self.q.task(flow, run_id, step, task_id, attempt)
         attempts = self.q.attempts(task)
         cards = list(get_cards(task))
         stdout, stderr = _tail(task.stdout), _tail(task.stderr)
@@ -126,17 +128,20 @@ class Router:
             exception = task.exception if task.finished and not task.successful else None
             return _json({
                 "pathspec": task.pathspec, "finished": task.finished, "successful": task.successful,
-                "attempts": attempts, "stdout": stdout, "stderr": stderr,
+                "attempt": task.current_attempt, "attempts": attempts, "stdout": stdout, "stderr": stderr,
                 "exception": {"type": exception.type, "message": exception.exception,
                               "stacktrace": exception.stacktrace} if exception else None,
                 "artifacts": [{"name": a.id, "type": a.type, "size": a.size, "sha": a.sha} for a in task],
-                "cards": [{"type": c.type, "id": c.id, "hash": c.hash, "href": pages.card_href(task, c)}
+                "cards": [{"type": c.type, "id": c.id, "hash": c.hash,
+                           "href": pages.card_href(task, c, task.current_attempt if attempt is not None else None)}
                           for c in cards],
             })
-        return Answer(200, HTML, pages.task_page(task, attempts, stdout, stderr, cards))
+        chosen = task.current_attempt if attempt is not None else None
+        return Answer(200, HTML, pages.task_page(task, attempts, stdout, stderr, cards, chosen))
 
-    def _card(self, flow: str, run_id: str, step: str, task_id: str, card_hash: str) -> Answer:
-        task = self.q.task(flow, run_id, step, task_id)
+    def _card(self, flow: str, run_id: str, step: str, task_id: str, card_hash: str,
+              attempt: str | None = None) -> Answer:
+        task = self.q.task(flow, run_id, step, task_id, attempt)
         for card in get_cards(task):
             if card.hash == card_hash:
                 return Answer(200, HTML, card.html, policy=CARD_POLICY)
