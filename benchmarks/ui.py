@@ -8,9 +8,9 @@ list fast, paging all the way down.
 
 1. A foreach of WIDTH trivial tasks, made with ``flow run --max-workers 2`` (local fork
    server) in a fresh folder. Then ``flow ui`` (in this process, on a free loopback port)
-   is asked for the run's JSON and page: the first request (cold: the graph's edges and every
-   task's attempt times are read) and the median of the next REPEAT (warm: a finished run's
-   edges and attempts are kept).
+   is asked for the run's JSON and page: the first request (cold: the graph's edges are read,
+   and every attempt's times in one `list_attempts` query) and the median of the next REPEAT
+   (warm: a finished run's edges are kept).
 2. RUNS runs recorded straight through the metadata backend (`flow_core.plugin_api`'s
    ``Backends``: a run record costs what ``flow run`` writes for it, without the tasks), then
    the runs list: first page, a middle page, the last page, and a filter by tag.
@@ -97,7 +97,6 @@ def wide_run(width: int, repeat: int) -> None:
         try:
             print(f"  run JSON  /api/flows/WideFlow/1   {measure(url + '/api/flows/WideFlow/1', repeat)}")
             server.router.q._edges.clear()
-            server.router.q._attempts.clear()
             print(f"  run page  /flows/WideFlow/1       {measure(url + '/flows/WideFlow/1', repeat)}")
             tasks = server.router.q.metadata.list_tasks("WideFlow", "1", "each")
             print(f"  task page /flows/{tasks[500].pathspec:<20}{measure(url + '/flows/' + tasks[500].pathspec, repeat)}")
