@@ -1,4 +1,4 @@
-"""Previews are bounded and typed without a real pandas or a large value."""
+"""Previews are bounded and typed without a real pandas or a large value; images are drawn with\nthe real PIL and matplotlib."""
 
 from __future__ import annotations
 
@@ -30,6 +30,35 @@ def test_images_and_bounded_reprs():
     long = short_repr(list(range(100_000)))
     assert len(long) < 1000 and long.endswith("...]")
     assert "&lt;script&gt;" in preview_html("<script>alert(1)</script>")
+
+
+def _embedded_png(html: str):
+    import base64
+    import io
+
+    from PIL import Image
+
+    assert 'src="data:image/png;base64,' in html
+    data = html.split("base64,", 1)[1].split('"', 1)[0]
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def test_pil_images_and_matplotlib_figures_are_drawn():
+    """Real libraries, as a step would store them: the preview is the picture, not a repr."""
+    from PIL import Image
+
+    picture = Image.new("RGB", (30, 20), (200, 10, 10))
+    shown = _embedded_png(preview_html(picture))
+    assert shown.size == (30, 20) and shown.convert("RGB").getpixel((5, 5)) == (200, 10, 10)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 1), dpi=50)
+    figure.add_subplot().plot([0, 1], [1, 0])
+    assert _embedded_png(preview_html(figure)).size == (100, 50)
 
 
 def test_large_artifacts_are_not_loaded():

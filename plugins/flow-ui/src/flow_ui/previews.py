@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import reprlib
 from typing import Any
 
@@ -49,13 +50,31 @@ def image_type(value: Any) -> str | None:
     return None
 
 
+def drawn_png(value: Any) -> bytes | None:
+    """A PIL image or a matplotlib figure as PNG, drawn by its own library (whichever
+    unpickled it is installed here); None for anything else or when drawing fails."""
+    module = type(value).__module__ or ""
+    buffer = io.BytesIO()
+    try:
+        if module.startswith("PIL.") and callable(getattr(value, "save", None)):
+            value.save(buffer, format="PNG")
+        elif module.startswith("matplotlib.") and callable(getattr(value, "savefig", None)):
+            value.savefig(buffer, format="png")
+        else:
+            return None
+    except Exception:
+        return None
+    return buffer.getvalue()
+
+
 def preview_html(value: Any) -> str:
-    """HTML showing ``value``: an image, a DataFrame's head as a table, an array's shape and
-    dtype, or a bounded repr."""
+    """HTML showing ``value``: an image (bytes of one, a PIL image, a matplotlib figure), a
+    DataFrame's head as a table, an array's shape and dtype, or a bounded repr."""
     mime = image_type(value)
-    if mime:
-        data = base64.b64encode(bytes(value)).decode("ascii")
-        return f'<img class="preview-image" alt="image artifact" src="data:{mime};base64,{data}">'
+    drawn = None if mime else drawn_png(value)
+    if mime or drawn:
+        data = base64.b64encode(bytes(value) if mime else drawn).decode("ascii")
+        return f'<img class="preview-image" alt="image artifact" src="data:{mime or "image/png"};base64,{data}">'
     head = getattr(value, "head", None)
     if callable(head) and hasattr(value, "to_html") and hasattr(value, "columns"):
         try:
