@@ -180,8 +180,9 @@ class ContentAddressedStore:
             return self._save_chunked(encoded.encoding, parts, size)
         digest = _digest(encoded.encoding, parts)
         key = blob_key(digest)
-        if not self.storage.exists(key):
-            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size), overwrite=False)
+        if not self.storage.exists(key):  # then write without asking again (a HEAD request on S3):
+            # another writer storing the same key meanwhile stores the same bytes
+            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size))
         return digest
 
     def _save_chunked(self, encoding: str, parts: list[memoryview], size: int) -> str:
@@ -202,14 +203,14 @@ class ContentAddressedStore:
             start, chunk_digest = item
             chunk = _slice(parts, start, min(CHUNK_SIZE, size - start))
             pieces = self._stored_pieces(RAW, chunk, sum(v.nbytes for v in chunk), threads=0)
-            self.storage.put_pieces(blob_key(chunk_digest), pieces, overwrite=False)
+            self.storage.put_pieces(blob_key(chunk_digest), pieces)  # known missing, as above
 
         todo = [(start, d) for start, d in zip(starts, chunk_digests) if blob_key(d) in missing]
         for batch in range(0, len(todo), CHUNKS_IN_FLIGHT):  # bounded memory: a few chunks at a time
             list(self._executor().map(store, todo[batch: batch + CHUNKS_IN_FLIGHT]))
         manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
         pieces = self._stored_pieces(encoding, [memoryview(manifest)], size, FLAG_MANIFEST)
-        self.storage.put_pieces(key, pieces, overwrite=False)
+        self.storage.put_pieces(key, pieces)
         return digest
 
     def save_values(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:

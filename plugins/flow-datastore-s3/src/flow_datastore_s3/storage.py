@@ -87,7 +87,7 @@ def new_client(endpoint_url: str | None, connections: int = WORKERS) -> Any:
     """
     config = Config(max_pool_connections=connections, retries={"max_attempts": 8, "mode": "adaptive"},
                     connect_timeout=10, read_timeout=120, request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required")
+                    response_checksum_validation="when_required", s3={"payload_signing_enabled": False})
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
