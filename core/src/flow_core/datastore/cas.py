@@ -6,10 +6,11 @@ run or flow wrote it, and a key that exists is never uploaded again. Stored layo
     data/<first two hex digits>/<64 hex digits>
 
 Each stored blob is a 16-byte header (magic, format, flags, encoding, payload size) and
-the payload, zstd-compressed when that shrinks it by a tenth or more (a few percent off random
-numbers is not worth compressing every byte and decompressing it on every read). A payload over `CHUNK_SIZE` is
-cut into chunks stored as blobs of their own, and the value's key then holds a manifest
-listing them, so a large artifact moves in parallel and in bounded memory. (The key of a
+the payload, zstd-compressed when that shrinks it by a tenth or more (a few percent off
+random numbers is not worth compressing every byte and decompressing it on every read). A
+payload over `CHUNK_SIZE` is cut into chunks stored as blobs of their own, and the value's
+key then holds a manifest listing them, so a large artifact moves in parallel and in
+bounded memory. (The key of a
 chunked value is the hash of its chunks' digests.)
 
 Every read checks that the bytes still hash to their key, chunk by chunk in the threads that
