@@ -163,6 +163,48 @@ def artifact_round_trip(kind: str, size: int, s3: bool = False) -> Callable[[Fra
     return measure
 
 
+def artifact_pair(framework: Framework) -> dict[str, float]:
+    """The whole run of a flow that keeps a 128 MiB array and a 1e6-entry dict from one step
+    to the next, the same work as a plain script (the floor), and the difference: what the
+    framework adds to keep the values."""
+    folder = fresh_folder()
+    try:
+        flow = write_workload(framework, "artifact_pair.py", folder)
+        script = write_workload(framework, "artifact_pair_script.py", folder)
+        whole, _ = run_command(framework, folder, [str(flow), *framework.run_prefix, "run"], {})
+        floor, _ = run_command(framework, folder, [str(script)], {})
+        return {PAIR_RUN: whole, PAIR_FLOOR: floor, PAIR_OVERHEAD: max(0.0, whole - floor)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+PAIR_RUN = "128 MiB array + 1e6 dict: whole run"
+PAIR_FLOOR = "same work as a plain script (floor)"
+PAIR_OVERHEAD = "array + dict: run minus floor"
+
+
+def peak_memory(size: int) -> Callable[[Framework], float]:
+    """The largest resident set of any process of a run that saves a ``size``-byte array in one
+    step and loads it in the next (GNU time's %M: the peak of the biggest process, task
+    processes included as their parents wait for them)."""
+
+    def measure(framework: Framework) -> float:
+        folder = fresh_folder()
+        try:
+            path = write_workload(framework, "artifact.py", folder)
+            report = folder / "peak-rss"
+            env = {**framework.environment(folder), "BENCH_KIND": "array", "BENCH_SIZE": str(size)}
+            result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), framework.python, str(path),
+                                     *framework.run_prefix, "run"], cwd=folder, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"{framework.name}: the {size}-byte array run failed:\n{result.stderr[-3000:]}")
+            return float(report.read_text().split()[-1]) * 1024
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return measure
+
+
 def list_runs(count: int) -> Callable[[Framework], float]:
     """Client API: list every run of a flow that has ``count`` of them."""
 
@@ -204,8 +246,12 @@ def import_time(framework: Framework) -> float:
 @attrs.frozen
 class Workload:
     name: str
-    measure: Callable[[Framework], float]
+    #: Seconds (or bytes, see ``unit``); or several rows' values by row name.
+    measure: Callable[[Framework], float | dict[str, float]]
     slow: bool = False  # left out by --quick (Metaflow takes minutes)
+    unit: str = "s"  # "s", or "bytes" for memory
+    #: For memory rows: the artifact's size, to show the peak as a multiple of it.
+    artifact_size: int = 0
 
 
 WORKLOAD_LIST = [
@@ -223,6 +269,11 @@ WORKLOAD_LIST = [
     Workload("128 MiB array save+load", artifact_round_trip("array", 128 * MiB)),
     Workload("1 GiB array save+load", artifact_round_trip("array", 1024 * MiB), slow=True),
     Workload("1e6-entry dict save+load", artifact_round_trip("dict", 1_000_000)),
+    Workload("array + dict save+load, whole run", artifact_pair),
+    Workload("1 GiB array save+load, peak RSS", peak_memory(1024 * MiB), slow=True, unit="bytes",
+             artifact_size=1024 * MiB),
+    Workload("2 GiB array save+load, peak RSS", peak_memory(2048 * MiB), slow=True, unit="bytes",
+             artifact_size=2048 * MiB),
     Workload("128 MiB array save+load, S3 (SeaweedFS)", artifact_round_trip("array", 128 * MiB, s3=True)),
     Workload("Client: list 1,000 runs", list_runs(1000)),
 ]
@@ -233,6 +284,12 @@ WORKLOAD_LIST = [
 
 def fmt(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def fmt_value(workload: Workload, value: float) -> str:
+    if workload.unit != "bytes":
+        return fmt(value)
+    return f"{value / 1024 ** 3:.2f} GiB ({value / workload.artifact_size:.2f}x)"
 
 
 def main() -> None:
@@ -246,23 +303,27 @@ def main() -> None:
     compile_flow_bytecode()
     versions = {f.name: version_of(f) for f in both}
     chosen = [w for w in WORKLOAD_LIST if options.only in w.name and not (options.quick and w.slow)]
+    load_before = os.getloadavg()[0]
     rows = []
     for workload in chosen:
-        times: dict[str, list[float]] = {f.name: [] for f in both}
+        values: dict[str, dict[str, list[float]]] = {}  # row name -> framework -> one value a round
         for _ in range(1 if workload.slow else options.rounds):
             for framework in both:  # alternate, so drift in the machine hits both alike
-                times[framework.name].append(workload.measure(framework))
-        flow, metaflow = (statistics.median(times[f.name]) for f in both)
-        ratio = metaflow / flow if flow > 0 else float("inf")
-        rows.append((workload.name, fmt(flow), fmt(metaflow), f"{ratio:.1f}x"))
-        print(f"{workload.name:<28} Flow {fmt(flow):>9}   Metaflow {fmt(metaflow):>9}   {ratio:6.1f}x faster",
-              flush=True)
+                measured = workload.measure(framework)
+                for row, value in (measured if isinstance(measured, dict) else {workload.name: measured}).items():
+                    values.setdefault(row, {f.name: [] for f in both})[framework.name].append(value)
+        for row, by_framework in values.items():
+            flow, metaflow = (statistics.median(by_framework[f.name]) for f in both)
+            ratio = metaflow / flow if flow > 0 else float("inf")
+            rows.append((row, fmt_value(workload, flow), fmt_value(workload, metaflow), f"{ratio:.1f}x"))
+            print(f"{row:<40} Flow {rows[-1][1]:>18}   Metaflow {rows[-1][2]:>18}   {ratio:6.1f}x", flush=True)
 
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     table = [
         f"Measured {time.strftime('%Y-%m-%d')} on {machine}; flow-core {versions['Flow']}, "
         f"Metaflow {versions['Metaflow']} (local datastore, metadata and compute on both; "
-        "the S3 row puts both datastores on one SeaweedFS server).",
+        "the S3 row puts both datastores on one SeaweedFS server); 1-minute load average "
+        f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
         "",
         "| workload | Flow | Metaflow | Metaflow / Flow |",
         "|---|---:|---:|---:|",

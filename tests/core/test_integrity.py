@@ -86,6 +86,42 @@ def test_a_flipped_byte_in_one_chunk_of_a_large_value_is_refused(datastore, stor
         reopened(datastore).load("big")
 
 
+def _second_chunk(storage: LocalStorage, digest: str) -> str:
+    manifest = msgpack.unpackb(storage.get(blob_key(digest))[HEADER.size:])
+    return blob_key(manifest["chunks"][1])
+
+
+@pytest.mark.parametrize("damage, why", [
+    ("cut", "truncated"),
+    ("extend", "longer than its header says"),
+    ("flip", "do not match their hash"),
+])
+def test_a_chunk_cut_short_lengthened_or_flipped_is_refused(datastore, storage, damage, why):
+    """Chunks stream from disk straight into the value: every way their length or bytes can
+    be wrong is still caught, raw or compressed."""
+    raw = np.random.default_rng(3).integers(0, 255, size=40 * MiB, dtype=np.uint8)
+    packed = np.tile(np.arange(1000, dtype=np.int64), 5 * MiB // 1000)  # compresses well
+    records = committed_task(datastore, {"raw": raw, "packed": packed})
+    for name in ("raw", "packed"):
+        path = storage.root / _second_chunk(storage, records[name].key)
+        data = path.read_bytes()
+        if damage == "cut":
+            path.write_bytes(data[:-100])
+        elif damage == "extend":
+            path.write_bytes(data + b"\x00" * 100)
+        else:
+            flip_byte(storage, _second_chunk(storage, records[name].key), len(data) // 2)
+    store = reopened(datastore)
+    with pytest.raises(DataStoreError, match=f"artifact 'raw' .*{why}"):
+        store.load("raw")
+    if damage == "extend":  # bytes after a compressed chunk's end are never read: the value is intact
+        assert np.array_equal(store.load("packed"), packed)
+        return
+    # zstd itself refuses some damage to a compressed chunk before the hash is checked
+    with pytest.raises(DataStoreError, match="artifact 'packed' .*(truncated|decompress|match their hash)"):
+        store.load("packed")
+
+
 def test_a_damaged_manifest_or_header_is_refused(datastore, storage):
     value = np.zeros(20 * MiB, dtype=np.uint8)
     records = committed_task(datastore, {"big": value, "n": 7})

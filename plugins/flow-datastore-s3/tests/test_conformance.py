@@ -96,3 +96,24 @@ def test_s3_going_away_is_one_sentence_with_the_cause(tmp_path):
             with pytest.raises(DataStoreError) as raised:
                 call()
             assert str(raised.value) == f"cannot reach S3 at {server.endpoint_url} to {what}: connection refused"
+
+
+def test_datastore_uploads_skip_payload_signing_and_a_key_checking_server_takes_them(keyed_seaweed, monkeypatch):
+    """The datastore sends UNSIGNED-PAYLOAD (no SHA-256 over every body: content hashes check
+    each object on read), and a server that checks signatures still takes the uploads."""
+    import numpy as np
+    from flow_core.datastore.cas import ContentAddressedStore
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYED[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYED[1])
+    keyed_seaweed.create_bucket("unsigned-bodies")
+    storage = S3Storage("unsigned-bodies", "x", keyed_seaweed.endpoint_url)
+    sent = []
+    storage._client().meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("X-Amz-Content-SHA256")))
+    array = np.random.default_rng(5).random(3 * 1024 * 1024)  # 24 MiB: two chunks and a manifest
+    records = ContentAddressedStore(storage).save_values({"array": array})
+    assert len(sent) == 3 and {value.decode() if isinstance(value, bytes) else value for value in sent} == {
+        "UNSIGNED-PAYLOAD"}
+    fresh = S3Storage("unsigned-bodies", "x", keyed_seaweed.endpoint_url)
+    assert np.array_equal(ContentAddressedStore(fresh).load_values(records)["array"], array)

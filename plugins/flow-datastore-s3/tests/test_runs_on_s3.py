@@ -149,7 +149,8 @@ def test_the_server_restarting_mid_run_never_leaves_a_corrupt_artifact(flow_env,
         out, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
             assert "Traceback" not in err.strip().splitlines()[-1]
-            assert err.strip().splitlines()[-1].startswith("Error: run Uploads/")
+            # the stop lands in a task's upload, or in the runtime's own read of a finished task
+            assert err.strip().splitlines()[-1].startswith(("Error: run Uploads/", "Error: cannot reach S3 at "))
             resumed = subprocess.run([sys.executable, "-m", "flow_core", "resume", str(path)], env=env,
                                      capture_output=True, text=True, timeout=600, check=False)
             assert resumed.returncode == 0, resumed.stderr

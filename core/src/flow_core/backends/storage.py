@@ -7,9 +7,10 @@ so a run stored on S3 holds exactly the objects a local run holds.
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Union
 
 from flow_core.errors import DataStoreError
 
@@ -140,6 +141,13 @@ class StorageBackend(ABC):
         decompressed into place). A backend that can hand out its bytes without a copy, as
         the local one maps the file, overrides this; the default is `get`."""
         return self.get(key)
+
+    def open_reader(self, key: str) -> BinaryIO:
+        """One blob as a file object to read from start to end (``read``, ``readinto``), for a
+        reader that streams it straight into place (a chunk of a large value). A backend that
+        can hand out a stream without holding the whole blob first, as the local one opens the
+        file, overrides this; the default wraps `get_buffer`. Raises `BlobNotFound`."""
+        return io.BytesIO(self.get_buffer(key))
 
     def exists(self, key: str) -> bool:
         return key in self.exists_many([key])

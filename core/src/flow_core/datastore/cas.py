@@ -6,13 +6,17 @@ run or flow wrote it, and a key that exists is never uploaded again. Stored layo
     data/<first two hex digits>/<64 hex digits>
 
 Each stored blob is a 16-byte header (magic, format, flags, encoding, payload size) and
-the payload, zstd-compressed unless that does not shrink it. A payload over `CHUNK_SIZE` is
-cut into chunks stored as blobs of their own, and the value's key then holds a manifest
-listing them, so a large artifact moves in parallel and in bounded memory. (The key of a
+the payload, zstd-compressed when that shrinks it by a tenth or more (a few percent off
+random numbers is not worth compressing every byte and decompressing it on every read). A
+payload over `CHUNK_SIZE` is cut into chunks stored as blobs of their own, and the value's
+key then holds a manifest listing them, so a large artifact moves in parallel and in
+bounded memory. (The key of a
 chunked value is the hash of its chunks' digests.)
 
 Every read checks that the bytes still hash to their key, chunk by chunk in the threads that
 load them: a flipped bit on disk or a truncated upload is refused, never returned as a value.
+A chunk streams from storage straight into its place in the value, hashed a block at a time
+as it lands, so a large value costs one buffer of its size and one pass over it.
 """
 
 from __future__ import annotations
@@ -56,7 +60,10 @@ CHUNK_SIZE = 16 * 1024 * 1024
 COMPRESS_FROM = 512  # smaller payloads are stored as they are: zstd would barely shrink them
 THREADED_FROM = 4 * 1024 * 1024  # multi-threaded zstd above this size
 SAMPLE_FROM = 1024 * 1024  # probe compressibility on a sample above this size
-SAMPLE_SIZE = 128 * 1024
+SAMPLE_SIZE = 32 * 1024  # bytes taken from each of SAMPLES places spread over the payload
+SAMPLES = 4
+WORTH_COMPRESSING = 0.9  # compress when the sample shrinks to this fraction of its size or less
+READ_BLOCK = 1024 * 1024  # a chunk is read, decompressed and hashed this much at a time
 LEVEL = 3
 FAST_LEVEL = 1  # large payloads: nearly the same ratio (often better than gzip's) at twice the speed
 FAST_LEVEL_FROM = 1024 * 1024
@@ -147,8 +154,9 @@ class ContentAddressedStore:
         if size < COMPRESS_FROM:
             return 0, list(parts)
         if size >= SAMPLE_FROM:
-            sample = b"".join(bytes(v) for v in _slice(parts, 0, SAMPLE_SIZE))
-            if len(zstandard.ZstdCompressor(level=FAST_LEVEL).compress(sample)) > 0.97 * len(sample):
+            spots = range(0, size - SAMPLE_SIZE, (size - SAMPLE_SIZE) // (SAMPLES - 1) or 1)
+            sample = b"".join(bytes(v) for spot in spots for v in _slice(parts, spot, SAMPLE_SIZE))
+            if len(zstandard.ZstdCompressor(level=FAST_LEVEL).compress(sample)) > WORTH_COMPRESSING * len(sample):
                 return 0, list(parts)
         if threads is None:
             threads = -1 if size >= THREADED_FROM else 0
@@ -173,8 +181,9 @@ class ContentAddressedStore:
             return self._save_chunked(encoded.encoding, parts, size)
         digest = _digest(encoded.encoding, parts)
         key = blob_key(digest)
-        if not self.storage.exists(key):
-            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size), overwrite=False)
+        if not self.storage.exists(key):  # then write without asking again (a HEAD request on S3):
+            # another writer storing the same key meanwhile stores the same bytes
+            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size))
         return digest
 
     def _save_chunked(self, encoding: str, parts: list[memoryview], size: int) -> str:
@@ -195,14 +204,14 @@ class ContentAddressedStore:
             start, chunk_digest = item
             chunk = _slice(parts, start, min(CHUNK_SIZE, size - start))
             pieces = self._stored_pieces(RAW, chunk, sum(v.nbytes for v in chunk), threads=0)
-            self.storage.put_pieces(blob_key(chunk_digest), pieces, overwrite=False)
+            self.storage.put_pieces(blob_key(chunk_digest), pieces)  # known missing, as above
 
         todo = [(start, d) for start, d in zip(starts, chunk_digests) if blob_key(d) in missing]
         for batch in range(0, len(todo), CHUNKS_IN_FLIGHT):  # bounded memory: a few chunks at a time
             list(self._executor().map(store, todo[batch: batch + CHUNKS_IN_FLIGHT]))
         manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
         pieces = self._stored_pieces(encoding, [memoryview(manifest)], size, FLAG_MANIFEST)
-        self.storage.put_pieces(key, pieces, overwrite=False)
+        self.storage.put_pieces(key, pieces)
         return digest
 
     def save_values(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:
@@ -236,19 +245,16 @@ class ContentAddressedStore:
                 raise
         return out
 
-    def _open(self, digest: str, blob: Part, copy: bool = True, into: memoryview | None = None) -> tuple[str, Part]:
+    def _open(self, digest: str, blob: Part, copy: bool = True) -> tuple[str, Part]:
         """(encoding, payload), checked against ``digest``: bytes that no longer hash to their
         name raise `DamagedObject` instead of coming back as a wrong value. A pickle payload is
         writable (arrays load writable); with ``copy=False`` an uncompressed payload may be a
-        view of the stored blob; with ``into`` the payload is written there (a chunk, straight
-        into its place in the value)."""
+        view of the stored blob."""
         fmt, encoding, flags, size, body = self._header(digest, blob)
         if flags & FLAG_MANIFEST:
             return encoding, self._join_chunks(digest, self._manifest(digest, fmt, encoding, body), size)
-        if into is not None and into.nbytes != size:
-            raise DamagedObject(blob_key(digest), "its size is not the one its manifest gives")
         if flags & FLAG_ZSTD:
-            payload: Part = self._decompress(digest, body, size, into)
+            payload: Part = self._decompress(digest, body, size)
         elif len(body) != size:
             raise DamagedObject(blob_key(digest), "it is truncated")
         else:
@@ -257,25 +263,27 @@ class ContentAddressedStore:
             raise DamagedObject(blob_key(digest), "its bytes do not match their hash")
         if payload is not body:
             return encoding, payload
-        if into is not None:
-            into[:] = body
-            return encoding, into
         if not copy:
             return encoding, body
         return encoding, bytearray(body) if encoding == PICKLE else bytes(body)
 
-    @staticmethod
-    def _header(digest: str, blob: Part) -> tuple[int, str, int, int, memoryview]:
+    @classmethod
+    def _header(cls, digest: str, blob: Part) -> tuple[int, str, int, int, memoryview]:
         """(format, encoding, flags, payload size, stored body) of a stored object."""
-        if len(blob) < HEADER.size:
+        return (*cls._parse_header(digest, blob), memoryview(blob)[HEADER.size:])
+
+    @staticmethod
+    def _parse_header(digest: str, head: Part) -> tuple[int, str, int, int]:
+        """(format, encoding, flags, payload size) from a stored object's first bytes."""
+        if len(head) < HEADER.size:
             raise DamagedObject(blob_key(digest), "it is truncated")
-        magic, fmt, flags, encoding_id, size = HEADER.unpack_from(blob)
+        magic, fmt, flags, encoding_id, size = HEADER.unpack_from(head)
         if magic == MAGIC and fmt > FORMAT:
             raise DataStoreError(f"the datastore object {blob_key(digest)} was written by a newer "
                                  "version of Flow; upgrade flow-core to read it")
         if magic != MAGIC or fmt not in HASHES or encoding_id not in ENCODINGS or flags & ~(FLAG_ZSTD | FLAG_MANIFEST):
             raise DamagedObject(blob_key(digest), "its header is not one Flow writes")
-        return fmt, ENCODINGS[encoding_id], flags, size, memoryview(blob)[HEADER.size:]
+        return fmt, ENCODINGS[encoding_id], flags, size
 
     @staticmethod
     def _manifest(digest: str, fmt: int, encoding: str, body: memoryview) -> dict:
@@ -291,8 +299,8 @@ class ContentAddressedStore:
         return manifest
 
     @staticmethod
-    def _decompress(digest: str, body: memoryview, size: int, into: memoryview | None) -> Part:
-        out = into if into is not None else bytearray(size)
+    def _decompress(digest: str, body: memoryview, size: int) -> Part:
+        out = bytearray(size)
         try:
             with zstandard.ZstdDecompressor().stream_reader(body) as reader:
                 filled = reader.readinto(out)
@@ -318,17 +326,40 @@ class ContentAddressedStore:
 
         def load(item: tuple[int, str]) -> None:
             index, chunk_digest = item
-            blob = self._read_chunk(digest, chunk_digest)
-            self._open(chunk_digest, blob, into=view[index * chunk_size: min(size, (index + 1) * chunk_size)])
+            self._load_chunk(digest, chunk_digest, view[index * chunk_size: min(size, (index + 1) * chunk_size)])
 
         list(self._executor().map(load, enumerate(chunks)))
         return out
 
-    def _read_chunk(self, digest: str, chunk_digest: str) -> Part:
+    def _load_chunk(self, digest: str, chunk_digest: str, into: memoryview) -> None:
+        """Stream one chunk of the value ``digest`` into ``into`` (exactly its size), hashing
+        each block as it arrives, and raise `DamagedObject` unless it matches its name."""
         try:
-            return self.storage.get_buffer(blob_key(chunk_digest))
+            reader = self.storage.open_reader(blob_key(chunk_digest))
         except BlobNotFound:
             raise DamagedObject(blob_key(digest), f"its chunk {blob_key(chunk_digest)} is missing") from None
+        key = blob_key(chunk_digest)
+        with reader:
+            fmt, encoding, flags, size = self._parse_header(chunk_digest, reader.read(HEADER.size))
+            if flags & FLAG_MANIFEST or size != into.nbytes:
+                raise DamagedObject(key, "its size is not the one its manifest gives")
+            hasher = HASHES[fmt](bytes([ENCODING_IDS[encoding]]))
+            source = zstandard.ZstdDecompressor().stream_reader(reader, closefd=False) if flags & FLAG_ZSTD else reader
+            filled = 0
+            try:
+                while filled < size:
+                    block = into[filled: min(size, filled + READ_BLOCK)]
+                    got = source.readinto(block)
+                    if not got:
+                        break
+                    hasher.update(block[:got])
+                    filled += got
+            except zstandard.ZstdError as exc:
+                raise DamagedObject(key, f"it does not decompress ({exc})") from None
+            if filled != size or (not flags & FLAG_ZSTD and reader.read(1)):
+                raise DamagedObject(key, "it is truncated" if filled != size else "it is longer than its header says")
+        if hasher.hexdigest() != chunk_digest:
+            raise DamagedObject(key, "its bytes do not match their hash")
 
     def verify(self, digest: str) -> None:
         """Re-read one stored object (each chunk of a chunked one, without joining them) and
@@ -344,7 +375,7 @@ class ContentAddressedStore:
         def check(item: tuple[int, str]) -> None:
             index, chunk_digest = item
             length = min(chunk_size, size - index * chunk_size)
-            self._open(chunk_digest, self._read_chunk(digest, chunk_digest), into=memoryview(bytearray(length)))
+            self._load_chunk(digest, chunk_digest, memoryview(bytearray(length)))
 
         list(self._executor().map(check, enumerate(manifest["chunks"])))
 

@@ -36,6 +36,22 @@ class StorageConformance:
         with pytest.raises(BlobNotFound):
             storage.get_buffer("buf/absent")
 
+    def test_open_reader_streams_the_same_bytes_into_a_buffer(self, storage):
+        large = os.urandom(3 * 1024 * 1024)
+        storage.put_many([("stream/large", large)])
+        into = bytearray(len(large))
+        with storage.open_reader("stream/large") as reader:
+            assert reader.read(4) == large[:4]
+            filled = 4
+            while filled < len(large):
+                got = reader.readinto(memoryview(into)[filled:])
+                assert got
+                filled += got
+            assert reader.read(1) == b""
+        assert into[4:] == large[4:]
+        with pytest.raises(BlobNotFound):
+            storage.open_reader("stream/absent")
+
     def test_put_pieces_stores_their_concatenation(self, storage):
         large = os.urandom(2 * 1024 * 1024)
         storage.put_pieces("pieces/one", [b"head", memoryview(large), bytearray(b"tail")])

@@ -78,16 +78,20 @@ def _network_cause(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def new_client(endpoint_url: str | None, connections: int = WORKERS) -> Any:
+def new_client(endpoint_url: str | None, connections: int = WORKERS, sign_payloads: bool = True) -> Any:
     """A boto3 S3 client as every part of this package makes it (the datastore and the `S3` client).
 
-    Every datastore object's name is already the SHA-256 of its content, so botocore's own CRC
+    Every datastore object's name is already the hash of its content, so botocore's own CRC
     checksums over each body (they cost about a third of an upload's time) are left to the
-    operations that require them.
+    operations that require them. The datastore also passes ``sign_payloads=False``: botocore
+    would otherwise hash every body with SHA-256 for the signature (on plain http, or without a
+    checksum header), and the server hash it again to check; Flow refuses a changed object on
+    read anyway. The `S3` client keeps signing, as nothing checks a user's objects later.
     """
     config = Config(max_pool_connections=connections, retries={"max_attempts": 8, "mode": "adaptive"},
                     connect_timeout=10, read_timeout=120, request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required")
+                    response_checksum_validation="when_required",
+                    s3=None if sign_payloads else {"payload_signing_enabled": False})
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
@@ -133,7 +137,7 @@ class S3Storage(StorageBackend):
     # -- plumbing -----------------------------------------------------------------------------
 
     def _new_client(self) -> Any:
-        return new_client(self.endpoint_url)
+        return new_client(self.endpoint_url, sign_payloads=False)
 
     def warm_up(self) -> None:
         # Creating a boto3 client costs a second or more (it loads S3's service model). The
