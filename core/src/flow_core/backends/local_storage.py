@@ -129,7 +129,7 @@ class LocalStorage(StorageBackend):
     def open_reader(self, key: str) -> BinaryIO:
         """The file itself, unbuffered: ``readinto`` goes from the page cache straight into the
         caller's buffer (no mapping whose pages would count twice in memory, no extra copy)."""
-        path = self._path(key)
+        path = self._file(key)
         try:
             return open(path, "rb", buffering=0)
         except FileNotFoundError:
