@@ -334,11 +334,11 @@ class ContentAddressedStore:
     def _load_chunk(self, digest: str, chunk_digest: str, into: memoryview) -> None:
         """Stream one chunk of the value ``digest`` into ``into`` (exactly its size), hashing
         each block as it arrives, and raise `DamagedObject` unless it matches its name."""
-        try:
-            reader = self.storage.open_reader(blob_key(chunk_digest))
-        except BlobNotFound:
-            raise DamagedObject(blob_key(digest), f"its chunk {blob_key(chunk_digest)} is missing") from None
         key = blob_key(chunk_digest)
+        try:
+            reader = self.storage.open_reader(key)
+        except BlobNotFound:
+            raise DamagedObject(blob_key(digest), f"its chunk {key} is missing") from None
         with reader:
             fmt, encoding, flags, size = self._parse_header(chunk_digest, reader.read(HEADER.size))
             if flags & FLAG_MANIFEST or size != into.nbytes:

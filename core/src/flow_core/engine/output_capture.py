@@ -86,8 +86,7 @@ class OutputCapture:
     def __init__(self, later: Later | None = None) -> None:
         self.stdout = b""
         self.stderr = b""
-        self._later_asked = later
-        self._later: tuple[float, Callable[[OutputCapture], None]] | None = None
+        self._later = later  #: with its delay turned into a `time.monotonic()` deadline on entering
 
     def __enter__(self) -> "OutputCapture":
         _flush_python_streams()
@@ -106,8 +105,8 @@ class OutputCapture:
         faulthandler.enable(file=self._saved["stderr"])
         self._python_streams = self._write_through()
         self._ending = threading.Event()
-        if self._later_asked is not None:
-            seconds, callback = self._later_asked
+        if self._later is not None:
+            seconds, callback = self._later
             self._later = (time.monotonic() + seconds, callback)
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, daemon=True)

@@ -24,7 +24,7 @@ import attrs
 from flow_core.backends.compute import TaskHandle, TaskSpec
 from flow_core.backends.environment import Interpreter
 from flow_core.backends.metadata import MetadataBackend
-from flow_core.backends.records import RUNNING, SUCCEEDED, RunRecord
+from flow_core.backends.records import RUNNING, SUCCEEDED, RunRecord, TaskRecord
 from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.engine.console import Console, StepProgress
@@ -471,16 +471,25 @@ class Runtime:
                     return f"its gang's node {other.gang.node_index} ({other.label}) {exception}"
         return None
 
-    def _record_failure(self, spec: TaskSpec, why: str, field: str = "failure") -> None:
+    def _record_failure(self, spec: TaskSpec, why: str) -> None:
         """A task that died before recording its attempt's end (killed, its fork server gone,
         its datastore unreachable) would look running forever: record it failed, and why."""
+        self._finish_if_running(spec, self._task_record(spec), {"failure": why})
+
+    def _task_record(self, spec: TaskSpec) -> TaskRecord | None:
         try:
-            task = self.metadata.get_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
-            if task is not None and task.status == RUNNING:
-                self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
-                                             spec.retry_count, False, fields={field: why})
+            return self.metadata.get_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
         except FlowError:
-            pass  # the run fails or ends either way; resume does not depend on this record
+            return None  # the run fails or ends either way; resume does not depend on this record
+
+    def _finish_if_running(self, spec: TaskSpec, task: TaskRecord | None, fields: dict[str, str]) -> None:
+        if task is None or task.status != RUNNING:
+            return
+        try:
+            self.metadata.finish_attempt(spec.flow_name, spec.run_id, spec.step_name, spec.task_id,
+                                         spec.retry_count, False, fields=fields)
+        except FlowError:
+            pass  # as above
 
     def _on_success(self, step_name: str, path: str, stack: Stack, spec: TaskSpec | None = None) -> None:
         node = self.graph[step_name]
@@ -542,18 +551,15 @@ class Runtime:
         A task may have recorded its success just before the stop reached it (a Ctrl-C sent to
         the whole process group lands while it exits): that attempt is kept as it is, and
         `resume` reuses it."""
-        try:
-            task = self.metadata.get_task(spec.flow_name, spec.run_id, spec.step_name, spec.task_id)
-            if task is not None and task.attempt == spec.retry_count and task.status == SUCCEEDED:
-                self.console.task_event(spec.label, "Task finished successfully.")
-                self._count(spec.step_name, done=1, running=-1)
-                self.counts["done"] += 1
-                return
-        except FlowError:
-            pass
+        task = self._task_record(spec)
+        if task is not None and task.attempt == spec.retry_count and task.status == SUCCEEDED:
+            self.console.task_event(spec.label, "Task finished successfully.")
+            self._count(spec.step_name, done=1, running=-1)
+            self.counts["done"] += 1
+            return
         self.console.task_event(spec.label, f"Task stopped: {reason}." if reason else "Task stopped.", failed=True)
         self._count(spec.step_name, running=-1)
-        self._record_failure(spec, reason or "stopped by the runtime", field="stopped")
+        self._finish_if_running(spec, task, {"stopped": reason or "stopped by the runtime"})
 
     def _drain_stopped(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """After Ctrl-C: wait briefly for the stopped tasks to exit, so none outlives the run."""
