@@ -163,6 +163,20 @@ def artifact_round_trip(kind: str, size: int, s3: bool = False) -> Callable[[Fra
     return measure
 
 
+def script_seconds(file: str) -> Callable[[Framework], float]:
+    """The seconds a plain script (no flow) reports, run with the framework's interpreter."""
+
+    def measure(framework: Framework) -> float:
+        folder = fresh_folder()
+        try:
+            _, output = run_command(framework, folder, [str(write_workload(framework, file, folder))], {})
+            return reported(output)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return measure
+
+
 def artifact_pair(framework: Framework) -> dict[str, float]:
     """The whole run of a flow that keeps a 128 MiB array and a 1e6-entry dict from one step
     to the next, the same work as a plain script (the floor), and the difference: what the
@@ -269,6 +283,7 @@ WORKLOAD_LIST = [
     Workload("128 MiB array save+load", artifact_round_trip("array", 128 * MiB)),
     Workload("1 GiB array save+load", artifact_round_trip("array", 1024 * MiB), slow=True),
     Workload("1e6-entry dict save+load", artifact_round_trip("dict", 1_000_000)),
+    Workload("1e6-entry dict: pickle round trip alone (floor)", script_seconds("dict_floor.py")),
     Workload("array + dict save+load, whole run", artifact_pair),
     Workload("1 GiB array save+load, peak RSS", peak_memory(1024 * MiB), slow=True, unit="bytes",
              artifact_size=1024 * MiB),
