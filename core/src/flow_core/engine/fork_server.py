@@ -69,7 +69,7 @@ class ForkServer:
         self.backends.registry.backend_class("metadata", self.backends.settings.backend_name("metadata"))
         self.backends.step_decorators  # imports the decorator modules of every plugin
         self.backends.storage.warm_up()
-        self.preludes = TaskPreludes(self.flow_cls, self.backends)
+        self.preludes = TaskPreludes(self.flow_cls, self.graph, self.backends)
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
