@@ -115,6 +115,52 @@ def test_the_fork_server_reads_a_foreach_list_once_for_every_task_of_the_foreach
     assert store.load("items") == [0, 1, 2, 3]
 
 
+FORKED_FROM_RUNTIME = """
+    import os, sys
+    from flow_core import FlowSpec, step
+
+    IMPORTED_BY = os.getpid()  # module code runs anew in the fork server, as in a new interpreter
+
+    class Forked(FlowSpec):
+        @step
+        def start(self):
+            server = os.getppid()
+            self.imported_by_server = IMPORTED_BY == server
+            with open(f"/proc/{server}/cmdline", "rb") as cmdline:
+                self.server_cmdline = cmdline.read().split(b"\\0")
+            self.server_argv0 = os.path.basename(sys.argv[0])
+            self.own_session = os.getsid(server) == server
+            self.stdin = os.readlink("/proc/self/fd/0")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    if __name__ == "__main__":
+        Forked()
+"""
+
+
+def test_the_fork_server_is_forked_from_the_runtime_and_behaves_as_one_started_anew(write_flow, flow_cli,
+                                                                                      python_flow, records):
+    path = write_flow("forked.py", FORKED_FROM_RUNTIME)
+    for result, runtime_argv in ((flow_cli("run", str(path)), [sys.executable, "-m", "flow_core", "run", str(path)]),
+                                 (python_flow(path, "run"), [sys.executable, str(path), "run"])):
+        assert result.returncode == 0, result.stderr
+
+        def start(name):
+            return records.artifact("Forked", run_id_of(result.stdout), "start", name)
+
+        # Forked from the runtime: no interpreter started, nothing imported twice...
+        assert start("server_cmdline")[:len(runtime_argv)] == [os.fsencode(arg) for arg in runtime_argv]
+        # ...yet what the flow's code can see is as in a server started anew.
+        assert start("imported_by_server") is True
+        assert start("server_argv0") == "fork_server.py"
+        assert start("own_session") is True
+        assert start("stdin") == os.devnull
+
+
 def test_a_flow_file_that_fails_to_import_in_the_fork_server_fails_the_run_cleanly(write_flow, flow_cli):
     path = write_flow("moody.py", """
         import sys
