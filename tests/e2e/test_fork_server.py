@@ -8,8 +8,12 @@ import subprocess
 import sys
 import time
 
+from flow_core import Flow
 from flow_core.backends.selection import Backends
 from flow_core.engine import local_compute
+from flow_core.engine.task_prelude import TaskPreludes
+from flow_core.model.graph import FlowGraph
+from flow_core.model.loader import load_flow_class
 from flow_core.testing import last_error, run_id_of
 from flow_core.testing.compute import CONFORMANCE_FLOW, ComputeHarness
 
@@ -28,6 +32,9 @@ ISOLATION = """
         @environment(vars={"ONLY_HERE": "yes"})
         @step
         def each(self):
+            self.threads_seen = threading.active_count()  # the step's own, and no framework thread
+            self.items_seen = list(self.items)
+            self.items.append("changed by task %d" % self.input)  # must not reach a sibling
             COUNTER["n"] += 1
             self.counter = COUNTER["n"]
             self.pid = os.getpid()
@@ -52,6 +59,9 @@ ISOLATION = """
             self.draws = [i.draw for i in inputs]
             self.threads = [i.thread_results for i in inputs]
             self.children = [i.child_output for i in inputs]
+            self.threads_seen = [i.threads_seen for i in inputs]
+            self.items_seen = [i.items_seen for i in inputs]
+            self.inputs = [i.input for i in inputs]
             self.leaked = os.environ.get("ONLY_HERE")
             self.next(self.end)
 
@@ -75,8 +85,80 @@ def test_forked_tasks_are_isolated_processes(write_flow, flow_cli, records):
     assert end("threads") == [[i * i for i in range(8)]] * 4
     assert end("children") == ["child says hi"] * 4
     assert end("leaked") is None  # @environment of one step does not reach the next
+    # The server may hold the parent's list for its children; each still gets its own.
+    assert end("items_seen") == [[0, 1, 2, 3]] * 4
+    assert end("inputs") == [0, 1, 2, 3]
+    assert end("threads_seen") == [1] * 4  # output capture's copying thread is not the step's to see
     for index in range(4):
         assert f"] task {index} done" in result.stdout
+
+
+def test_the_fork_server_reads_a_foreach_list_once_for_every_task_of_the_foreach(write_flow, flow_cli, monkeypatch):
+    flow_file = write_flow("isolation.py", ISOLATION)
+    result = flow_cli("run", str(flow_file))
+    assert result.returncode == 0, result.stderr
+    run = Flow("Isolation")[run_id_of(result.stdout)]
+    parent = f"{run.id}/start/{run['start'].task.id}"
+    flow_cls = load_flow_class(str(flow_file), "Isolation")
+    backends = Backends.configured()
+    preludes = TaskPreludes(flow_cls, FlowGraph(flow_cls, str(flow_file)), backends)
+    task = {"step_name": "each", "input_paths": [parent]}
+    assert preludes.prepare(task, {}).opened_parents == {}  # a parent asked for once is left to its task
+
+    store = preludes.prepare(task, {}).opened_parents[parent]  # the second ask: a foreach's parent
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a forked task read the foreach's list from the datastore again")
+
+    for method in ("get", "get_many", "get_buffer", "open_reader"):
+        monkeypatch.setattr(backends.storage, method, no_reading)
+    assert store.load("items") == [0, 1, 2, 3]
+
+
+FORKED_FROM_RUNTIME = """
+    import os, sys
+    from flow_core import FlowSpec, step
+
+    IMPORTED_BY = os.getpid()  # module code runs anew in the fork server, as in a new interpreter
+
+    class Forked(FlowSpec):
+        @step
+        def start(self):
+            server = os.getppid()
+            self.imported_by_server = IMPORTED_BY == server
+            with open(f"/proc/{server}/cmdline", "rb") as cmdline:
+                self.server_cmdline = cmdline.read().split(b"\\0")
+            self.server_argv0 = os.path.basename(sys.argv[0])
+            self.own_session = os.getsid(server) == server
+            self.stdin = os.readlink("/proc/self/fd/0")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    if __name__ == "__main__":
+        Forked()
+"""
+
+
+def test_the_fork_server_is_forked_from_the_runtime_and_behaves_as_one_started_anew(write_flow, flow_cli,
+                                                                                      python_flow, records):
+    path = write_flow("forked.py", FORKED_FROM_RUNTIME)
+    for result, runtime_argv in ((flow_cli("run", str(path)), [sys.executable, "-m", "flow_core", "run", str(path)]),
+                                 (python_flow(path, "run"), [sys.executable, str(path), "run"])):
+        assert result.returncode == 0, result.stderr
+
+        def start(name):
+            return records.artifact("Forked", run_id_of(result.stdout), "start", name)
+
+        # Forked from the runtime: no interpreter started, nothing imported twice...
+        assert start("server_cmdline")[:len(runtime_argv)] == [os.fsencode(arg) for arg in runtime_argv]
+        # ...yet what the flow's code can see is as in a server started anew.
+        assert start("imported_by_server") is True
+        assert start("server_argv0") == "fork_server.py"
+        assert start("own_session") is True
+        assert start("stdin") == os.devnull
 
 
 def test_a_flow_file_that_fails_to_import_in_the_fork_server_fails_the_run_cleanly(write_flow, flow_cli):

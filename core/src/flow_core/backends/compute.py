@@ -199,5 +199,10 @@ class ComputeBackend(ABC):
     def launch(self, spec: TaskSpec, events: TaskEvents) -> TaskHandle:
         """Start the task and return at once."""
 
+    def prepare(self, spec: TaskSpec) -> None:
+        """Get ready for tasks like ``spec`` (the run's first task, with placeholder ids) while
+        the runtime records the run. Called once, before the runtime starts any thread of its
+        own, so a backend may fork here. Optional; the local compute forks its warm server."""
+
     def close(self) -> None:
         """Release what the backend holds (threads, sessions) at the end of a run."""

@@ -7,7 +7,9 @@ import array
 import os
 import signal
 import socket
-from typing import Any
+import sys
+import traceback
+from typing import Any, Callable, NoReturn
 
 import msgpack
 
@@ -45,3 +47,22 @@ def stop_forked_task(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def end_forked_child(body: Callable[[], int]) -> NoReturn:
+    """In a process just forked: run ``body`` and end the process with the status it returns,
+    never going back into the stack the parent was in. ``sys.exit`` in it gives its code; any
+    other exception is printed and gives 1; what Python still holds of the output is flushed."""
+    code = 1
+    try:
+        code = body()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

@@ -24,12 +24,11 @@ import selectors
 import signal
 import socket
 import sys
-import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from flow_core.backends.selection import Backends
-from flow_core.engine.fork_protocol import receive_message, send_message, stop_forked_task
+from flow_core.engine.fork_protocol import end_forked_child, receive_message, send_message, stop_forked_task
 from flow_core.engine.metadata_path import MetadataRelay
 from flow_core.engine.task import TaskArguments, TaskRunner
 from flow_core.engine.task_prelude import Prelude, TaskPreludes
@@ -40,7 +39,7 @@ from flow_core.model.loader import load_flow_class
 PR_SET_PDEATHSIG = 1
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def parent_death_signal() -> Callable[[], None] | None:
     """On Linux, a function a child calls to be sent SIGTERM when its parent dies: a task
     forked a moment before the server died was never named to the runtime, which could not
     stop it otherwise."""
@@ -58,7 +57,7 @@ class ForkServer:
         self.sock = sock
         self.pid = os.getpid()
         self.children: dict[int, str] = {}  # pid -> the runtime's key for the task
-        self._arm_parent_death = _parent_death_signal()
+        self._arm_parent_death = parent_death_signal()
         self._warm_up(flow_file, flow_name)
 
     def _warm_up(self, flow_file: str, flow_name: str) -> None:
@@ -69,7 +68,7 @@ class ForkServer:
         self.backends.registry.backend_class("metadata", self.backends.settings.backend_name("metadata"))
         self.backends.step_decorators  # imports the decorator modules of every plugin
         self.backends.storage.warm_up()
-        self.preludes = TaskPreludes(self.flow_cls, self.backends)
+        self.preludes = TaskPreludes(self.flow_cls, self.graph, self.backends)
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
@@ -121,35 +120,26 @@ class ForkServer:
         self.children[pid] = message["key"]
         send_message(self.sock, {"op": "started", "key": message["key"], "pid": pid})
 
-    def _child(self, message: dict[str, Any], fds: list[int], prelude: Prelude) -> None:
-        code = 1
-        try:
-            if self._arm_parent_death is not None:
-                self._arm_parent_death()
-                if os.getppid() != self.pid:  # the server died before that took effect
-                    os._exit(1)
-            gc.enable()
-            os.setsid()  # its own process group: stopping it stops what it started too
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            out_fd, err_fd, metadata_fd = fds
-            os.dup2(out_fd, 1)
-            os.dup2(err_fd, 2)
-            for fd in (out_fd, err_fd, *self._wake_fds):
-                os.close(fd)
-            self.sock.close()
-            os.environ.update(prelude.env_changes)
-            code = self._run_task(message["task"], prelude, metadata_fd)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+    def _child(self, message: dict[str, Any], fds: list[int], prelude: Prelude) -> NoReturn:
+        end_forked_child(lambda: self._run_child(message, fds, prelude))
+
+    def _run_child(self, message: dict[str, Any], fds: list[int], prelude: Prelude) -> int:
+        if self._arm_parent_death is not None:
+            self._arm_parent_death()
+            if os.getppid() != self.pid:  # the server died before that took effect
+                return 1
+        gc.enable()
+        os.setsid()  # its own process group: stopping it stops what it started too
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        out_fd, err_fd, metadata_fd = fds
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in (out_fd, err_fd, *self._wake_fds):
+            os.close(fd)
+        self.sock.close()
+        os.environ.update(prelude.env_changes)
+        return self._run_task(message["task"], prelude, metadata_fd)
 
     def _run_task(self, task: dict[str, Any], prelude: Prelude, metadata_fd: int) -> int:
         numpy = sys.modules.get("numpy")

@@ -20,6 +20,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -31,6 +32,7 @@ from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.selection import Backends
 from flow_core.backends.subprocess_compute import killed_reason
 from flow_core.engine.fork_protocol import receive_message, send_message, stop_forked_task
+from flow_core.engine.fork_server_process import ForkedServerProcess, can_fork_server, fork_server
 from flow_core.engine.metadata_path import RelayedCalls, apply_relayed
 from flow_core.errors import FlowError
 from flow_core.plugin.settings import Settings
@@ -46,7 +48,7 @@ ORPHAN_GIVE_UP_AFTER = 4.0
 class _Server:
     """One fork server process and the runtime's end of its socket."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedServerProcess
     sock: socket.socket
     errors: bytes = b""  # what the server itself printed: why it died, if it did
     stderr_open: bool = True
@@ -88,7 +90,8 @@ class ForkedTaskHandle(TaskHandle):
 
 
 class LocalCompute(ComputeBackend):
-    """Forks each task from a fork server started on the first launch of a run."""
+    """Forks each task from a fork server: forked from the runtime when the runtime prepares
+    the run, or else started on the first launch."""
 
     name = "local"
 
@@ -112,15 +115,28 @@ class LocalCompute(ComputeBackend):
 
     # -- the runtime's side -------------------------------------------------------------------
 
-    def _start_server(self, spec: TaskSpec) -> _Server:
+    def prepare(self, spec: TaskSpec) -> None:
+        """Fork the run's fork server from the runtime now (see
+        `flow_core.engine.fork_server_process`), when it serves this interpreter and the
+        runtime has no thread yet."""
+        with self._lock:
+            if spec.python != sys.executable or spec.python in self._current or not can_fork_server():
+                return
+            self._current[spec.python] = self._start_server(spec, fork=True)
+
+    def _start_server(self, spec: TaskSpec, fork: bool = False) -> _Server:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {**os.environ, **spec.environment, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            [spec.python, "-m", "flow_core.engine.fork_server", str(theirs.fileno()), spec.flow_file,
-             spec.flow_name],
-            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[theirs.fileno()],
-            start_new_session=True,  # Ctrl-C reaches the runtime, which stops tasks in order
-        )
+        process: subprocess.Popen | ForkedServerProcess
+        if fork:
+            process = fork_server(theirs, ours, spec.flow_file, spec.flow_name, spec.environment)
+        else:
+            process = subprocess.Popen(
+                [spec.python, "-m", "flow_core.engine.fork_server", str(theirs.fileno()), spec.flow_file,
+                 spec.flow_name],
+                env={**os.environ, **spec.environment, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, pass_fds=[theirs.fileno()],
+                start_new_session=True,  # Ctrl-C reaches the runtime, which stops tasks in order
+            )
         theirs.close()
         server = _Server(process, ours)
         self._servers.append(server)

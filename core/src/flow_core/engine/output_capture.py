@@ -13,12 +13,12 @@ for the same reason).
 
 from __future__ import annotations
 
+import _thread
 import faulthandler
 import io
 import os
 import selectors
 import sys
-import threading
 import time
 from typing import Callable
 
@@ -73,6 +73,33 @@ def _line_buffered(stream: object, raw: _WriteThrough) -> io.TextIOWrapper:
                             errors=getattr(stream, "errors", None) or "strict", line_buffering=True)
 
 
+class _CopyingThread:
+    """The thread that copies a capture's pipes, started with `_thread` rather than
+    `threading.Thread`: in a forked task, threading's bookkeeping (its registry, the Event it
+    waits on until the new thread runs) costs more than the copying, as every object it
+    touches is a page copied from the fork server. It also keeps the copying out of
+    ``threading.enumerate()``, where a step has no business meeting it."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        self._running = _thread.allocate_lock()
+        self._running.acquire()
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                self._running.release()
+
+        _thread.start_new_thread(run, ())
+
+    def join(self, timeout: float) -> None:
+        if self._running.acquire(timeout=timeout):
+            self._running.release()
+
+    def is_alive(self) -> bool:
+        return self._running.locked()
+
+
 #: ``(seconds, callback)``: have the copying thread call ``callback(capture)`` once, that many
 #: seconds after the capture starts, if it is still running then. It is what lets a task start
 #: a thread of its own only if it lives that long: most tasks end sooner, and starting a
@@ -104,18 +131,17 @@ class OutputCapture:
         self._faults_were_on = faulthandler.is_enabled()
         faulthandler.enable(file=self._saved["stderr"])
         self._python_streams = self._write_through()
-        self._ending = threading.Event()
+        self._ending = False  #: set once the step is over: stop when the pipes run dry
         if self._later is not None:
             seconds, callback = self._later
             self._later = (time.monotonic() + seconds, callback)
         self._wake_read, self._wake_write = os.pipe()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
+        self._thread = _CopyingThread(self._pump)
         return self
 
     def _call_if_due(self) -> float | None:
         """Run the ``later`` callback if its time came; the seconds until it is due, or None."""
-        if self._later is None or self._ending.is_set():
+        if self._later is None or self._ending:
             return None
         due, callback = self._later
         left = due - time.monotonic()
@@ -171,8 +197,8 @@ class OutputCapture:
             selector.register(self._wake_read, selectors.EVENT_READ, _WAKE)
             open_ends = len(self._reads)
             while open_ends:
-                ready = selector.select(timeout=0 if self._ending.is_set() else self._call_if_due())
-                if not ready and self._ending.is_set():
+                ready = selector.select(timeout=0 if self._ending else self._call_if_due())
+                if not ready and self._ending:
                     return
                 for key, _ in ready:
                     if key.data is _WAKE:
@@ -209,7 +235,7 @@ class OutputCapture:
         # a slow console takes; it stops early only on pipes a background process keeps open.
         self._thread.join(timeout=0.2)
         if self._thread.is_alive():
-            self._ending.set()
+            self._ending = True
             os.write(self._wake_write, b"\0")
             self._thread.join(timeout=MAX_DRAIN_SECONDS)
         for read_end in self._reads:

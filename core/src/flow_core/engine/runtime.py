@@ -146,7 +146,8 @@ class Runtime:
         """Build every compute backend the run uses, and refuse a step sent to remote compute
         with a datastore that only this machine reaches, or a @parallel gang sent to a remote
         compute that cannot start one, before anything runs."""
-        specs = first_task_specs(self.graph, self.decorators, self.flow_file, self.flow_name, self.default_compute)
+        specs = self._first_specs = first_task_specs(self.graph, self.decorators, self.flow_file, self.flow_name,
+                                                     self.default_compute)
         # Built now, so that their settings are checked up front.
         probes = [(node, specs[node.name], self.backends.compute(specs[node.name].compute)) for node in self.graph]
         for node, probe, compute in probes:
@@ -172,13 +173,14 @@ class Runtime:
         token = self.options.production_token
         origin = self.resume.origin_run_id if self.resume else None
         self._prepare_environments(origin)
+        self.task_environment = task_environment(self.settings, token, origin)
+        self._prepare_start_compute()
         run = create_run(self.metadata, self.flow_name, user, self.options.tags, token, origin)
         self.run = run
         if self._interpreters:
             self.backends.environment.record(self.flow_name, run.run_id)
         if self.options.run_id_file:
             Path(self.options.run_id_file).write_text(run.run_id)
-        self.task_environment = task_environment(self.settings, token, origin)
         verb = f"Resuming {self.flow_name}/{origin}" if origin else "Workflow starting"
         self.console.info(f"{verb} (run-id {run.run_id}), {self.flow_name} by {user}:")
         self.console.detail(f"Datastore {self.storage.describe()}, metadata {self.metadata.describe()}, "
@@ -222,6 +224,14 @@ class Runtime:
         started = time.monotonic()
         self._interpreters = prepare_interpreters(self.backends, request)
         self.console.detail(f"Environments ({environment}) ready in {time.monotonic() - started:.2f}s.")
+
+    def _prepare_start_compute(self) -> None:
+        """Let the start step's compute get ready while the run is recorded: the local compute
+        forks its warm server from this process, which has no thread yet."""
+        spec = self._first_specs[START]
+        spec = attrs.evolve(spec, environment={**self.task_environment, **spec.environment})
+        spec = with_interpreter(spec, self._interpreters.get(START))
+        self.backends.compute(spec.compute).prepare(spec)
 
     def _store_parameters(self) -> str:
         """Parameters become the artifacts of a `_parameters` task that `start` inherits."""

@@ -4,8 +4,8 @@ A forked task pays for every line of Python it runs twice over: the time, and a 
 each page of the server's memory the code touches (reference counts and the interpreter's
 inline caches are written even by code that only reads). Work whose result is the same
 for many tasks -- the backends for a run's settings, a step's decorators, the index of
-the one parent every task of a foreach reads -- is therefore done here, in the server,
-and the children find it done.
+the one parent every task of a foreach reads and the list it splits -- is therefore done
+here, in the server, and the children find it done.
 
 A failure here is never reported: the task does the same work itself and reports it.
 """
@@ -21,11 +21,15 @@ from flow_core.backends.selection import Backends
 from flow_core.datastore.task_store import FlowDataStore, TaskDataStore
 from flow_core.engine.input_paths import REFERENCE_MARK, has_step_wildcard
 from flow_core.model.decorators import StepDecorator, step_decorators
+from flow_core.model.graph import FOREACH, FlowGraph
 
 #: Parents' indexes kept at once (a foreach's parent is one; a linear flow's change each step).
 PARENTS_KEPT = 64
 #: Single parents remembered as asked for once.
 ASKED_KEPT = 10_000
+#: A foreach's list is loaded in the server only up to this encoded size, which bounds what
+#: the kept parents hold; a larger one each task loads itself, as without a server.
+FOREACH_LIST_PRELOADED_UP_TO = 1024 * 1024
 
 
 @attrs.frozen
@@ -40,8 +44,9 @@ class Prelude:
 
 
 class TaskPreludes:
-    def __init__(self, flow_cls: type, backends: Backends):
+    def __init__(self, flow_cls: type, graph: FlowGraph, backends: Backends):
         self.flow_cls = flow_cls
+        self.graph = graph
         self.backends = backends
         self._backends: dict[tuple[tuple[str, str], ...], Backends | None] = {}
         self._decorators: dict[tuple[str, tuple[str, ...]], list[StepDecorator] | None] = {}
@@ -102,7 +107,18 @@ class TaskPreludes:
                 self._parents.clear()
             try:
                 (store,) = FlowDataStore(backends.storage).open_tasks(self.flow_cls.__name__, [path])
+                self._load_foreach_list(store, path.split("/")[1])
             except Exception:  # noqa: BLE001 -- the task meets it again and reports it
                 return {}
             self._parents[path] = store
         return {path: self._parents[path]}
+
+    def _load_foreach_list(self, store: TaskDataStore, step_name: str) -> None:
+        """Load the list a foreach parent splits into the store, which keeps what it loaded:
+        each child takes its item from it instead of reading and decoding the whole list."""
+        node = self.graph.nodes.get(step_name)
+        if node is None or node.type != FOREACH or node.parallel_foreach:
+            return
+        record = store.artifact_records().get(node.foreach_param)
+        if record is not None and record.size <= FOREACH_LIST_PRELOADED_UP_TO:
+            store.load(node.foreach_param)
