@@ -201,8 +201,10 @@ class ComputeBackend(ABC):
 
     def prepare(self, spec: TaskSpec) -> None:
         """Get ready for tasks like ``spec`` (the run's first task, with placeholder ids) while
-        the runtime records the run. Called once, before the runtime starts any thread of its
-        own, so a backend may fork here. Optional; the local compute forks its warm server."""
+        the runtime records the run. Called once, before the runtime starts the run's threads
+        (its heartbeat, its backends' I/O), so a backend may fork here if the process has no
+        thread by then (preparing @pypi environments may have started some). Optional; the
+        local compute forks its warm server."""
 
     def close(self) -> None:
         """Release what the backend holds (threads, sessions) at the end of a run."""
