@@ -229,9 +229,15 @@ class Runtime:
         """Let the start step's compute get ready while the run is recorded: the local compute
         forks its warm server from this process, which has no thread yet."""
         spec = self._first_specs[START]
-        spec = attrs.evolve(spec, environment={**self.task_environment, **spec.environment})
-        spec = with_interpreter(spec, self._interpreters.get(START))
+        spec = self._placed(attrs.evolve(spec, environment={**self.task_environment, **spec.environment}))
         self.backends.compute(spec.compute).prepare(spec)
+
+    def _placed(self, spec: TaskSpec) -> TaskSpec:
+        """``spec`` with its step's interpreter and what its compute's route of the records
+        adds to the environment."""
+        spec = with_interpreter(spec, self._interpreters.get(spec.step_name))
+        route = route_environment(self.backends.compute(spec.compute), self.metadata)
+        return attrs.evolve(spec, environment={**spec.environment, **route}) if route else spec
 
     def _store_parameters(self) -> str:
         """Parameters become the artifacts of a `_parameters` task that `start` inherits."""
@@ -335,10 +341,7 @@ class Runtime:
             )
             for decorator in decorators:
                 spec = decorator.runtime_task_spec(spec)
-            spec = with_interpreter(spec, self._interpreters.get(step_name))
-            route = route_environment(self.backends.compute(spec.compute), self.metadata)
-            if route:
-                spec = attrs.evolve(spec, environment={**spec.environment, **route})
+            spec = self._placed(spec)
             self._stacks[task_id] = stack
             self._pending.append(spec)
             if spec.gang is not None:
