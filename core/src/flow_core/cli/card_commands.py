@@ -12,7 +12,6 @@ import tempfile
 
 import click
 
-from flow_core.cli.card_server import CardServer, ServedRun
 from flow_core.cli.state import CliState
 from flow_core.client import Flow, Run, Task, namespace
 from flow_core.client.cards import Card, get_cards
@@ -176,6 +175,8 @@ def server(state: CliState, run_id: str | None, port: int, host: str, user_names
     def latest() -> str | None:
         runs = backends.metadata.list_runs(flow_name, tags=[tag], limit=1)
         return runs[0].run_id if runs else None
+
+    from flow_core.cli.card_server import CardServer, ServedRun  # http.server: only `card server` needs it
 
     try:
         httpd = CardServer((host, port), backends.storage,

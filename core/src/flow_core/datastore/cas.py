@@ -34,6 +34,7 @@ import zstandard
 
 from flow_core.backends.records import ArtifactRecord
 from flow_core.backends.storage import StorageBackend
+from flow_core.datastore.buffers import WritableBuffer, writable_buffer, writable_copy
 from flow_core.datastore.encoding import (
     MSGPACK,
     PICKLE,
@@ -265,7 +266,7 @@ class ContentAddressedStore:
             return encoding, payload
         if not copy:
             return encoding, body
-        return encoding, bytearray(body) if encoding == PICKLE else bytes(body)
+        return encoding, writable_copy(body) if encoding == PICKLE else bytes(body)
 
     @classmethod
     def _header(cls, digest: str, blob: Part) -> tuple[int, str, int, int, memoryview]:
@@ -299,8 +300,8 @@ class ContentAddressedStore:
         return manifest
 
     @staticmethod
-    def _decompress(digest: str, body: memoryview, size: int) -> Part:
-        out = bytearray(size)
+    def _decompress(digest: str, body: memoryview, size: int) -> WritableBuffer:
+        out = writable_buffer(size)
         try:
             with zstandard.ZstdDecompressor().stream_reader(body) as reader:
                 filled = reader.readinto(out)
@@ -315,9 +316,9 @@ class ContentAddressedStore:
             raise DamagedObject(blob_key(digest), "it is truncated")
         return out
 
-    def _join_chunks(self, digest: str, manifest: dict, size: int) -> bytearray:
+    def _join_chunks(self, digest: str, manifest: dict, size: int) -> WritableBuffer:
         """Read, decompress and check the chunks in parallel, each straight into its place."""
-        out = bytearray(size)
+        out = writable_buffer(size)
         view = memoryview(out)
         chunk_size = manifest["chunk_size"]
         chunks = manifest["chunks"]

@@ -15,6 +15,7 @@ keeping, and pickle's fast mode (no memo) writes it at msgpack's pace.
 from __future__ import annotations
 
 import io
+import mmap
 import pickle
 import struct
 from typing import Any, Sequence, Union
@@ -24,7 +25,7 @@ import msgpack
 
 MSGPACK, PICKLE, RAW = "msgpack", "pickle", "raw"
 
-Part = Union[bytes, bytearray, memoryview]
+Part = Union[bytes, bytearray, memoryview, mmap.mmap]
 
 _PICKLE_MAGIC = b"FP5\x00"
 #: Plain data whose msgpack form reaches this size is pickled instead (see the module's docstring).
