@@ -72,6 +72,32 @@ def test_numpy_arrays_round_trip_writable_with_dtype_and_shape(cas, storage):
     assert ContentAddressedStore(storage).load_values(records)["array"][0, 0] == array[0, 0]
 
 
+def test_large_loaded_arrays_are_writable_and_private_to_their_process(cas, storage):
+    # Chunked, stored raw in one blob, and compressed in one: each is read into a buffer of its
+    # own, which a forked task (tasks fork from a server that may hold loaded values) copies on write.
+    rng = np.random.default_rng(2)
+    values = {"chunked": rng.random(5 * MiB), "raw": rng.random(MiB), "compressed": np.zeros(MiB)}
+    records = cas.save_values(values)
+    assert _flags(storage, records["compressed"].key) == cas_module.FLAG_ZSTD
+    assert _flags(storage, records["raw"].key) == 0
+    loaded = ContentAddressedStore(storage).load_values(records)
+    for name, array in loaded.items():
+        assert array.flags.writeable and np.array_equal(array, values[name])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        for array in loaded.values():
+            array[:] = 7.0
+        os.write(write, b"1" if all((array == 7.0).all() for array in loaded.values()) else b"0")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"  # the child changed its copies
+    os.close(read)
+    for name, array in loaded.items():
+        assert np.array_equal(array, values[name])  # and the parent's are as loaded
+
+
 def test_equal_values_store_nothing_new_and_big_values_share_equal_chunks(cas, storage):
     first = cas.save_values({"a": b"\x01" * (40 * MiB)})
     before = set(storage.list("data/"))
