@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,6 +119,8 @@ def _download(package: LockedPackage) -> bytes:
     if package.url.startswith("file://"):
         data = Path(package.url[len("file://"):]).read_bytes()
     else:
+        import urllib.request  # and with it http.client and ssl: only this download needs them
+
         try:
             with urllib.request.urlopen(package.url, timeout=120) as response:
                 data = response.read()
