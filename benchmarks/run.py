@@ -8,8 +8,8 @@
 Metaflow is installed from PyPI into its own virtualenv (benchmarks/.venv-metaflow) on the
 first run. Every workload runs on both frameworks alternately, in fresh folders, and the
 table shows medians and Metaflow's time divided by Flow's. A slow workload (Metaflow takes
-minutes) runs on Metaflow once, in the first round, and on Flow in every round. The table is also written to
-benchmarks/results/latest.md with the machine and the date.
+minutes) runs on Metaflow once, in the first round, and on Flow in every round. The table is
+also written to benchmarks/results/latest.md with the machine and the date.
 """
 
 from __future__ import annotations
