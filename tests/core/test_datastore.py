@@ -12,7 +12,7 @@ from flow_core.backends.local_storage import LocalStorage
 from flow_core.datastore import cas as cas_module
 from flow_core.datastore.cas import HEADER, ContentAddressedStore, blob_key
 from flow_core.datastore.task_store import FlowDataStore
-from flow_core.errors import DataStoreError
+from flow_core.errors import BlobNotFound, DataStoreError
 
 MiB = 1024 * 1024
 
@@ -128,6 +128,19 @@ def test_open_tasks_reads_many_parents_in_bulk_and_picks_latest_attempts(storage
     assert [s.load("value") for s in stores] == [t * 10 + (1 if t % 10 == 0 else 0) for t in range(100)]
     assert [s.attempt for s in datastore.open_tasks("Bulk", ["1/each/20", "1/each/21"])] == [1, 0]
 
+
+@pytest.mark.parametrize("reads", ["in this thread", "handed to threads after the first few"])
+def test_a_batch_read_gives_every_key_its_own_bytes_however_it_is_read(storage, monkeypatch, reads):
+    from flow_core.backends import local_storage
+
+    # A read counts as slow above this; 0 sends all but the first few to the pool.
+    monkeypatch.setattr(local_storage, "_INLINE_READ_SECONDS", 60.0 if reads == "in this thread" else 0.0)
+    blobs = {f"index/Batch/1/each/{n}/0.idx": os.urandom(n + 1) for n in range(40)}
+    storage.put_many(blobs.items())
+    keys = list(reversed(blobs))
+    assert storage.get_many(keys) == {key: blobs[key] for key in keys}
+    with pytest.raises(BlobNotFound):
+        storage.get_many([*keys[:10], "index/Batch/1/each/missing/0.idx", *keys[10:]])
 
 class Color(enum.IntEnum):
     RED = 1
