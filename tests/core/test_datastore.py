@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from flow_core.backends import local_storage
 from flow_core.backends.local_storage import LocalStorage
 from flow_core.datastore import cas as cas_module
 from flow_core.datastore.cas import HEADER, ContentAddressedStore, blob_key
@@ -131,8 +132,6 @@ def test_open_tasks_reads_many_parents_in_bulk_and_picks_latest_attempts(storage
 
 @pytest.mark.parametrize("reads", ["in this thread", "handed to threads after the first few"])
 def test_a_batch_read_gives_every_key_its_own_bytes_however_it_is_read(storage, monkeypatch, reads):
-    from flow_core.backends import local_storage
-
     # A read counts as slow above this; 0 sends all but the first few to the pool.
     monkeypatch.setattr(local_storage, "_INLINE_READ_SECONDS", 60.0 if reads == "in this thread" else 0.0)
     blobs = {f"index/Batch/1/each/{n}/0.idx": os.urandom(n + 1) for n in range(40)}
@@ -141,6 +140,7 @@ def test_a_batch_read_gives_every_key_its_own_bytes_however_it_is_read(storage, 
     assert storage.get_many(keys) == {key: blobs[key] for key in keys}
     with pytest.raises(BlobNotFound):
         storage.get_many([*keys[:10], "index/Batch/1/each/missing/0.idx", *keys[10:]])
+
 
 class Color(enum.IntEnum):
     RED = 1
