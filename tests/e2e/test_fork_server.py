@@ -88,9 +88,53 @@ def test_forked_tasks_are_isolated_processes(write_flow, flow_cli, records):
     # The server may hold the parent's list for its children; each still gets its own.
     assert end("items_seen") == [[0, 1, 2, 3]] * 4
     assert end("inputs") == [0, 1, 2, 3]
-    assert end("threads_seen") == [1] * 4  # output capture's copying thread is not the step's to see
+    assert end("threads_seen") == [1] * 4  # Flow starts no thread of its own in a forked task
     for index in range(4):
         assert f"] task {index} done" in result.stdout
+
+
+OUTPUT = """
+    import os, subprocess, sys
+    from flow_core import FlowSpec, step
+
+    class Chatty(FlowSpec):
+        @step
+        def start(self):
+            print("from print")
+            os.system("echo from a shell")  # the shell writes to the task's fd 1 itself
+            os.write(1, b"from os.write\\n")
+            subprocess.run([sys.executable, "-c", "import sys; sys.stdout.write('x' * 300000 + '\\\\n')"])
+            print("to stderr", file=sys.stderr)
+            print("last, no newline", end="")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            # Left running, holding the task's stdout and stderr: not the task's to wait for.
+            background = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            with open(os.environ["BACKGROUND_PID_FILE"], "w") as pid_file:
+                pid_file.write(str(background.pid))
+"""
+
+
+def test_a_forked_tasks_logs_hold_everything_it_wrote_in_order(write_flow, flow_cli, tmp_path):
+    pid_file = tmp_path / "background.pid"
+    result = flow_cli("run", str(write_flow("chatty.py", OUTPUT)), env={"BACKGROUND_PID_FILE": str(pid_file)})
+    background = int(pid_file.read_text())
+    try:
+        assert result.returncode == 0, result.stderr
+        assert _alive(background)  # the run ended while the process its end step left behind runs on
+        run = Flow("Chatty")[run_id_of(result.stdout)]
+        task = run["start"].task
+        assert task.stdout == ("from print\nfrom a shell\nfrom os.write\n" + "x" * 300000 + "\n"
+                               + "last, no newline")
+        assert task.stderr == "to stderr\n"
+        assert run["end"].task.stdout == ""
+        for line in ("from print", "from a shell", "from os.write", "to stderr", "last, no newline"):
+            assert f"[{run.id}/start/" in result.stdout + result.stderr
+            assert f"] {line}" in result.stdout + result.stderr
+    finally:
+        os.kill(background, signal.SIGKILL)
 
 
 def test_the_fork_server_reads_a_foreach_list_once_for_every_task_of_the_foreach(write_flow, flow_cli, monkeypatch):

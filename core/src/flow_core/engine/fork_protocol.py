@@ -1,5 +1,8 @@
 """The fork server's wire: one msgpack message per ``SOCK_SEQPACKET`` packet, with file
-descriptors passed alongside. Both the runtime's local compute and the fork server speak it."""
+descriptors passed alongside. Both the runtime's local compute and the fork server speak it.
+
+A forked task talks to the runtime over a stream of its own (its channel): msgpack frames,
+each behind its length (`write_frame`, `read_frame`)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import array
 import os
 import signal
 import socket
+import struct
 import sys
 import traceback
 from typing import Any, Callable, NoReturn
@@ -14,6 +18,7 @@ from typing import Any, Callable, NoReturn
 import msgpack
 
 MAX_MESSAGE = 1 << 20
+FRAME = struct.Struct("<I")
 
 
 def send_message(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -30,6 +35,30 @@ def receive_message(sock: socket.socket) -> tuple[dict[str, Any] | None, list[in
     if not payload:
         return None, []
     return msgpack.unpackb(payload), list(fds)
+
+
+def write_frame(fd: int, value: Any) -> None:
+    payload = msgpack.packb(value)
+    data = memoryview(FRAME.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def read_frame(fd: int) -> Any:
+    """The next frame's value; EOFError if the stream ends first."""
+    (size,) = FRAME.unpack(_read_exactly(fd, FRAME.size))
+    return msgpack.unpackb(_read_exactly(fd, size))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    parts, left = [], size
+    while left:
+        part = os.read(fd, min(left, 1 << 20))
+        if not part:
+            raise EOFError("the channel closed in the middle of a frame")
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def stop_forked_task(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:

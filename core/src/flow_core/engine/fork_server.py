@@ -8,8 +8,9 @@ why the runtime (it has threads) does not fork tasks itself.
 
 It talks to the runtime over a ``SOCK_SEQPACKET`` Unix socket, one msgpack message per
 packet: the runtime sends ``launch`` with the task's arguments and, as passed file
-descriptors, the pipes the child's stdout, stderr and metadata writes
-(`flow_core.engine.metadata_path`) go to; the server answers
+descriptors, the pipes the child's stdout and stderr go to and its channel to the runtime
+(its metadata writes, `flow_core.engine.metadata_path`, and the request for its output,
+`flow_core.engine.relayed_output`); the server answers
 ``started`` (with the child's pid, for Ctrl-C) and ``exited`` (with its exit status). When
 the runtime goes away, the server stops its children and exits; when the server dies, the
 runtime stops the children it was told of, and on Linux the kernel stops the others.
@@ -18,6 +19,7 @@ runtime stops the children it was told of, and on Linux the kernel stops the oth
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import gc
 import os
 import selectors
@@ -132,16 +134,16 @@ class ForkServer:
         os.setsid()  # its own process group: stopping it stops what it started too
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        out_fd, err_fd, metadata_fd = fds
+        out_fd, err_fd, channel_fd = fds
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         for fd in (out_fd, err_fd, *self._wake_fds):
             os.close(fd)
         self.sock.close()
         os.environ.update(prelude.env_changes)
-        return self._run_task(message["task"], prelude, metadata_fd)
+        return self._run_task(message["task"], prelude, channel_fd)
 
-    def _run_task(self, task: dict[str, Any], prelude: Prelude, metadata_fd: int) -> int:
+    def _run_task(self, task: dict[str, Any], prelude: Prelude, channel_fd: int) -> int:
         numpy = sys.modules.get("numpy")
         if numpy is not None:  # forked children would otherwise draw the same numbers
             numpy.random.seed()
@@ -151,8 +153,9 @@ class ForkServer:
             if backends is None:
                 backends = Backends(self.backends.settings.with_environ(os.environ), self.backends.registry,
                                     storage=self.backends.storage)
-            runner = TaskRunner(args, backends, MetadataRelay(metadata_fd), flow_cls=self.flow_cls, graph=self.graph,
-                                decorators=prelude.decorators, opened_parents=prelude.opened_parents)
+            runner = TaskRunner(args, backends, MetadataRelay(channel_fd), flow_cls=self.flow_cls, graph=self.graph,
+                                decorators=prelude.decorators, opened_parents=prelude.opened_parents,
+                                output_channel=channel_fd)
             return runner.run()
         except FlowError as exc:
             print(f"Error: {exc}", file=sys.stderr)
@@ -168,6 +171,8 @@ def main(argv: list[str]) -> None:
         print(f"Error: the fork server could not load {flow_file}: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
     gc.disable()  # the server allocates little between forks; see _launch
+    # A child's fd 2 is its task's stderr: a crash in C code prints its Python traceback there.
+    faulthandler.enable()
     server.serve()
 
 

@@ -1,7 +1,9 @@
 """Saving a running task's output to the datastore while it runs, from inside the task.
 
 The task itself saves (not the runtime that started it), so live logs work the same on every
-compute: a forked local task, a subprocess, a Batch container. The schedule is Metaflow's
+compute: a subprocess, a Batch container. A task forked by the local fork server is the
+exception: the runtime holds its output (`flow_core.engine.relayed_output`) and saves it on
+the same schedule. The schedule is Metaflow's
 (its ``mflog.update_delay``): frequent at first, when someone is likely watching a task they
 just started, then slowing along a sigmoid to the longest interval after about twenty
 minutes, so that a day-long task does not write its whole log every second. A save happens
@@ -35,7 +37,7 @@ def save_delay(seconds_since_start: float, shortest: float, longest: float) -> f
     return shortest + rise * longest
 
 
-def _seconds(settings: Settings, name: str) -> float:
+def interval_seconds(settings: Settings, name: str) -> float:
     text = settings.get(name) or "0"
     try:
         value = float(text)
@@ -57,8 +59,8 @@ class LiveLogSaver:
         self.storage = storage
         self.pathspec = pathspec
         self.attempt = attempt
-        self.shortest = _seconds(settings, LIVE_LOGS_MIN_INTERVAL)
-        self.longest = _seconds(settings, LIVE_LOGS_MAX_INTERVAL)
+        self.shortest = interval_seconds(settings, LIVE_LOGS_MIN_INTERVAL)
+        self.longest = interval_seconds(settings, LIVE_LOGS_MAX_INTERVAL)
         self.saved = False  #: whether any live copy was written (then `remove` has work)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -105,3 +107,32 @@ class LiveLogSaver:
     def remove(self) -> None:
         if self.saved:
             remove_live_logs(self.storage, self.pathspec, self.attempt)
+
+
+class CapturedOutput:
+    """``with CapturedOutput(...) as logs:`` around the step of a task started as a process of
+    its own: its output captured inside it (`OutputCapture`), with live logs while it runs.
+    Afterwards ``logs.stdout`` and ``logs.stderr``; `remove_live` once the index holds them.
+    A forked task uses `flow_core.engine.relayed_output.RelayedOutput` instead."""
+
+    def __init__(self, storage: StorageBackend, pathspec: str, attempt: int, settings: Settings):
+        self._saver = LiveLogSaver(storage, pathspec, attempt, settings)
+        self._capture = OutputCapture()
+        self.stdout = b""
+        self.stderr = b""
+
+    def __enter__(self) -> CapturedOutput:
+        self._capture = OutputCapture(later=self._saver.schedule())
+        self._capture.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self._capture.__exit__(exc_type, exc, tb)
+        finally:
+            self._saver.__exit__(exc_type, exc, tb)
+        self.stdout, self.stderr = self._capture.stdout, self._capture.stderr
+
+    def remove_live(self) -> None:
+        self._saver.remove()

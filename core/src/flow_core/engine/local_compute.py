@@ -4,7 +4,9 @@ Every task still runs in its own process, with its own output and exit status, e
 on the portable path (`flow_core.backends.subprocess_compute`); it only skips starting an interpreter
 and importing everything again. One I/O thread in the runtime reads every task's output
 pipes and the fork server's messages, so a thousand tasks cost no thousand threads, and it
-applies the tasks' relayed metadata writes in batches before reporting them finished.
+applies the tasks' relayed metadata writes in batches before reporting them finished. It
+keeps what each task prints and hands it back when the task asks for its logs
+(`flow_core.engine.relayed_output`).
 
 The fork server's socket closes the moment the server dies, so its death is noticed at once:
 its running tasks (whose parent it was) are stopped, not left to run unwatched, and reported
@@ -16,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import select
 import selectors
 import signal
 import socket
@@ -31,17 +34,23 @@ from flow_core.backends.compute import ComputeBackend, TaskEvents, TaskHandle, T
 from flow_core.backends.metadata import MetadataBackend
 from flow_core.backends.selection import Backends
 from flow_core.backends.subprocess_compute import killed_reason
-from flow_core.engine.fork_protocol import receive_message, send_message, stop_forked_task
+from flow_core.engine.fork_protocol import receive_message, send_message, stop_forked_task, write_frame
 from flow_core.engine.fork_server_process import ForkedServerProcess, can_fork_server, fork_server
+from flow_core.engine.live_log_saver import interval_seconds
 from flow_core.engine.metadata_path import RelayedCalls, apply_relayed
+from flow_core.engine.relayed_output import OUTPUT_REQUEST, KeptOutput, LiveLogKeeper
 from flow_core.errors import FlowError
-from flow_core.plugin.settings import Settings
+from flow_core.plugin.settings import LIVE_LOGS_MAX_INTERVAL, LIVE_LOGS_MIN_INTERVAL, Settings
 
 READ_SIZE = 65536
 #: Once the fork server is gone: seconds its tasks get to end on SIGTERM before SIGKILL, and
 #: seconds after which the runtime stops waiting for their output pipes to close.
 ORPHAN_KILL_AFTER = 2.0
 ORPHAN_GIVE_UP_AFTER = 4.0
+#: The longest a task's start record waits to share a transaction with the records of tasks
+#: that end (a short task's start and end then cost one transaction, not two). It never waits
+#: past the task's first line of output or its end.
+RECORD_STARTS_WITHIN = 0.5
 
 
 @attrs.define(eq=False)
@@ -62,8 +71,9 @@ class _ForkedTask:
     spec: TaskSpec
     events: TaskEvents
     server: _Server
-    pipes: dict[int, str]  # read end -> stream name ("stdout", "stderr" or "metadata")
+    pipes: dict[int, str]  # our end -> stream name ("stdout", "stderr" or "metadata", the channel)
     relayed: RelayedCalls
+    output: KeptOutput = attrs.Factory(KeptOutput)
     partial: dict[str, bytes] = attrs.Factory(dict)
     pid: int | None = None
     status: int | None = None
@@ -95,9 +105,11 @@ class LocalCompute(ComputeBackend):
 
     name = "local"
 
-    def __init__(self, metadata: MetadataBackend) -> None:
+    def __init__(self, metadata: MetadataBackend, live_logs: LiveLogKeeper | None = None) -> None:
         self.metadata = metadata
+        self._live_logs = live_logs
         self._relayed_calls: list[tuple[str, list]] = []
+        self._calls_waiting_since: float | None = None
         self._finished: list[_ForkedTask] = []  # reported once their metadata is written
         self._lock = threading.Lock()
         self._current: dict[str, _Server] = {}  # the one new tasks go to, by interpreter
@@ -111,7 +123,9 @@ class LocalCompute(ComputeBackend):
 
     @classmethod
     def from_settings(cls, settings: Settings, backends: Backends) -> "LocalCompute":
-        return cls(backends.metadata)
+        live_logs = LiveLogKeeper(backends.storage, interval_seconds(settings, LIVE_LOGS_MIN_INTERVAL),
+                                  interval_seconds(settings, LIVE_LOGS_MAX_INTERVAL))
+        return cls(backends.metadata, live_logs)
 
     # -- the runtime's side -------------------------------------------------------------------
 
@@ -144,24 +158,31 @@ class LocalCompute(ComputeBackend):
         if self._io_thread is None:
             self._io_thread = threading.Thread(target=self._io_loop, name="flow-local-io", daemon=True)
             self._io_thread.start()
+        else:
+            os.write(self._wake_write, b"\0")
         return server
 
     def launch(self, spec: TaskSpec, events: TaskEvents) -> TaskHandle:
         key = str(next(self._keys))
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
-        metadata_read, metadata_write = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        channel, channel_theirs = ours.detach(), theirs.detach()
         with self._lock:
             # A step with an interpreter of its own (@pypi) gets a fork server of that interpreter.
             server = self._current.get(spec.python)
             if server is None or server.gone is not None:  # the first task, or its server died
                 server = self._current[spec.python] = self._start_server(spec)
             task = _ForkedTask(key, spec, events, server,
-                               {out_read: "stdout", err_read: "stderr", metadata_read: "metadata"},
+                               {out_read: "stdout", err_read: "stderr", channel: "metadata"},
                                RelayedCalls(self._relayed_calls))
             self._tasks[key] = task
+        if self._live_logs is not None:
+            self._live_logs.watch(f"{spec.flow_name}/{spec.run_id}/{spec.step_name}/{spec.task_id}",
+                                  spec.retry_count, task.output)
+        # No need to wake the I/O thread: the server's answer (or its socket closing) will,
+        # and the thread takes the task's pipes on then. Until then they just fill.
         self._new.put(task)
-        os.write(self._wake_write, b"\0")
         message = {
             "op": "launch", "key": key, "env": dict(spec.environment),
             "task": {
@@ -173,14 +194,14 @@ class LocalCompute(ComputeBackend):
             },
         }
         try:
-            send_message(server.sock, message, [out_write, err_write, metadata_write])
+            send_message(server.sock, message, [out_write, err_write, channel_theirs])
         except OSError as exc:
             with self._lock:  # if the server died, noticing it gives the task that reason instead
                 task.status = 1
                 task.reason = task.reason or (
                     server.gone or f"the fork server (pid {server.process.pid}) could not take the task: {exc}")
         finally:
-            for fd in (out_write, err_write, metadata_write):
+            for fd in (out_write, err_write, channel_theirs):
                 os.close(fd)
         return ForkedTaskHandle(self, task)
 
@@ -205,6 +226,8 @@ class LocalCompute(ComputeBackend):
             each.process.poll()  # reap a dead one
             if self._io_thread is None or not self._io_thread.is_alive():
                 each.sock.close()
+        if self._live_logs is not None:
+            self._live_logs.close()
 
     # -- the I/O thread -----------------------------------------------------------------------
 
@@ -226,6 +249,8 @@ class LocalCompute(ComputeBackend):
         while True:
             self._register_new(selector)
             timeout = 0.2 if self._stranded() else 1.0
+            if self._calls_waiting_since is not None:
+                timeout = min(timeout, RECORD_STARTS_WITHIN)
             for key, _ in selector.select(timeout=timeout):
                 data = key.data
                 if data is None:
@@ -234,7 +259,7 @@ class LocalCompute(ComputeBackend):
                     if key.fd in data.pipes:
                         self._on_output(selector, key.fd, data)
                 elif key.fileobj is data.sock:
-                    if not self._on_message(data):
+                    if not self._on_message(selector, data):
                         selector.unregister(data.sock)
                         self._on_server_gone(selector, data)
                 elif data.stderr_open:  # not drained already by _on_server_gone in this round
@@ -265,7 +290,7 @@ class LocalCompute(ComputeBackend):
             server.process.stderr.close()
             server.stderr_open = False
 
-    def _on_message(self, server: _Server) -> bool:
+    def _on_message(self, selector: selectors.BaseSelector, server: _Server) -> bool:
         try:
             message, _fds = receive_message(server.sock)
         except OSError:
@@ -285,8 +310,24 @@ class LocalCompute(ComputeBackend):
         elif message["op"] == "exited":
             task.status = message["status"]
             task.exited = True
+            self._let_go(selector, task)
             self._finish_if_done(task)
         return True
+
+    def _let_go(self, selector: selectors.BaseSelector, task: _ForkedTask) -> None:
+        """The task's process ended: read what its pipes and channel still hold (all it
+        wrote), then close them. A background process the step left running may hold them
+        open; what it writes later is not the task's, and the task must not wait for it."""
+        self._register_new(selector)
+        for fd in list(task.pipes):
+            self._drain(selector, fd, task)
+            if fd in task.pipes:
+                self._close_pipe(selector, fd, task)
+
+    def _drain(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
+        """Read what one of the task's pipes holds now, without waiting for more."""
+        while fd in task.pipes and select.select([fd], [], [], 0)[0]:
+            self._on_output(selector, fd, task)
 
     def _on_server_gone(self, selector: selectors.BaseSelector, server: _Server) -> None:
         """The server's socket closed: it died (or, at the end of the run, stopped). Stop the
@@ -352,11 +393,18 @@ class LocalCompute(ComputeBackend):
 
     def _on_output(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
         stream = task.pipes[fd]
-        chunk = os.read(fd, READ_SIZE)
+        try:
+            chunk = os.read(fd, READ_SIZE)
+        except OSError:  # the task's end of the channel reset: as good as closed
+            chunk = b""
         if chunk and stream == "metadata":
-            task.relayed.feed(chunk)
+            if task.relayed.feed(chunk, (OUTPUT_REQUEST,)):
+                self._answer_output(selector, fd, task)
             return
         if chunk:
+            if self._relayed_calls:  # whoever sees the output may look for the task's record
+                self._record_relayed()
+            task.output.add(stream, chunk)
             data = task.partial.pop(stream, b"") + chunk
             *lines, rest = data.split(b"\n")
             for line in lines:
@@ -366,6 +414,18 @@ class LocalCompute(ComputeBackend):
             return
         self._close_pipe(selector, fd, task)
         self._finish_if_done(task)
+
+    def _answer_output(self, selector: selectors.BaseSelector, channel: int, task: _ForkedTask) -> None:
+        """The task's step is over and it asks for its output: read what its pipes still
+        hold (all it wrote before asking is there by now), then send it all back."""
+        for fd, stream in list(task.pipes.items()):
+            if stream != "metadata":
+                self._drain(selector, fd, task)
+        live_saved = self._live_logs.stop(task.output) if self._live_logs is not None else False
+        try:
+            write_frame(channel, task.output.answer(live_saved))
+        except OSError:  # the task died meanwhile; its end is reported as usual
+            pass
 
     def _close_pipe(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
         stream = task.pipes.pop(fd)
@@ -380,17 +440,31 @@ class LocalCompute(ComputeBackend):
             with self._lock:
                 if self._tasks.pop(task.key, None) is None:
                     return
+            if self._live_logs is not None:
+                self._live_logs.stop(task.output)
             self._finished.append(task)
 
-    def _report_finished(self) -> None:
-        """Write the relayed metadata of this round in one batch, then report the tasks that
-        ended: the runtime must never see a task finished before its record says so."""
+    def _record_relayed(self) -> str | None:
+        """Write the relayed metadata calls collected so far in one batch; why not, if it failed."""
+        self._calls_waiting_since = None
         calls, self._relayed_calls[:] = list(self._relayed_calls), []
-        failure = None
         try:
             apply_relayed(self.metadata, calls)
         except FlowError as exc:
-            failure = f"its metadata could not be recorded: {exc}"
+            return f"its metadata could not be recorded: {exc}"
+        return None
+
+    def _report_finished(self) -> None:
+        """Write the relayed metadata in one batch, then report the tasks that ended: the
+        runtime must never see a task finished before its record says so. Records of tasks
+        that only started wait a little for company (`RECORD_STARTS_WITHIN`)."""
+        now = time.monotonic()
+        if self._relayed_calls and self._calls_waiting_since is None:
+            self._calls_waiting_since = now
+        if not self._finished and (self._calls_waiting_since is None
+                                   or now - self._calls_waiting_since < RECORD_STARTS_WITHIN):
+            return
+        failure = self._record_relayed()
         finished, self._finished = self._finished, []
         for task in finished:
             status = task.status if task.status is not None else 1

@@ -7,8 +7,8 @@ three routes:
   a task started by ``flow step`` on its own (an orchestrator's task, ``--compute
   subprocess``, Batch with the metadata service) works, and such a task also keeps its run's
   heartbeat, since there may be no runtime to do it.
-- **pipe**: a task forked by the local fork server writes its two records (attempt started,
-  attempt finished) as msgpack frames on a pipe, and the local compute applies them in
+- **channel**: a task forked by the local fork server writes its two records (attempt started,
+  attempt finished) as msgpack frames on its channel to the runtime, and the local compute applies them in
   batches, many tasks to one transaction: a thousand short tasks cost a few transactions
   instead of two thousand, and no task pays for opening the database.
 - **datastore**: a task on remote compute cannot reach a local-only metadata backend (the
@@ -21,8 +21,6 @@ Whatever the route, a task is never reported finished before its records are wri
 
 from __future__ import annotations
 
-import os
-import struct
 from typing import Any, Iterator, Mapping, Sequence
 
 import msgpack
@@ -33,9 +31,8 @@ from flow_core.backends.records import ArtifactRecord
 from flow_core.backends.selection import Backends
 from flow_core.backends.storage import StorageBackend
 from flow_core.datastore.task_store import task_prefix
+from flow_core.engine.fork_protocol import FRAME, write_frame
 from flow_core.errors import BlobNotFound, FlowError
-
-FRAME = struct.Struct("<I")
 
 #: Set in a remote task's environment when its records go through the datastore.
 RELAY_THROUGH_DATASTORE = "FLOW_METADATA_THROUGH_DATASTORE"
@@ -88,16 +85,13 @@ class _Relay:
 
 
 class MetadataRelay(_Relay):
-    """Writes each call as a frame on a pipe to the runtime (a forked task)."""
+    """Writes each call as a frame on the channel to the runtime (a forked task)."""
 
     def __init__(self, fd: int):
         self.fd = fd
 
     def _send(self, call: str, *args: Any) -> None:
-        payload = msgpack.packb([call, list(args)])
-        data = memoryview(FRAME.pack(len(payload)) + payload)
-        while data:
-            data = data[os.write(self.fd, data):]
+        write_frame(self.fd, [call, list(args)])
 
 
 def relay_key(flow_name: str, run_id: str, step_name: str, task_id: str, attempt: int) -> str:
@@ -128,22 +122,29 @@ def stored_calls(storage: StorageBackend, flow_name: str, run_id: str, step_name
 
 
 class RelayedCalls:
-    """The receiving end of one task's pipe: collects its calls into ``pending`` (which
+    """The receiving end of one task's channel: collects its calls into ``pending`` (which
     several tasks' receivers may share) as frames arrive."""
 
     def __init__(self, pending: list[tuple[str, list]]) -> None:
         self._buffer = b""
         self.pending = pending
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, requests: tuple[str, ...] = ()) -> list[str]:
+        """Collect the metadata calls in ``data``; return the ``requests`` among its calls,
+        which the caller answers instead."""
         self._buffer += data
+        asked = []
         while len(self._buffer) >= FRAME.size:
             (size,) = FRAME.unpack_from(self._buffer)
             if len(self._buffer) < FRAME.size + size:
-                return
+                break
             call, args = msgpack.unpackb(self._buffer[FRAME.size: FRAME.size + size])
             self._buffer = self._buffer[FRAME.size + size:]
-            self.pending.append((call, args))
+            if call in requests:
+                asked.append(call)
+            else:
+                self.pending.append((call, args))
+        return asked
 
 def apply_relayed(backend: MetadataBackend, calls: list[tuple[str, list]]) -> None:
     """Make the collected writes, in order, in one batch."""

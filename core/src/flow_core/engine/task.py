@@ -24,9 +24,9 @@ from flow_core.datastore.card_store import TaskCardWriter
 from flow_core.datastore.task_store import FlowDataStore, TaskDataStore
 from flow_core.engine.heartbeat import RunHeartbeat
 from flow_core.engine.input_paths import has_step_wildcard, resolve_step_wildcards, unpack_input_paths
-from flow_core.engine.live_log_saver import LiveLogSaver
+from flow_core.engine.live_log_saver import CapturedOutput
 from flow_core.engine.metadata_path import task_metadata
-from flow_core.engine.output_capture import OutputCapture
+from flow_core.engine.relayed_output import RelayedOutput
 from flow_core.engine.run_start import (
     CODE_PACKAGE_VARIABLE,
     INTERPRETER_VARIABLE,
@@ -103,10 +103,11 @@ class TaskRunner:
     def __init__(self, args: TaskArguments, backends: Backends, metadata: Any, owns_run: bool = False,
                  flow_cls: type[FlowSpec] | None = None, graph: FlowGraph | None = None,
                  decorators: list[StepDecorator] | None = None,
-                 opened_parents: dict[str, TaskDataStore] | None = None):
+                 opened_parents: dict[str, TaskDataStore] | None = None, output_channel: int | None = None):
         """``decorators`` and ``opened_parents`` (by input path) are what the local fork
         server made ready once for the tasks forked from it (`flow_core.engine.task_prelude`);
-        anything missing is made here."""
+        anything missing is made here. With ``output_channel`` (a forked task's channel to the
+        runtime) the runtime keeps the task's output; without, the task captures its own."""
         self.args = args
         self.backends = backends
         self.settings = backends.settings
@@ -122,6 +123,7 @@ class TaskRunner:
         self.metadata = metadata
         self.datastore = FlowDataStore(backends.storage)
         self._opened_parents = opened_parents or {}
+        self._output_channel = output_channel
 
     def _open_parents(self, paths: tuple[str, ...]) -> list[Parent]:
         resolved = has_step_wildcard(paths)
@@ -165,8 +167,10 @@ class TaskRunner:
         started = time.time()
         succeeded = False
         heartbeat = RunHeartbeat(self.metadata, self.flow_name, args.run_id) if self.owns_run else nullcontext()
-        with heartbeat, LiveLogSaver(self.backends.storage, pathspec, args.retry_count, self.settings) as live, \
-                OutputCapture(later=live.schedule()) as logs:
+        output = (RelayedOutput(self._output_channel, self.backends.storage, pathspec, args.retry_count)
+                  if self._output_channel is not None
+                  else CapturedOutput(self.backends.storage, pathspec, args.retry_count, self.settings))
+        with heartbeat, output as logs:
             try:
                 extra = self._prepare(flow, parents)
                 self._set_current()
@@ -190,7 +194,7 @@ class TaskRunner:
         store.info.success = succeeded
         store.info.duration = time.time() - started
         store.commit()
-        live.remove()  # the index holds the final logs now
+        logs.remove_live()  # the index holds the final logs now
         self.metadata.finish_attempt(
             self.flow_name, args.run_id, args.step_name, args.task_id, args.retry_count, succeeded,
             list(store.artifact_records().values()) if succeeded else [],
