@@ -142,6 +142,21 @@ def test_a_batch_read_gives_every_key_its_own_bytes_however_it_is_read(storage, 
         storage.get_many([*keys[:10], "index/Batch/1/each/missing/0.idx", *keys[10:]])
 
 
+def test_a_blob_written_in_pieces_is_whole_however_little_each_write_takes(storage, monkeypatch):
+    real_writev = os.writev
+    calls = []
+
+    def short_writev(fd, buffers):  # as a write interrupted or capped by the system may be
+        calls.append(len(buffers))
+        return real_writev(fd, [memoryview(buffers[0])[:7]])
+
+    monkeypatch.setattr(local_storage.os, "writev", short_writev)
+    pieces = [b"header", b"", memoryview(b"0123456789" * 5), bytearray(b"tail")]
+    storage.put_pieces("blobs/pieces", pieces)
+    assert storage.get("blobs/pieces") == b"".join(pieces)
+    assert len(calls) > len(pieces)  # it took many writes, and every byte still landed once
+
+
 class Color(enum.IntEnum):
     RED = 1
 

@@ -54,16 +54,23 @@ class Console:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.live = _is_terminal(self.out) if live is None else live
+        # Decided once, not per line as click.echo would: a thousand-task run prints thousands.
+        self._plain = {id(stream): not _is_terminal(stream) for stream in (self.out, self.err)}
         self._lock = threading.Lock()
+        self._second = -1
+        self._second_text = ""
         self._block: list[str] = []  # the progress lines currently drawn under the output
         self._last_plain = time.monotonic()
 
     # -- writing ----------------------------------------------------------------------------
 
     def _write(self, stream: TextIO, text: str) -> None:
+        if "\x1b" in text and self._plain.get(id(stream), True):
+            text = click.unstyle(text)  # no colour codes in a log file
         with self._lock:
             self._erase_block()
-            click.echo(text, file=stream)
+            stream.write(text + "\n")
+            stream.flush()
             self._draw_block()
 
     def _erase_block(self) -> None:
@@ -75,10 +82,12 @@ class Console:
             self.out.write("".join(line + "\n" for line in self._block))
             self.out.flush()
 
-    @staticmethod
-    def _stamp() -> str:
+    def _stamp(self) -> str:
         now = time.time()
-        return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+        second = int(now)
+        if second != self._second:
+            self._second, self._second_text = second, time.strftime("%H:%M:%S", time.localtime(now))
+        return f"{self._second_text}.{int(now % 1 * 1000):03d}"
 
     # -- messages ---------------------------------------------------------------------------
 
