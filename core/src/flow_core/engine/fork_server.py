@@ -135,6 +135,7 @@ class ForkServer:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         out_fd, err_fd, channel_fd = fds
+        os.set_inheritable(channel_fd, False)  # a shell the step starts must not hold it open
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         for fd in (out_fd, err_fd, *self._wake_fds):

@@ -117,7 +117,7 @@ class CapturedOutput:
 
     def __init__(self, storage: StorageBackend, pathspec: str, attempt: int, settings: Settings):
         self._saver = LiveLogSaver(storage, pathspec, attempt, settings)
-        self._capture = OutputCapture()
+        self._capture: OutputCapture | None = None
         self.stdout = b""
         self.stderr = b""
 
@@ -128,6 +128,7 @@ class CapturedOutput:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        assert self._capture is not None
         try:
             self._capture.__exit__(exc_type, exc, tb)
         finally:

@@ -15,15 +15,18 @@ failed with the reason. A later launch (a retry) starts a new fork server.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import os
 import queue
-import select
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import traceback
@@ -51,6 +54,7 @@ ORPHAN_GIVE_UP_AFTER = 4.0
 #: that end (a short task's start and end then cost one transaction, not two). It never waits
 #: past the task's first line of output or its end.
 RECORD_STARTS_WITHIN = 0.5
+CHANNEL = "channel"
 
 
 @attrs.define(eq=False)
@@ -71,9 +75,9 @@ class _ForkedTask:
     spec: TaskSpec
     events: TaskEvents
     server: _Server
-    pipes: dict[int, str]  # our end -> stream name ("stdout", "stderr" or "metadata", the channel)
+    pipes: dict[int, str]  # our end -> "stdout", "stderr" or "channel" (its records, its request for its output)
     relayed: RelayedCalls
-    output: KeptOutput = attrs.Factory(KeptOutput)
+    output: KeptOutput | None = attrs.Factory(KeptOutput)  # None once handed back
     partial: dict[str, bytes] = attrs.Factory(dict)
     pid: int | None = None
     status: int | None = None
@@ -110,6 +114,7 @@ class LocalCompute(ComputeBackend):
         self._live_logs = live_logs
         self._relayed_calls: list[tuple[str, list]] = []
         self._calls_waiting_since: float | None = None
+        self._unrecorded: str | None = None  # why records written early, with output, failed
         self._finished: list[_ForkedTask] = []  # reported once their metadata is written
         self._lock = threading.Lock()
         self._current: dict[str, _Server] = {}  # the one new tasks go to, by interpreter
@@ -174,7 +179,7 @@ class LocalCompute(ComputeBackend):
             if server is None or server.gone is not None:  # the first task, or its server died
                 server = self._current[spec.python] = self._start_server(spec)
             task = _ForkedTask(key, spec, events, server,
-                               {out_read: "stdout", err_read: "stderr", channel: "metadata"},
+                               {out_read: "stdout", err_read: "stderr", channel: CHANNEL},
                                RelayedCalls(self._relayed_calls))
             self._tasks[key] = task
         if self._live_logs is not None:
@@ -200,6 +205,7 @@ class LocalCompute(ComputeBackend):
                 task.status = 1
                 task.reason = task.reason or (
                     server.gone or f"the fork server (pid {server.process.pid}) could not take the task: {exc}")
+            os.write(self._wake_write, b"\0")  # no answer will come to wake the I/O thread
         finally:
             for fd in (out_write, err_write, channel_theirs):
                 os.close(fd)
@@ -240,7 +246,13 @@ class LocalCompute(ComputeBackend):
             traceback.print_exc()
             with self._lock:
                 stuck, self._tasks = list(self._tasks.values()), {}
+            finished, self._finished = self._finished, []
             for task in stuck:
+                for fd in task.pipes:  # a task waiting for its output gets EOF and goes on
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                task.pipes.clear()
+            for task in [*finished, *stuck]:
                 task.events.finished(task.spec, 1, f"the local compute's I/O thread failed: {exc!r}")
         finally:
             selector.close()
@@ -251,7 +263,11 @@ class LocalCompute(ComputeBackend):
             timeout = 0.2 if self._stranded() else 1.0
             if self._calls_waiting_since is not None:
                 timeout = min(timeout, RECORD_STARTS_WITHIN)
-            for key, _ in selector.select(timeout=timeout):
+            ready = selector.select(timeout=timeout)
+            # Channels first: a task's records written before its output are read before it.
+            ready.sort(key=lambda event: not (isinstance(event[0].data, _ForkedTask)
+                                               and event[0].data.pipes.get(event[0].fd) == CHANNEL))
+            for key, _ in ready:
                 data = key.data
                 if data is None:
                     os.read(self._wake_read, 4096)
@@ -325,9 +341,11 @@ class LocalCompute(ComputeBackend):
                 self._close_pipe(selector, fd, task)
 
     def _drain(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
-        """Read what one of the task's pipes holds now, without waiting for more."""
-        while fd in task.pipes and select.select([fd], [], [], 0)[0]:
-            self._on_output(selector, fd, task)
+        """Read what one of the task's pipes holds now, and no more: a writer that never
+        pauses (a background process) must not keep the I/O thread here."""
+        left = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        while left > 0 and fd in task.pipes:
+            left -= self._on_output(selector, fd, task, min(left, READ_SIZE)) or left
 
     def _on_server_gone(self, selector: selectors.BaseSelector, server: _Server) -> None:
         """The server's socket closed: it died (or, at the end of the run, stopped). Stop the
@@ -391,39 +409,44 @@ class LocalCompute(ComputeBackend):
                     self._close_pipe(selector, fd, task)
                 self._finish_if_done(task)
 
-    def _on_output(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask) -> None:
+    def _on_output(self, selector: selectors.BaseSelector, fd: int, task: _ForkedTask, size: int = READ_SIZE) -> int:
+        """Read one chunk from one of the task's pipes; its size (0: the pipe closed)."""
         stream = task.pipes[fd]
         try:
-            chunk = os.read(fd, READ_SIZE)
+            chunk = os.read(fd, size)
         except OSError:  # the task's end of the channel reset: as good as closed
             chunk = b""
-        if chunk and stream == "metadata":
+        if chunk and stream == CHANNEL:
             if task.relayed.feed(chunk, (OUTPUT_REQUEST,)):
                 self._answer_output(selector, fd, task)
-            return
-        if chunk:
+        elif chunk:
             if self._relayed_calls:  # whoever sees the output may look for the task's record
-                self._record_relayed()
-            task.output.add(stream, chunk)
+                self._unrecorded = self._record_relayed() or self._unrecorded
+            if task.output is not None:
+                task.output.add(stream, chunk)
             data = task.partial.pop(stream, b"") + chunk
             *lines, rest = data.split(b"\n")
             for line in lines:
                 task.events.output(task.spec, stream, line.decode("utf-8", "replace"))
             if rest:
                 task.partial[stream] = rest
-            return
-        self._close_pipe(selector, fd, task)
-        self._finish_if_done(task)
+        else:
+            self._close_pipe(selector, fd, task)
+            self._finish_if_done(task)
+        return len(chunk)
 
     def _answer_output(self, selector: selectors.BaseSelector, channel: int, task: _ForkedTask) -> None:
         """The task's step is over and it asks for its output: read what its pipes still
         hold (all it wrote before asking is there by now), then send it all back."""
         for fd, stream in list(task.pipes.items()):
-            if stream != "metadata":
+            if stream != CHANNEL:
                 self._drain(selector, fd, task)
-        live_saved = self._live_logs.stop(task.output) if self._live_logs is not None else False
+        output, task.output = task.output, None  # what comes later is a background process's
+        if output is None:
+            return
+        live_saved = self._live_logs.stop(output) if self._live_logs is not None else False
         try:
-            write_frame(channel, task.output.answer(live_saved))
+            write_frame(channel, output.answer(live_saved))
         except OSError:  # the task died meanwhile; its end is reported as usual
             pass
 
@@ -440,7 +463,7 @@ class LocalCompute(ComputeBackend):
             with self._lock:
                 if self._tasks.pop(task.key, None) is None:
                     return
-            if self._live_logs is not None:
+            if self._live_logs is not None and task.output is not None:
                 self._live_logs.stop(task.output)
             self._finished.append(task)
 
@@ -464,7 +487,8 @@ class LocalCompute(ComputeBackend):
         if not self._finished and (self._calls_waiting_since is None
                                    or now - self._calls_waiting_since < RECORD_STARTS_WITHIN):
             return
-        failure = self._record_relayed()
+        failure = self._record_relayed() or self._unrecorded
+        self._unrecorded = None
         finished, self._finished = self._finished, []
         for task in finished:
             status = task.status if task.status is not None else 1

@@ -1,4 +1,6 @@
-"""Capturing a task's output while it still reaches the console.
+"""Capturing a task's output while it still reaches the console, inside the task: what a
+task started as a process of its own uses (``flow step``: a subprocess, a Batch container). A
+task forked by the local fork server leaves it to the runtime (`flow_core.engine.relayed_output`).
 
 The capture is at the file-descriptor level, so output from C extensions and from
 subprocesses the step starts is kept too, not only what Python's ``print`` writes. One
@@ -75,10 +77,9 @@ def _line_buffered(stream: object, raw: _WriteThrough) -> io.TextIOWrapper:
 
 class _CopyingThread:
     """The thread that copies a capture's pipes, started with `_thread` rather than
-    `threading.Thread`: in a forked task, threading's bookkeeping (its registry, the Event it
-    waits on until the new thread runs) costs more than the copying, as every object it
-    touches is a page copied from the fork server. It also keeps the copying out of
-    ``threading.enumerate()``, where a step has no business meeting it."""
+    `threading.Thread`: threading's bookkeeping (its registry, the Event it waits on until
+    the new thread runs) costs a short task more than the copying. It also keeps the copying
+    out of ``threading.enumerate()``, where a step has no business meeting it."""
 
     def __init__(self, target: Callable[[], None]) -> None:
         self._running = _thread.allocate_lock()

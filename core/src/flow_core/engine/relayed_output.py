@@ -34,7 +34,17 @@ from flow_core.engine.live_log_saver import save_delay
 
 #: The call a task sends on its channel for its output; the runtime answers with one frame,
 #: ``[stdout, stderr, live_saved]``.
-OUTPUT_REQUEST = "task_output"
+OUTPUT_REQUEST = "return_output"
+#: The most of one stream handed back (a frame holds at most 4 GiB); beyond it, the end.
+MAX_RETURNED_BYTES = 1 << 30
+
+
+def _flush_python_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):  # the step replaced or closed it
+            pass
 
 
 class RelayedOutput:
@@ -52,19 +62,19 @@ class RelayedOutput:
         self.live_saved = False  #: whether the runtime saved live copies (`remove_live` drops them)
 
     def __enter__(self) -> RelayedOutput:
-        # Each line leaves as it is printed: for the console, and so that a task killed right
-        # after a print (a segfault in C code) has not left it in a buffer.
+        # Each line leaves as it is printed, in one write: for the console, and so that a task
+        # killed right after a print (a segfault in C code) has not left it in a buffer.
+        _flush_python_streams()
         for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-            reconfigure = getattr(stream, "reconfigure", None)
-            if reconfigure is not None:
-                reconfigure(line_buffering=True)
+            try:
+                stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):  # not a text stream of ours: left as it is
+                pass
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+        _flush_python_streams()
         # Everything written so far is in the pipes before the request is on the channel, so
         # the runtime's answer holds all of it; what a background process the step left
         # running writes later is not the task's.
@@ -97,6 +107,10 @@ class KeptOutput:
 
     def answer(self, live_saved: bool) -> list[Any]:
         joined = self.so_far()
+        for stream, data in joined.items():
+            if len(data) > MAX_RETURNED_BYTES:
+                dropped = len(data) - MAX_RETURNED_BYTES
+                joined[stream] = f"[the first {dropped} bytes are not kept]\n".encode() + data[dropped:]
         return [joined["stdout"], joined["stderr"], live_saved]
 
 
@@ -109,6 +123,7 @@ class _Watched:
     due: float
     seen: int = 0
     saved: bool = False
+    saving: bool = False
 
 
 class LiveLogKeeper:
@@ -121,7 +136,6 @@ class LiveLogKeeper:
         self.longest = longest
         self._watched: dict[KeptOutput, _Watched] = {}
         self._changed = threading.Condition()
-        self._saving = threading.Lock()  # held for each save, so `stop` can wait one out
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -129,11 +143,11 @@ class LiveLogKeeper:
         if self.shortest <= 0:  # live logs are off
             return
         now = time.monotonic()
+        due = now + self.shortest
         with self._changed:
-            # Each new task is due after every one watched already: the thread, waiting for
-            # the first of those, needs waking only when there was none.
-            wake = not self._watched
-            self._watched[output] = _Watched(pathspec, attempt, output, now, now + self.shortest)
+            # The thread waits for the first save due; it needs waking only if this one is sooner.
+            wake = all(due < watched.due for watched in self._watched.values())
+            self._watched[output] = _Watched(pathspec, attempt, output, now, due)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="flow-live-logs", daemon=True)
                 self._thread.start()
@@ -141,10 +155,12 @@ class LiveLogKeeper:
                 self._changed.notify()
 
     def stop(self, output: KeptOutput) -> bool:
-        """Stop saving the task's output, waiting out a save in progress (so none lands after
-        the task removed its live copies); whether any was saved."""
-        with self._saving, self._changed:
+        """Stop saving the task's output, waiting out its save in progress (so none lands
+        after the task removed its live copies); whether any was saved."""
+        with self._changed:
             watched = self._watched.pop(output, None)
+            while watched is not None and watched.saving:
+                self._changed.wait()
         return watched is not None and watched.saved
 
     def close(self) -> None:
@@ -168,16 +184,25 @@ class LiveLogKeeper:
     def _loop(self) -> None:
         while (due := self._due()) is not None:
             for watched in due:
-                with self._saving:
+                with self._changed:
+                    if self._watched.get(watched.output) is not watched:
+                        continue  # stopped meanwhile
+                    watched.saving = True
+                try:
+                    self._save(watched)
+                finally:
                     with self._changed:
-                        if self._watched.get(watched.output) is not watched:
-                            continue
-                    pieces = watched.output.pieces
-                    if pieces != watched.seen:
-                        try:
-                            save_live_logs(self.storage, watched.pathspec, watched.attempt, watched.output.so_far())
-                            watched.seen, watched.saved = pieces, True
-                        except Exception:  # noqa: BLE001 -- tried again at the next tick; the run goes on
-                            pass
-                    now = time.monotonic()
-                    watched.due = now + save_delay(now - watched.started, self.shortest, self.longest)
+                        watched.saving = False
+                        now = time.monotonic()
+                        watched.due = now + save_delay(now - watched.started, self.shortest, self.longest)
+                        self._changed.notify_all()
+
+    def _save(self, watched: _Watched) -> None:
+        pieces = watched.output.pieces
+        if pieces == watched.seen:
+            return
+        try:
+            save_live_logs(self.storage, watched.pathspec, watched.attempt, watched.output.so_far())
+            watched.seen, watched.saved = pieces, True
+        except Exception:  # noqa: BLE001 -- tried again at the next tick; the run goes on
+            pass
