@@ -31,7 +31,8 @@ MAX_DRAIN_SECONDS = 120.0
 _WAKE = object()
 
 
-def _flush_python_streams() -> None:
+def flush_python_streams() -> None:
+    """Flush sys.stdout and sys.stderr, whatever the step made of them (replaced, closed)."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -117,7 +118,7 @@ class OutputCapture:
         self._later = later  #: with its delay turned into a `time.monotonic()` deadline on entering
 
     def __enter__(self) -> "OutputCapture":
-        _flush_python_streams()
+        flush_python_streams()
         self._saved: dict[str, int] = {}
         self._reads: dict[int, str] = {}
         self._chunks: dict[str, list[bytes]] = {name: [] for name in STREAMS}
@@ -222,7 +223,7 @@ class OutputCapture:
                         view = view[os.write(self._saved[name], view):]
 
     def __exit__(self, *exc_info: object) -> None:
-        _flush_python_streams()
+        flush_python_streams()
         for name, (original, wrapper, raw) in self._python_streams.items():
             raw.detach_capture()
             if getattr(sys, name) is wrapper:

@@ -31,20 +31,13 @@ from flow_core.backends.storage import StorageBackend
 from flow_core.datastore.live_logs import remove_live_logs, save_live_logs
 from flow_core.engine.fork_protocol import read_frame, write_frame
 from flow_core.engine.live_log_saver import save_delay
+from flow_core.engine.output_capture import flush_python_streams
 
 #: The call a task sends on its channel for its output; the runtime answers with one frame,
 #: ``[stdout, stderr, live_saved]``.
 OUTPUT_REQUEST = "return_output"
 #: The most of one stream handed back (a frame holds at most 4 GiB); beyond it, the end.
 MAX_RETURNED_BYTES = 1 << 30
-
-
-def _flush_python_streams() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, ValueError, OSError):  # the step replaced or closed it
-            pass
 
 
 class RelayedOutput:
@@ -64,7 +57,7 @@ class RelayedOutput:
     def __enter__(self) -> RelayedOutput:
         # Each line leaves as it is printed, in one write: for the console, and so that a task
         # killed right after a print (a segfault in C code) has not left it in a buffer.
-        _flush_python_streams()
+        flush_python_streams()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
@@ -74,7 +67,7 @@ class RelayedOutput:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        _flush_python_streams()
+        flush_python_streams()
         # Everything written so far is in the pipes before the request is on the channel, so
         # the runtime's answer holds all of it; what a background process the step left
         # running writes later is not the task's.
