@@ -26,10 +26,13 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import attrs
+from scratch import scratch_folder
 
 HERE = Path(__file__).resolve().parent
 # Shared with the Metaflow compatibility tests: Metaflow lives in its own virtualenv.
@@ -108,24 +111,23 @@ def reported(output: str, label: str = "BENCH_SECONDS") -> float:
     raise RuntimeError(f"the workload did not print {label}:\n{output[-2000:]}")
 
 
-def fresh_folder() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="flow-bench-"))
-    (folder / "home").mkdir()
-    return folder
+@contextmanager
+def fresh_folder() -> Iterator[Path]:
+    """A new folder for one run, with a home for the framework's configuration."""
+    with scratch_folder() as folder:
+        (folder / "home").mkdir()
+        yield folder
 
 
 def flow_run(file: str, *run_args: str, env: dict[str, str] | None = None) -> Callable[[Framework], float]:
     """Wall time of ``python FILE run ARGS`` in a fresh folder."""
 
     def measure(framework: Framework) -> float:
-        folder = fresh_folder()
-        try:
+        with fresh_folder() as folder:
             path = write_workload(framework, file, folder)
             seconds, _ = run_command(framework, folder, [str(path), *framework.run_prefix, "run", *run_args],
                                      env or {})
             return seconds
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     return measure
 
@@ -150,7 +152,9 @@ def s3_environment(framework: Framework) -> dict[str, str]:
     if _s3_server is None:
         from flow_datastore_s3.testing import SeaweedS3
 
-        _s3_server = SeaweedS3(Path(tempfile.mkdtemp(prefix="flow-bench-s3-"))).start()
+        folder = Path(tempfile.mkdtemp(prefix="flow-bench-s3-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # runs after the stop below
+        _s3_server = SeaweedS3(folder).start()
         atexit.register(_s3_server.stop)
         _s3_server.create_bucket("bench")
     return {"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_S3_ENDPOINT_URL": _s3_server.endpoint_url,
@@ -162,16 +166,13 @@ def artifact_round_trip(kind: str, size: int, s3: bool = False) -> Callable[[Fra
     """Save + load time of one artifact: the in-flow measurement minus the same for a tiny value."""
 
     def measure(framework: Framework) -> float:
-        folder = fresh_folder()
-        try:
+        with fresh_folder() as folder:
             path = write_workload(framework, "artifact.py", folder)
             args = [str(path), *framework.run_prefix, "run"]
             where = s3_environment(framework) if s3 else {}
             _, big = run_command(framework, folder, args, {**where, "BENCH_KIND": kind, "BENCH_SIZE": str(size)})
             _, tiny = run_command(framework, folder, args, {**where, "BENCH_KIND": kind, "BENCH_SIZE": "8"})
             return max(0.0, reported(big) - reported(tiny))
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     return measure
 
@@ -180,12 +181,9 @@ def script_seconds(file: str) -> Callable[[Framework], float]:
     """The seconds a plain script (no flow) reports, run with the framework's interpreter."""
 
     def measure(framework: Framework) -> float:
-        folder = fresh_folder()
-        try:
+        with fresh_folder() as folder:
             _, output = run_command(framework, folder, [str(write_workload(framework, file, folder))], {})
             return reported(output)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     return measure
 
@@ -194,15 +192,12 @@ def artifact_pair(framework: Framework) -> dict[str, float]:
     """The whole run of a flow that keeps a 128 MiB array and a 1e6-entry dict from one step
     to the next, the same work as a plain script (the floor), and the difference: what the
     framework adds to keep the values."""
-    folder = fresh_folder()
-    try:
+    with fresh_folder() as folder:
         flow = write_workload(framework, "artifact_pair.py", folder)
         script = write_workload(framework, "artifact_pair_script.py", folder)
         whole, _ = run_command(framework, folder, [str(flow), *framework.run_prefix, "run"], {})
         floor, _ = run_command(framework, folder, [str(script)], {})
         return {PAIR_RUN: whole, PAIR_FLOOR: floor, PAIR_OVERHEAD: max(0.0, whole - floor)}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 PAIR_RUN = "128 MiB array + 1e6 dict: whole run"
@@ -216,8 +211,7 @@ def peak_memory(size: int) -> Callable[[Framework], float]:
     processes included as their parents wait for them)."""
 
     def measure(framework: Framework) -> float:
-        folder = fresh_folder()
-        try:
+        with fresh_folder() as folder:
             path = write_workload(framework, "artifact.py", folder)
             report = folder / "peak-rss"
             env = {**framework.environment(folder), "BENCH_KIND": "array", "BENCH_SIZE": str(size)}
@@ -226,8 +220,6 @@ def peak_memory(size: int) -> Callable[[Framework], float]:
             if result.returncode != 0:
                 raise RuntimeError(f"{framework.name}: the {size}-byte array run failed:\n{result.stderr[-3000:]}")
             return float(report.read_text().split()[-1]) * 1024
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     return measure
 
@@ -236,8 +228,7 @@ def list_runs(count: int) -> Callable[[Framework], float]:
     """Client API: list every run of a flow that has ``count`` of them."""
 
     def measure(framework: Framework) -> float:
-        folder = fresh_folder()
-        try:
+        with fresh_folder() as folder:
             env = framework.environment(folder)
             if framework.module == "flow_core":
                 subprocess.run([framework.python, str(WORKLOADS / "seed_flow_runs.py"), "HelloBench", str(count)],
@@ -253,21 +244,16 @@ def list_runs(count: int) -> Callable[[Framework], float]:
             if listed != count:
                 raise RuntimeError(f"{framework.name} listed {listed} runs, not {count}")
             return reported(output)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     return measure
 
 
 def import_time(framework: Framework) -> float:
     """``import <framework>`` in a fresh interpreter, less the interpreter's own start."""
-    folder = fresh_folder()
-    try:
+    with fresh_folder() as folder:
         with_import, _ = run_command(framework, folder, ["-c", f"import {framework.module}"], {})
         bare, _ = run_command(framework, folder, ["-c", "pass"], {})
         return max(0.0, with_import - bare)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @attrs.frozen

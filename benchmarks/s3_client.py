@@ -55,8 +55,7 @@ def worker(module: str, root: str, count: int, size: int, tmproot: str) -> None:
 def measure(framework, endpoint: str, count: int, size: int) -> dict[str, float]:
     from run import fresh_folder
 
-    folder = fresh_folder()
-    try:
+    with fresh_folder() as folder:
         env = {**framework.environment(folder), "METAFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
                "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
         root = f"s3://bench/{framework.module}-{time.time_ns()}"
@@ -66,8 +65,6 @@ def measure(framework, endpoint: str, count: int, size: int) -> dict[str, float]
         if result.returncode != 0:
             raise RuntimeError(f"{framework.name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
         return json.loads(result.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:

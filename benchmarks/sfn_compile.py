@@ -172,8 +172,7 @@ def create_only_json(framework, name: str, source: str, services: dict[str, str]
     requests it made; raises with Metaflow's or Flow's own last words when the command fails."""
     from run import fresh_folder
 
-    folder = fresh_folder()
-    try:
+    with fresh_folder() as folder:
         path = folder / name
         path.write_text(source.replace("FRAMEWORK", framework.module))
         env = {**framework.environment(folder), **services,
@@ -190,8 +189,6 @@ def create_only_json(framework, name: str, source: str, services: dict[str, str]
         if start < 0:
             raise CreateFailed(f"no JSON on stdout:\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}")
         return seconds, json.loads(result.stdout[start:]), requests
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 class CreateFailed(RuntimeError):

@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scratch import scratch_folder
+
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workloads" / "foreach.py"
 #: Where a sampled stack ends when its thread was waiting, not working.
@@ -115,11 +117,8 @@ def per_task_cost(width: int, rounds: int) -> dict[str, float]:
     for _ in range(rounds):
         measured = {}
         for count in (10, width):
-            folder = Path(tempfile.mkdtemp(prefix="flow-task-profile-"))
-            try:
+            with scratch_folder(prefix="flow-task-profile-") as folder:
                 measured[count] = run_foreach(count, folder)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
         for key in measured[width]:
             slopes[key].append((measured[width][key] - measured[10][key]) / (width - 10))
     return {key: statistics.median(values) for key, values in slopes.items()}

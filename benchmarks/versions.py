@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from scratch import scratch_folder
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORKLOADS = HERE / "workloads"
@@ -35,15 +37,12 @@ def workload_file(name: str, folder: Path) -> Path:
 
 def run_flow(python: str, name: str, env: dict[str, str], *options: str) -> str:
     """Run a workload flow in a fresh folder with ``python``; return what it printed."""
-    folder = Path(tempfile.mkdtemp(prefix="flow-versions-"))
-    try:
+    with scratch_folder(prefix="flow-versions-") as folder:
         workload_file(name, folder)
         full_env = {**os.environ, **env, "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(folder / ".flow"),
                     "METAFLOW_HOME": str(folder / "config"), "METAFLOW_USER": "bench"}
         return subprocess.run([python, "-m", "flow_core", "run", name, *options], cwd=folder, env=full_env,
                               check=True, capture_output=True, text=True).stdout
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def foreach(width: int, workers: int | None) -> Callable[[str], float]:
