@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -184,6 +185,16 @@ def test_max_workers_and_resources_cpu_limit_how_many_tasks_run_at_once(write_fl
     fields = {f.field: f.value for f in records.metadata.list_metadata("Parallel", run_id, "heavy", task.task_id)}
     assert fields["requested-cpu"] == "2" and fields["requested-memory"] == "1000"
 
+
+
+def test_without_max_workers_a_run_starts_one_more_task_at_once_than_there_are_cores(write_flow, flow_cli, records):
+    cores = os.cpu_count() or 1
+    path = write_flow("light.py", PARALLEL.replace("{step}", "light").replace(
+        "[0, 1, 2]", f"list(range({cores + 2}))").replace(
+        "        @resources(cpu=2, memory=1000)\n        @step\n        def heavy", "        def heavy"))
+    result = flow_cli("run", str(path), "--max-num-splits", "1000")
+    assert result.returncode == 0, result.stderr
+    assert _overlaps(records.artifact("Parallel", run_id_of(result.stdout), "join", "spans")) == cores + 1
 
 SHOUT_PLUGIN = """
     from flow_core.plugin_api import StepDecorator, hookimpl

