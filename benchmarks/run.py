@@ -19,12 +19,10 @@ import atexit
 import os
 import platform
 import runpy
-import shutil
 import statistics
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import attrs
-from scratch import scratch_folder
+from scratch import folder_until_exit, scratch_folder
 
 HERE = Path(__file__).resolve().parent
 # Shared with the Metaflow compatibility tests: Metaflow lives in its own virtualenv.
@@ -152,9 +150,7 @@ def s3_environment(framework: Framework) -> dict[str, str]:
     if _s3_server is None:
         from flow_datastore_s3.testing import SeaweedS3
 
-        folder = Path(tempfile.mkdtemp(prefix="flow-bench-s3-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # runs after the stop below
-        _s3_server = SeaweedS3(folder).start()
+        _s3_server = SeaweedS3(folder_until_exit(prefix="flow-bench-s3-")).start()
         atexit.register(_s3_server.stop)
         _s3_server.create_bucket("bench")
     return {"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_S3_ENDPOINT_URL": _s3_server.endpoint_url,

@@ -26,16 +26,23 @@ LARGE_FILE = 16 * 1024 * 1024
 _kept: list[Path] = []
 
 
+def folder_until_exit(prefix: str = "flow-bench-") -> Path:
+    """A new temporary folder, deleted when the benchmark ends (after anything the benchmark
+    registered with atexit later, such as stopping a server that writes there)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    _kept.append(folder)
+    return folder
+
+
 @contextmanager
 def scratch_folder(prefix: str = "flow-bench-") -> Iterator[Path]:
     """A new temporary folder for one run; its large files go when the block ends, the rest
     when the benchmark does."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder = folder_until_exit(prefix)
     try:
         yield folder
     finally:
         _delete_large_files(folder)
-        _kept.append(folder)
 
 
 def _delete_large_files(folder: Path) -> None:
