@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import enum
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from flow_core.backends import local_storage
 from flow_core.backends.local_storage import LocalStorage
 from flow_core.datastore import cas as cas_module
 from flow_core.datastore.cas import HEADER, ContentAddressedStore, blob_key
+from flow_core.datastore.encoding import encode
 from flow_core.datastore.task_store import FlowDataStore
 from flow_core.errors import BlobNotFound, DataStoreError
 
@@ -217,3 +219,51 @@ def test_a_large_list_that_contains_itself_still_round_trips(cas, storage):
     records = cas.save_values({"looped": looped})
     loaded = ContentAddressedStore(storage).load_values(records)["looped"]
     assert loaded[:300_000] == list(range(300_000)) and loaded[-1] is loaded
+
+
+def test_a_loaded_large_value_keeps_its_record_unchanged_and_is_saved_anew_when_changed(cas, storage, monkeypatch):
+    """A step that reads a large artifact saves it again (it may have changed in place). Unchanged,
+    it keeps its record without a second full encoding; changed in any way, the change is kept."""
+    table = {f"key-{i}": i for i in range(200_000)}
+    before = cas.save_values({"table": table})["table"]
+    fresh = ContentAddressedStore(storage)
+
+    def loaded() -> dict:
+        return fresh.load_values({"table": before})["table"]
+
+    added, tupled, holding_array = loaded(), loaded(), loaded()
+    added["new"] = 1
+    tupled["key-7"] = (7, 7)
+    holding_array["key-9"] = np.arange(5)
+    encoded_in_full = []
+    monkeypatch.setattr(cas_module, "encode", lambda value: encoded_in_full.append(value) or encode(value))
+
+    values = {"same": loaded(), "added": added, "tupled": tupled, "holding_array": holding_array}
+    records = fresh.save_values(values, loaded_from={name: before for name in values})
+
+    assert records["same"].key == before.key and not any(v is values["same"] for v in encoded_in_full)
+    assert all(records[name].key != before.key for name in values if name != "same")
+    back = ContentAddressedStore(storage).load_values(records)
+    assert back["same"] == table and back["added"] == {**table, "new": 1}
+    assert back["tupled"]["key-7"] == (7, 7) and type(back["tupled"]["key-7"]) is tuple
+    assert back["holding_array"]["key-9"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_large_value_stored_while_the_next_is_encoded_finishes_before_an_error_surfaces(cas, storage):
+    """Large values are written on a thread while the next value is encoded: a value that cannot
+    be stored still stops the save with its own error, and only after the write before it ended."""
+    array = np.random.default_rng(3).random(4 * MiB // 8)
+    with pytest.raises(cas_module.UnstorableValue, match="'lock'"):
+        cas.save_values({"array": array, "lock": threading.Lock()})
+    records = ContentAddressedStore(storage).save_values({"array": array})
+    assert storage.exists(blob_key(records["array"].key))
+    assert not [key for key in storage.list("") if ".tmp-" in key]
+
+
+def test_a_failed_write_of_a_large_value_fails_the_save(cas, storage, monkeypatch):
+    def refuse(key, pieces, overwrite=True):
+        raise DataStoreError(f"cannot write {key}: No space left on device")
+
+    monkeypatch.setattr(storage, "put_pieces", refuse)
+    with pytest.raises(DataStoreError, match="No space left on device"):
+        cas.save_values({"array": np.random.default_rng(4).random(4 * MiB // 8), "n": 1})

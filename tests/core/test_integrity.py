@@ -3,6 +3,7 @@ of stored object, a truncated or garbage task index, a temporary file a killed w
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import time
 
@@ -181,6 +182,25 @@ def test_check_run_finds_every_damaged_object_and_removal_lets_it_be_written_aga
     committed_task(datastore, {"a": "alpha" * 100}, task_id="3")  # the value, produced again
     assert run_check.check_run(datastore, "F", "1").damaged == ()
     assert reopened(datastore, "1").load("a") == "alpha" * 100
+
+
+def test_check_run_of_more_chunked_values_than_the_store_has_threads_finishes(datastore, storage, monkeypatch):
+    """Each value's check runs on a thread and reads its chunks on threads: with as many chunked
+    values as threads, checks waiting for chunk reads must not hold every thread."""
+    monkeypatch.setattr(cas_module, "CHUNK_SIZE", 4096)
+    count = max(cas_module.POOL_SIZE, os.cpu_count() or 1) + 2
+    rng = np.random.default_rng(2)
+    committed_task(datastore, {f"v{i}": rng.integers(0, 255, size=3 * 4096, dtype=np.uint8) for i in range(count)})
+    open_reader = storage.open_reader
+
+    def slow_open_reader(key):  # a remote store's latency: every check is under way before a chunk comes back
+        time.sleep(0.05)
+        return open_reader(key)
+
+    monkeypatch.setattr(storage, "open_reader", slow_open_reader)
+    done = concurrent.futures.ThreadPoolExecutor(1).submit(run_check.check_run, datastore, "F", "1")
+    check = done.result(timeout=30)  # a deadlock fails here instead of hanging the suite
+    assert check.objects == count + 1 and check.damaged == ()  # the values and the log
 
 
 def test_check_run_reports_a_damaged_index(datastore, storage):

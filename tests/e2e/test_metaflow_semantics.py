@@ -202,3 +202,49 @@ def test_underscore_attributes_are_artifacts_as_in_metaflow(python_flow, tmp_pat
     assert task.data._threshold == 0.5 and "_threshold" in [artifact.id for artifact in task]
     (each, _) = records.metadata.list_tasks("PrivateFlow", run_id, "each")
     assert not [a.id for a in Task(f"PrivateFlow/{run_id}/each/{each.task_id}") if a.id.startswith("_foreach")]
+
+
+def test_an_artifact_changed_in_place_by_a_step_that_read_it_is_what_later_steps_and_the_client_see(
+        python_flow, tmp_path):
+    """Metaflow saves every artifact a step touched, so changing a loaded list or dict in place
+    changes the artifact. A large one (pickled) and a small one (msgpack), left alone or changed."""
+    path = _write(tmp_path, "in_place_flow.py", """
+        from flow_core import FlowSpec, step
+
+
+        class InPlaceFlow(FlowSpec):
+            @step
+            def start(self):
+                self.table = {f"key-{i}": i for i in range(100_000)}
+                self.kept = {f"key-{i}": i for i in range(100_000)}
+                self.small = [1]
+                self.next(self.change)
+
+            @step
+            def change(self):
+                self.table["added"] = (1, 2)
+                self.small.append(2)
+                assert len(self.kept) == 100_000  # read, not changed
+                self.next(self.end)
+
+            @step
+            def end(self):
+                assert self.table["added"] == (1, 2) and type(self.table["added"]) is tuple
+                assert self.small == [1, 2] and len(self.kept) == 100_000
+
+
+        if __name__ == "__main__":
+            InPlaceFlow()
+    """)
+    result = python_flow(path, "run")
+    assert result.returncode == 0, result.stderr
+
+    from flow_core import Run, namespace
+
+    namespace(None)
+    run = Run(f"InPlaceFlow/{run_id_of(result.stdout)}")
+    assert run.data.table["added"] == (1, 2) and len(run.data.table) == 100_001
+    assert run.data.small == [1, 2]
+    start, change = run["start"].task, run["change"].task
+    assert "added" not in start.data.table and start.data.small == [1]
+    assert change["kept"].sha == start["kept"].sha and change["table"].sha != start["table"].sha

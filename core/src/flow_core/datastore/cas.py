@@ -25,7 +25,7 @@ import hashlib
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import blake3
@@ -43,6 +43,7 @@ from flow_core.datastore.encoding import (
     Part,
     decode,
     encode,
+    pickled_as_plain,
 )
 from flow_core.errors import BlobNotFound, DataStoreError
 
@@ -69,6 +70,7 @@ LEVEL = 3
 FAST_LEVEL = 1  # large payloads: nearly the same ratio (often better than gzip's) at twice the speed
 FAST_LEVEL_FROM = 1024 * 1024
 CHUNKS_IN_FLIGHT = 8
+BACKGROUND_FROM = 1024 * 1024  # encoded values this large are stored while the next is encoded
 POOL_SIZE = 8  # remote stores want several transfers at once; hashing and zstd release the GIL
 
 
@@ -135,18 +137,25 @@ def _slice(parts: list[memoryview], start: int, size: int) -> list[memoryview]:
 class ContentAddressedStore:
     def __init__(self, storage: StorageBackend):
         self.storage = storage
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid = 0
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_pid = 0
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None or self._pool_pid != os.getpid():
-            self._pool = ThreadPoolExecutor(max_workers=max(POOL_SIZE, os.cpu_count() or 1))
-            self._pool_pid = os.getpid()
-        return self._pool
+    def _threads(self, role: str) -> ThreadPoolExecutor:
+        """The store's threads for one kind of work, made anew in a forked child (threads do not
+        survive a fork). No work waits on threads of its own kind, which could deadlock once all
+        of them wait: ``chunks`` hash, read and write one chunk each; ``values`` store a large
+        value while the caller encodes the next (see `save_values`); ``callers`` run the
+        functions of `map_in_parallel`, which may load or check values."""
+        if self._pools_pid != os.getpid():
+            self._pools, self._pools_pid = {}, os.getpid()
+        if role not in self._pools:
+            size = 1 if role == "values" else max(POOL_SIZE, os.cpu_count() or 1)
+            self._pools[role] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"flow-{role}")
+        return self._pools[role]
 
     def map_in_parallel(self, function: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         """``function`` over ``items`` on the store's threads, results in order."""
-        return self._executor().map(function, items)
+        return self._threads("callers").map(function, items)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -175,29 +184,38 @@ class ContentAddressedStore:
         zstd_flag, body = self._compress(parts, size, threads) if not flags & FLAG_MANIFEST else (0, list(parts))
         return [HEADER.pack(MAGIC, FORMAT, flags | zstd_flag, ENCODING_IDS[encoding], size), *body]
 
+    def _hash(self, encoding: str, parts: list[memoryview], size: int) -> tuple[str, list[str]]:
+        """(the value's digest, its chunks' digests): a payload over `CHUNK_SIZE` is hashed a
+        chunk at a time on several threads, and its digest hashes the chunks' digests (a Merkle
+        root); a smaller one has no chunks."""
+        if size <= CHUNK_SIZE:
+            return _digest(encoding, parts), []
+        chunk_digests = list(self._threads("chunks").map(
+            lambda start: _digest(RAW, _slice(parts, start, min(CHUNK_SIZE, size - start))),
+            range(0, size, CHUNK_SIZE)))
+        return _chunked_digest(encoding, chunk_digests), chunk_digests
+
     def _save_encoded(self, encoded: Encoded) -> str:
         parts = _views(encoded.parts)
         size = sum(p.nbytes for p in parts)
-        if size > CHUNK_SIZE:
-            return self._save_chunked(encoded.encoding, parts, size)
-        digest = _digest(encoded.encoding, parts)
-        key = blob_key(digest)
-        if not self.storage.exists(key):  # then write without asking again (a HEAD request on S3):
-            # another writer storing the same key meanwhile stores the same bytes
-            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size))
-        return digest
-
-    def _save_chunked(self, encoding: str, parts: list[memoryview], size: int) -> str:
-        """A large payload: chunks hashed, compressed and stored in parallel, a few at a time,
-        then a manifest under the value's key. The key hashes the chunks' digests (a Merkle
-        root), so the payload is read once, by several threads at once."""
-        starts = range(0, size, CHUNK_SIZE)
-        chunk_digests = list(self._executor().map(
-            lambda start: _digest(RAW, _slice(parts, start, min(CHUNK_SIZE, size - start))), starts))
-        digest = _chunked_digest(encoding, chunk_digests)
+        digest, chunk_digests = self._hash(encoded.encoding, parts, size)
         key = blob_key(digest)
         if self.storage.exists(key):
             return digest
+        # Then write without asking again (a HEAD request on S3): another writer storing the
+        # same key meanwhile stores the same bytes.
+        if not chunk_digests:
+            self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, parts, size))
+            return digest
+        self._save_chunks(parts, size, chunk_digests)
+        manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
+        self.storage.put_pieces(key, self._stored_pieces(encoded.encoding, [memoryview(manifest)], size, FLAG_MANIFEST))
+        return digest
+
+    def _save_chunks(self, parts: list[memoryview], size: int, chunk_digests: list[str]) -> None:
+        """A large payload's missing chunks, compressed and stored in parallel, a few at a time
+        (bounded memory); its manifest goes under the value's key after them."""
+        starts = range(0, size, CHUNK_SIZE)
         chunk_keys = {blob_key(d) for d in chunk_digests}
         missing = chunk_keys - self.storage.exists_many(chunk_keys)
 
@@ -208,25 +226,60 @@ class ContentAddressedStore:
             self.storage.put_pieces(blob_key(chunk_digest), pieces)  # known missing, as above
 
         todo = [(start, d) for start, d in zip(starts, chunk_digests) if blob_key(d) in missing]
-        for batch in range(0, len(todo), CHUNKS_IN_FLIGHT):  # bounded memory: a few chunks at a time
-            list(self._executor().map(store, todo[batch: batch + CHUNKS_IN_FLIGHT]))
-        manifest = msgpack.packb({"chunks": chunk_digests, "chunk_size": CHUNK_SIZE})
-        pieces = self._stored_pieces(encoding, [memoryview(manifest)], size, FLAG_MANIFEST)
-        self.storage.put_pieces(key, pieces)
-        return digest
+        for batch in range(0, len(todo), CHUNKS_IN_FLIGHT):
+            list(self._threads("chunks").map(store, todo[batch: batch + CHUNKS_IN_FLIGHT]))
 
-    def save_values(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:
-        """Store each value; return its record (content key, type, encoded size, encoding)."""
-        records = {}
-        for name, value in values.items():
-            try:
-                encoded = encode(value)
-            except Exception as exc:  # pickle refuses locks, generators, sockets, local functions
-                raise UnstorableValue(name, exc) from None
-            digest = self._save_encoded(encoded)
-            records[name] = ArtifactRecord(name=name, key=digest, type=qualified_type(value),
-                                           size=encoded.size, encoding=encoded.encoding)
-        return records
+    def _unchanged(self, value: Any, before: ArtifactRecord) -> bool:
+        """Whether ``value`` still encodes to the bytes stored under ``before`` (the record it
+        was loaded from), told without `encode`'s msgpack pass where that pass costs as much as
+        the pickling: a large dict or list of plain data. Equal bytes mean `encode` would give
+        these bytes too; anything else is encoded in full."""
+        if before.encoding != PICKLE or type(value) not in (dict, list):
+            return False
+        guess = pickled_as_plain(value)
+        if guess is None or guess.size != before.size:
+            return False
+        return self._hash(PICKLE, _views(guess.parts), guess.size)[0] == before.key
+
+    def save_values(self, values: Mapping[str, Any],
+                    loaded_from: Mapping[str, ArtifactRecord] | None = None) -> dict[str, ArtifactRecord]:
+        """Store each value; return its record (content key, type, encoded size, encoding).
+        ``loaded_from`` names the records some of the values were loaded from: a large one
+        that has not changed keeps its record for less than encoding it again.
+
+        Encoding holds the GIL; hashing and writing mostly do not. So a large value is stored
+        on a thread of its own while the next one is encoded, one at a time, so that no more
+        than two encoded values are held at once."""
+        loaded_from = loaded_from or {}
+        digests: dict[str, str | Future[str]] = {}
+        described: dict[str, tuple[str, int, str]] = {}
+        storing: Future[str] | None = None
+        try:
+            for name, value in values.items():
+                before = loaded_from.get(name)
+                if before is not None and self._unchanged(value, before):
+                    digests[name] = before.key
+                    described[name] = (before.type, before.size, before.encoding)
+                    continue
+                try:
+                    encoded = encode(value)
+                except Exception as exc:  # pickle refuses locks, generators, sockets, local functions
+                    raise UnstorableValue(name, exc) from None
+                described[name] = (qualified_type(value), encoded.size, encoded.encoding)
+                if encoded.size < BACKGROUND_FROM:
+                    digests[name] = self._save_encoded(encoded)
+                    continue
+                if storing is not None:
+                    storing.result()
+                storing = digests[name] = self._threads("values").submit(self._save_encoded, encoded)
+        finally:
+            if storing is not None:
+                wait([storing])  # nothing left writing behind the caller's back, even on an error
+        return {
+            name: ArtifactRecord(name=name, key=digest if isinstance(digest, str) else digest.result(),
+                                 type=described[name][0], size=described[name][1], encoding=described[name][2])
+            for name, digest in digests.items()
+        }
 
     def save_blobs(self, blobs: Sequence[Part]) -> list[str]:
         """Store raw bytes (logs, code packages); return their content keys."""
@@ -329,7 +382,7 @@ class ContentAddressedStore:
             index, chunk_digest = item
             self._load_chunk(digest, chunk_digest, view[index * chunk_size: min(size, (index + 1) * chunk_size)])
 
-        list(self._executor().map(load, enumerate(chunks)))
+        list(self._threads("chunks").map(load, enumerate(chunks)))
         return out
 
     def _load_chunk(self, digest: str, chunk_digest: str, into: memoryview) -> None:
@@ -378,7 +431,7 @@ class ContentAddressedStore:
             length = min(chunk_size, size - index * chunk_size)
             self._load_chunk(digest, chunk_digest, memoryview(bytearray(length)))
 
-        list(self._executor().map(check, enumerate(manifest["chunks"])))
+        list(self._threads("chunks").map(check, enumerate(manifest["chunks"])))
 
     def load_values(self, records: Mapping[str, ArtifactRecord]) -> dict[str, Any]:
         payloads = self._payloads([record.key for record in records.values()])

@@ -18,7 +18,7 @@ import io
 import mmap
 import pickle
 import struct
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import attrs
 import msgpack
@@ -65,14 +65,38 @@ def encode(value: Any) -> Encoded:
 
 def _pickled(value: Any, plain: bool) -> Encoded:
     buffers: list[pickle.PickleBuffer] = []
-    out = io.BytesIO()
-    pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffers.append)
-    pickler.fast = plain  # no memo: plain data has no cycles, and msgpack would not keep shared parts shared either
-    pickler.dump(value)
-    body = out.getbuffer()
+    body = _pickle_body(value, plain, buffers.append)
     views = [buffer.raw() for buffer in buffers]
     header = _PICKLE_MAGIC + struct.pack(f"<QI{len(views)}Q", len(body), len(views), *(v.nbytes for v in views))
     return Encoded(PICKLE, (header, body, *views))
+
+
+def _pickle_body(value: Any, plain: bool, buffer_callback: Callable[[pickle.PickleBuffer], Any]) -> memoryview:
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffer_callback)
+    pickler.fast = plain  # no memo: plain data has no cycles, and msgpack would not keep shared parts shared either
+    pickler.dump(value)
+    return out.getbuffer()
+
+
+class _NotPlainBuffer(Exception):
+    pass
+
+
+def _refuse_buffer(buffer: pickle.PickleBuffer) -> None:
+    raise _NotPlainBuffer
+
+
+def pickled_as_plain(value: Any) -> Encoded | None:
+    """``value`` pickled as `encode` pickles large plain data, without the msgpack pass that
+    finds it plain; None as soon as it proves not plain (an array's buffer, a cycle). Only for
+    comparing with an earlier encoding of the same value: equal bytes mean `encode` gives these
+    bytes too."""
+    try:
+        body = _pickle_body(value, True, _refuse_buffer)
+    except Exception:
+        return None
+    return Encoded(PICKLE, (_PICKLE_MAGIC + struct.pack("<QI", len(body), 0), body))
 
 
 def decode(encoding: str, payload: Part) -> Any:

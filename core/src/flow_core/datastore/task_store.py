@@ -79,11 +79,13 @@ class TaskDataStore:
         if self.committed:
             raise DataStoreError(f"attempt {self.attempt} of {self.pathspec} is already committed")
 
-    def save_artifacts(self, values: Mapping[str, Any]) -> dict[str, ArtifactRecord]:
-        """Encode and store the values; they become part of this attempt's index."""
+    def save_artifacts(self, values: Mapping[str, Any],
+                       loaded_from: Mapping[str, ArtifactRecord] | None = None) -> dict[str, ArtifactRecord]:
+        """Encode and store the values; they become part of this attempt's index.
+        ``loaded_from``: the records some of them were loaded from (see `save_values`)."""
         self._writable()
         try:
-            records = self.cas.save_values(values)
+            records = self.cas.save_values(values, loaded_from)
         except UnstorableValue as exc:
             step = self.pathspec.split("/")[2]
             cause = f"{type(exc.cause).__name__}: {exc.cause}"

@@ -339,15 +339,14 @@ class TaskRunner:
 
     def _save(self, flow: FlowSpec, parents: list[Parent], store: TaskDataStore, extra: dict[str, Any]) -> None:
         values = {**flow._artifacts_set(), **extra}
-        carried: dict[str, ArtifactRecord] = {}
+        inherited: dict[str, ArtifactRecord] = {}  # what each name held when this task began
         source = flow._artifact_source
         if isinstance(source, StoredArtifacts):
-            carried.update({name: source.record(name) for name in source.names() if name not in values})
+            inherited.update({name: source.record(name) for name in source.names()})
         for name, (merged_source, _key) in flow._merged.items():
-            if name not in values:
-                carried[name] = merged_source.record(name)
-        store.add_artifact_refs(carried)
-        store.save_artifacts(values)
+            inherited[name] = merged_source.record(name)
+        store.add_artifact_refs({name: record for name, record in inherited.items() if name not in values})
+        store.save_artifacts(values, loaded_from={name: inherited[name] for name in values if name in inherited})
         store.info.foreach_stack = stack_to_info(flow._foreach_stack)
         if flow._transition is not None:
             store.info.transition = list(flow._transition.targets)
