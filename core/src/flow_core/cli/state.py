@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -189,26 +190,36 @@ def apply_global_options(ctx: click.Context, datastore, metadata, quiet, verbose
 
 
 def run_cleanly(command: click.Command, args: list[str], prog_name: str, obj: CliState | None = None) -> NoReturn:
-    """Run a click command; turn every error into one line and an exit status."""
+    """Run a click command; turn every error into one line and an exit status; end the process."""
+    code = _exit_status(command, args, prog_name, obj)
+    # Python's last full garbage collection walks every object the command left behind (a
+    # flow, its plugins, their modules) only for the process to end: 80-120 ms of a two-step
+    # `flow run` on two cores. Frozen objects are passed over; they are still released, and
+    # open files flushed and closed, as the interpreter tears its modules down.
+    gc.freeze()
+    sys.exit(code)
+
+
+def _exit_status(command: click.Command, args: list[str], prog_name: str, obj: CliState | None) -> int:
     debug = "--debug" in args or bool(os.environ.get("FLOW_DEBUG"))
     try:
         result = command.main(args, prog_name=prog_name, standalone_mode=False, obj=obj)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except FlowError as exc:
         if debug:
             traceback.print_exc()
         click.echo(click.style("Error: ", fg="red", bold=True) + exc.message, err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:
         if debug:
             raise
@@ -217,5 +228,5 @@ def run_cleanly(command: click.Command, args: list[str], prog_name: str, obj: Cl
             + f"{type(exc).__name__}: {exc}. This is a bug in Flow or a plugin; rerun with --debug for the traceback.",
             err=True,
         )
-        sys.exit(2)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 2
+    return result if isinstance(result, int) else 0
