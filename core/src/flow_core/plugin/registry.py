@@ -78,11 +78,19 @@ def _comma_list(value: str | None) -> set[str] | None:
 class PluginRegistry:
     """The loaded plugins and what they provide. Build one with `load_plugins`."""
 
-    def __init__(self, pm: pluggy.PluginManager, versions: dict[str, str], failures: dict[str, str]):
+    def __init__(self, pm: pluggy.PluginManager, distributions: dict[str, importlib.metadata.Distribution | None],
+                 failures: dict[str, str]):
         self.pm = pm
-        self.versions = versions
+        self._distributions = distributions
         #: Distributions that failed to load, with the reason.
         self.failures = failures
+
+    @cached_property
+    def versions(self) -> dict[str, str]:
+        """Each loaded plugin's version, read from its distribution's metadata on first use:
+        reading it for every plugin cost each command tens of milliseconds, and only `flow
+        plugins` and code packages ask."""
+        return {name: dist.version if dist else _version(name) for name, dist in self._distributions.items()}
 
     # -- backends ---------------------------------------------------------------------------
 
@@ -213,7 +221,7 @@ def load_plugins(settings: Settings | None = None) -> PluginRegistry:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(builtin_plugin, name=CORE_PLUGIN_NAME)
-    versions = {CORE_PLUGIN_NAME: _version(CORE_PLUGIN_NAME)}
+    distributions: dict[str, importlib.metadata.Distribution | None] = {CORE_PLUGIN_NAME: None}
     failures: dict[str, str] = {}
 
     disabled = _comma_list(settings.get("METAFLOW_DISABLE_PLUGINS")) or set()
@@ -233,7 +241,7 @@ def load_plugins(settings: Settings | None = None) -> PluginRegistry:
             pm.register(module, name=ep.name)
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"plugin {ep.name} has a malformed hook implementation: {exc}") from None
-        versions[ep.name] = ep.dist.version if ep.dist else _version(ep.name)
+        distributions[ep.name] = ep.dist
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -241,7 +249,7 @@ def load_plugins(settings: Settings | None = None) -> PluginRegistry:
             f"plugin {pm.get_name(exc.plugin)} implements a hook Flow does not define ({exc}); "
             "check the hook's spelling against flow_core.plugin.hookspecs"
         ) from None
-    return PluginRegistry(pm, versions, failures)
+    return PluginRegistry(pm, distributions, failures)
 
 
 def _version(distribution: str) -> str:
