@@ -132,6 +132,9 @@ class TaskDataStore:
     def artifact_records(self) -> dict[str, ArtifactRecord]:
         return dict(self._records)
 
+    def record(self, name: str) -> ArtifactRecord:
+        return self._records[name]
+
     def names(self) -> list[str]:
         return list(self._records)
 

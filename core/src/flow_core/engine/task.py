@@ -79,7 +79,7 @@ class StoredArtifacts(ArtifactSource):
         return self.store.load(name)
 
     def record(self, name: str) -> ArtifactRecord:
-        return self.store.artifact_records()[name]
+        return self.store.record(name)
 
     def key(self, name: str) -> str:
         return self.record(name).key
