@@ -22,7 +22,6 @@ import runpy
 import statistics
 import subprocess
 import sys
-import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,13 +60,14 @@ def metaflow_python() -> str:
     return _metaflow_venv(METAFLOW_VENV, METAFLOW_REQUIREMENTS)
 
 
-def compile_flow_bytecode() -> None:
+def compile_flow_bytecode(python: str = sys.executable, checkout: Path = HERE.parent) -> None:
     """pip compiled Metaflow's modules when it installed them; uv does not, and this machine
-    may forbid writing bytecode (PYTHONDONTWRITEBYTECODE). Compile Flow's side too, so both
-    start from bytecode."""
-    folders = [HERE.parent / "core" / "src", *HERE.parent.glob("plugins/*/src"), Path(sysconfig.get_paths()["purelib"])]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, folders)], check=True,
-                   stdout=subprocess.DEVNULL)
+    may forbid writing bytecode (PYTHONDONTWRITEBYTECODE). Compile Flow's side too (a
+    checkout's sources and its environment's packages), so both start from bytecode."""
+    packages = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    folders = [checkout / "core" / "src", *checkout.glob("plugins/*/src"), Path(packages)]
+    subprocess.run([python, "-m", "compileall", "-q", *map(str, folders)], check=True, stdout=subprocess.DEVNULL)
 
 
 def frameworks() -> list[Framework]:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from run import compile_flow_bytecode
 from scratch import scratch_folder
 
 HERE = Path(__file__).resolve().parent
@@ -45,14 +46,19 @@ def run_flow(python: str, name: str, env: dict[str, str], *options: str) -> str:
                               check=True, capture_output=True, text=True).stdout
 
 
-def foreach(width: int, workers: int | None) -> Callable[[str], float]:
+def whole_run(name: str, env: dict[str, str] | None = None, *options: str) -> Callable[[str], float]:
+    """The wall time of ``flow run`` of a workload, start to exit."""
     def measure(python: str) -> float:
         started = time.perf_counter()
-        run_flow(python, "foreach.py", {"BENCH_WIDTH": str(width)}, "--max-num-splits", "100000",
-                 *(["--max-workers", str(workers)] if workers else []))
+        run_flow(python, name, env or {}, *options)
         return time.perf_counter() - started
 
     return measure
+
+
+def foreach(width: int, workers: int | None) -> Callable[[str], float]:
+    return whole_run("foreach.py", {"BENCH_WIDTH": str(width)}, "--max-num-splits", "100000",
+                     *(["--max-workers", str(workers)] if workers else []))
 
 
 def artifact(kind: str, size: int) -> Callable[[str], float]:
@@ -66,11 +72,13 @@ def artifact(kind: str, size: int) -> Callable[[str], float]:
 
 
 WORKLOADS_BY_NAME = {
+    "hello (2 steps)": whole_run("hello.py"),
     "foreach 1000": foreach(1000, None),
     "foreach 1000, 2 workers": foreach(1000, 2),
     "128 MiB array save+load": artifact("array", 128 * MiB),
     "1 GiB array save+load": artifact("array", 1024 * MiB),
     "1e6-entry dict save+load": artifact("dict", 1_000_000),
+    "array + dict: whole run": whole_run("artifact_pair.py"),
 }
 
 
@@ -78,7 +86,9 @@ def earlier_checkout(rev: str, folder: Path) -> str:
     """A worktree of ``rev`` with its own environment; the path of its interpreter."""
     subprocess.run(["git", "worktree", "add", "--detach", "-q", str(folder), rev], cwd=REPO, check=True)
     subprocess.run(["uv", "sync", "--all-packages", "--quiet"], cwd=folder, check=True)
-    return str(folder / ".venv" / "bin" / "python")
+    python = str(folder / ".venv" / "bin" / "python")
+    compile_flow_bytecode(python, folder)
+    return python
 
 
 def main() -> None:
@@ -91,6 +101,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="flow-earlier-")) / "checkout"
     try:
         pythons = {options.against: earlier_checkout(options.against, folder), "this checkout": sys.executable}
+        compile_flow_bytecode()
         for name, measure in WORKLOADS_BY_NAME.items():
             if options.only not in name:
                 continue
