@@ -6,6 +6,7 @@ import collections
 import enum
 import os
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -267,3 +268,21 @@ def test_a_failed_write_of_a_large_value_fails_the_save(cas, storage, monkeypatc
     monkeypatch.setattr(storage, "put_pieces", refuse)
     with pytest.raises(DataStoreError, match="No space left on device"):
         cas.save_values({"array": np.random.default_rng(4).random(4 * MiB // 8), "n": 1})
+
+
+def test_a_loaded_value_whose_parts_are_shared_is_saved_again_without_writing_them_out_each_time(cas, storage):
+    """Telling a loaded value unchanged pickles it without a memo, which writes a shared part out
+    at every reference: that pickle stops at the size the value had, instead of growing to the
+    hundreds of megabytes of a part written out 400 times."""
+    part = {f"key-{i}": i for i in range(40_000)}  # about 600 KB pickled
+    value = [(0,)] + [part] * 400  # a tuple: not plain, so pickled with its memo, the part once
+    before = cas.save_values({"value": value})["value"]
+    loaded = ContentAddressedStore(storage).load_values({"value": before})["value"]
+    tracemalloc.start()
+    try:
+        records = ContentAddressedStore(storage).save_values({"value": loaded}, loaded_from={"value": before})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert records["value"].key == before.key
+    assert peak < 64 * MiB

@@ -248,3 +248,40 @@ def test_an_artifact_changed_in_place_by_a_step_that_read_it_is_what_later_steps
     start, change = run["start"].task, run["change"].task
     assert "added" not in start.data.table and start.data.small == [1]
     assert change["kept"].sha == start["kept"].sha and change["table"].sha != start["table"].sha
+
+
+def test_what_a_step_in_its_own_process_leaves_in_a_reference_cycle_is_finalized_at_its_end(python_flow, tmp_path):
+    """A step run as a process of its own (as on remote compute) ends as Python ends: what the
+    step left alive, reference cycles included, is collected, so a file it never closed is
+    still flushed."""
+    marker = tmp_path / "written-at-exit.txt"
+    path = _write(tmp_path, "cycle_flow.py", f"""
+        from flow_core import FlowSpec, step
+
+        kept = []
+
+
+        class Holder:
+            def __init__(self):
+                self.me = self  # a reference cycle: only the garbage collector frees it
+                self.out = open({str(marker)!r}, "w")
+                self.out.write("flushed when collected")
+
+
+        class CycleFlow(FlowSpec):
+            @step
+            def start(self):
+                kept.append(Holder())
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+
+        if __name__ == "__main__":
+            CycleFlow()
+    """)
+    result = python_flow(path, "run", "--compute", "subprocess")
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "flushed when collected"

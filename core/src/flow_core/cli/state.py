@@ -191,13 +191,14 @@ def apply_global_options(ctx: click.Context, datastore, metadata, quiet, verbose
 
 def run_cleanly(command: click.Command, args: list[str], prog_name: str, obj: CliState | None = None) -> NoReturn:
     """Run a click command; turn every error into one line and an exit status; end the process."""
-    code = _exit_status(command, args, prog_name, obj)
-    # Python's last full garbage collection walks every object the command left behind (a
-    # flow, its plugins, their modules) only for the process to end: 80-120 ms of a two-step
-    # `flow run` on two cores. Frozen objects are passed over; they are still released, and
-    # open files flushed and closed, as the interpreter tears its modules down.
+    # What is in memory by now (Flow's modules and what they import; with `python myflow.py`,
+    # the flow's module too) stays until the process ends. Frozen, the collector passes over
+    # it, during the command and in the full collection at exit, which walked it all only to
+    # end the process (hello's `flow run`: 453 ms without, 400 ms with, median of 30). What the
+    # command goes on to create (`flow run`'s flow module, a step's objects in `flow step`) is
+    # still collected and finalized as usual, reference cycles included.
     gc.freeze()
-    sys.exit(code)
+    sys.exit(_exit_status(command, args, prog_name, obj))
 
 
 def _exit_status(command: click.Command, args: list[str], prog_name: str, obj: CliState | None) -> int:

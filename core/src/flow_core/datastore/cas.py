@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -38,6 +39,7 @@ from flow_core.datastore.buffers import WritableBuffer, writable_buffer, writabl
 from flow_core.datastore.encoding import (
     MSGPACK,
     PICKLE,
+    PICKLE_PLAIN_FROM,
     RAW,
     Encoded,
     Part,
@@ -139,6 +141,7 @@ class ContentAddressedStore:
         self.storage = storage
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_pid = 0
+        self._pools_lock = threading.Lock()
 
     def _threads(self, role: str) -> ThreadPoolExecutor:
         """The store's threads for one kind of work, made anew in a forked child (threads do not
@@ -146,12 +149,13 @@ class ContentAddressedStore:
         of them wait: ``chunks`` hash, read and write one chunk each; ``values`` store a large
         value while the caller encodes the next (see `save_values`); ``callers`` run the
         functions of `map_in_parallel`, which may load or check values."""
-        if self._pools_pid != os.getpid():
-            self._pools, self._pools_pid = {}, os.getpid()
-        if role not in self._pools:
-            size = 1 if role == "values" else max(POOL_SIZE, os.cpu_count() or 1)
-            self._pools[role] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"flow-{role}")
-        return self._pools[role]
+        with self._pools_lock:  # several threads may ask at once (a value stored while the next is hashed)
+            if self._pools_pid != os.getpid():
+                self._pools, self._pools_pid = {}, os.getpid()
+            if role not in self._pools:
+                size = 1 if role == "values" else max(POOL_SIZE, os.cpu_count() or 1)
+                self._pools[role] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"flow-{role}")
+            return self._pools[role]
 
     def map_in_parallel(self, function: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         """``function`` over ``items`` on the store's threads, results in order."""
@@ -233,13 +237,16 @@ class ContentAddressedStore:
         """Whether ``value`` still encodes to the bytes stored under ``before`` (the record it
         was loaded from), told without `encode`'s msgpack pass where that pass costs as much as
         the pickling: a large dict or list of plain data. Equal bytes mean `encode` would give
-        these bytes too; anything else is encoded in full."""
-        if before.encoding != PICKLE or type(value) not in (dict, list):
+        these bytes too; anything else is encoded in full, after a pickle of at most
+        ``before.size`` bytes (fast mode writes a shared part out again at every reference)."""
+        if before.encoding != PICKLE or before.size < PICKLE_PLAIN_FROM // 2 or type(value) not in (dict, list):
             return False
-        guess = pickled_as_plain(value)
+        guess = pickled_as_plain(value, before.size)
         if guess is None or guess.size != before.size:
             return False
-        return self._hash(PICKLE, _views(guess.parts), guess.size)[0] == before.key
+        # ...and still there, as the full path would make sure (a removed object is written again)
+        return (self._hash(PICKLE, _views(guess.parts), guess.size)[0] == before.key
+                and self.storage.exists(blob_key(before.key)))
 
     def save_values(self, values: Mapping[str, Any],
                     loaded_from: Mapping[str, ArtifactRecord] | None = None) -> dict[str, ArtifactRecord]:

@@ -71,29 +71,35 @@ def _pickled(value: Any, plain: bool) -> Encoded:
     return Encoded(PICKLE, (header, body, *views))
 
 
-def _pickle_body(value: Any, plain: bool, buffer_callback: Callable[[pickle.PickleBuffer], Any]) -> memoryview:
-    out = io.BytesIO()
+def _pickle_body(value: Any, plain: bool, buffer_callback: Callable[[pickle.PickleBuffer], Any],
+                 out: io.BytesIO | None = None) -> memoryview:
+    out = out or io.BytesIO()
     pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffer_callback)
     pickler.fast = plain  # no memo: plain data has no cycles, and msgpack would not keep shared parts shared either
     pickler.dump(value)
     return out.getbuffer()
 
 
-class _NotPlainBuffer(Exception):
-    pass
+class _CappedBytesIO(io.BytesIO):
+    """Refuses to grow past ``limit`` bytes (the pickler writes a frame at a time)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.tell() + memoryview(data).nbytes > self.limit:
+            raise _NotPlain
+        return super().write(data)
 
 
-def _refuse_buffer(buffer: pickle.PickleBuffer) -> None:
-    raise _NotPlainBuffer
-
-
-def pickled_as_plain(value: Any) -> Encoded | None:
+def pickled_as_plain(value: Any, limit: int) -> Encoded | None:
     """``value`` pickled as `encode` pickles large plain data, without the msgpack pass that
-    finds it plain; None as soon as it proves not plain (an array's buffer, a cycle). Only for
-    comparing with an earlier encoding of the same value: equal bytes mean `encode` gives these
-    bytes too."""
+    finds it plain; None as soon as it proves not plain (an array's buffer, a cycle) or grows
+    past ``limit`` bytes. Only for comparing with an earlier encoding of the same value: equal
+    bytes mean `encode` gives these bytes too."""
     try:
-        body = _pickle_body(value, True, _refuse_buffer)
+        body = _pickle_body(value, True, _refuse, _CappedBytesIO(limit))
     except Exception:
         return None
     return Encoded(PICKLE, (_PICKLE_MAGIC + struct.pack("<QI", len(body), 0), body))
