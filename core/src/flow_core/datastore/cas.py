@@ -258,34 +258,33 @@ class ContentAddressedStore:
         on a thread of its own while the next one is encoded, one at a time, so that no more
         than two encoded values are held at once."""
         loaded_from = loaded_from or {}
-        digests: dict[str, str | Future[str]] = {}
-        described: dict[str, tuple[str, int, str]] = {}
+        # name -> (its digest, or the future of a store still under way; its type, size, encoding)
+        saved: dict[str, tuple[str | Future[str], str, int, str]] = {}
         storing: Future[str] | None = None
         try:
             for name, value in values.items():
                 before = loaded_from.get(name)
                 if before is not None and self._unchanged(value, before):
-                    digests[name] = before.key
-                    described[name] = (before.type, before.size, before.encoding)
+                    saved[name] = (before.key, before.type, before.size, before.encoding)
                     continue
                 try:
                     encoded = encode(value)
                 except Exception as exc:  # pickle refuses locks, generators, sockets, local functions
                     raise UnstorableValue(name, exc) from None
-                described[name] = (qualified_type(value), encoded.size, encoded.encoding)
                 if encoded.size < BACKGROUND_FROM:
-                    digests[name] = self._save_encoded(encoded)
-                    continue
-                if storing is not None:
-                    storing.result()
-                storing = digests[name] = self._threads("values").submit(self._save_encoded, encoded)
+                    digest: str | Future[str] = self._save_encoded(encoded)
+                else:
+                    if storing is not None:
+                        storing.result()
+                    digest = storing = self._threads("values").submit(self._save_encoded, encoded)
+                saved[name] = (digest, qualified_type(value), encoded.size, encoded.encoding)
         finally:
             if storing is not None:
                 wait([storing])  # nothing left writing behind the caller's back, even on an error
         return {
             name: ArtifactRecord(name=name, key=digest if isinstance(digest, str) else digest.result(),
-                                 type=described[name][0], size=described[name][1], encoding=described[name][2])
-            for name, digest in digests.items()
+                                 type=type_, size=size, encoding=encoding)
+            for name, (digest, type_, size, encoding) in saved.items()
         }
 
     def save_blobs(self, blobs: Sequence[Part]) -> list[str]:

@@ -65,8 +65,11 @@ def encode(value: Any) -> Encoded:
 
 def _pickled(value: Any, plain: bool) -> Encoded:
     buffers: list[pickle.PickleBuffer] = []
-    body = _pickle_body(value, plain, buffers.append)
-    views = [buffer.raw() for buffer in buffers]
+    return _pickle_payload(_pickle_body(value, plain, buffers.append), [buffer.raw() for buffer in buffers])
+
+
+def _pickle_payload(body: memoryview, views: list[memoryview]) -> Encoded:
+    """The pickle and its out-of-band buffers behind the header `decode` reads."""
     header = _PICKLE_MAGIC + struct.pack(f"<QI{len(views)}Q", len(body), len(views), *(v.nbytes for v in views))
     return Encoded(PICKLE, (header, body, *views))
 
@@ -99,10 +102,9 @@ def pickled_as_plain(value: Any, limit: int) -> Encoded | None:
     past ``limit`` bytes. Only for comparing with an earlier encoding of the same value: equal
     bytes mean `encode` gives these bytes too."""
     try:
-        body = _pickle_body(value, True, _refuse, _CappedBytesIO(limit))
+        return _pickle_payload(_pickle_body(value, True, _refuse, _CappedBytesIO(limit)), [])
     except Exception:
         return None
-    return Encoded(PICKLE, (_PICKLE_MAGIC + struct.pack("<QI", len(body), 0), body))
 
 
 def decode(encoding: str, payload: Part) -> Any:
