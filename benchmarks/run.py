@@ -163,16 +163,15 @@ def s3_environment(framework: Framework) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def artifact_round_trip(kind: str, size: int, s3: bool = False) -> Callable[[Framework], float]:
+def artifact_round_trip(kind: str, size: int) -> Callable[[Framework], float]:
     """Save + load time of one artifact: the in-flow measurement minus the same for a tiny value."""
 
     def measure(framework: Framework) -> float:
         with fresh_folder() as folder:
             path = write_workload(framework, "artifact.py", folder)
             args = [str(path), *framework.run_prefix, "run"]
-            where = s3_environment(framework) if s3 else {}
-            _, big = run_command(framework, folder, args, {**where, "BENCH_KIND": kind, "BENCH_SIZE": str(size)})
-            _, tiny = run_command(framework, folder, args, {**where, "BENCH_KIND": kind, "BENCH_SIZE": "8"})
+            _, big = run_command(framework, folder, args, {"BENCH_KIND": kind, "BENCH_SIZE": str(size)})
+            _, tiny = run_command(framework, folder, args, {"BENCH_KIND": kind, "BENCH_SIZE": "8"})
             return max(0.0, reported(big) - reported(tiny))
 
     return measure
