@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import attrs
 from scratch import folder_until_exit, scratch_folder
@@ -144,6 +144,20 @@ def check_s3_server_installed() -> None:
                  "run `uv sync --all-packages` first, or leave the row out with --quick or -k.")
 
 
+def warm_up_s3_server(server: Any, bucket: str) -> None:
+    """Write 512 MiB, untimed: a fresh SeaweedFS grows its first volumes on the first writes,
+    and that should not fall on whichever framework happens to go first."""
+    client, blob = server.client(), os.urandom(64 * MiB)
+    for index in range(8):
+        client.put_object(Bucket=bucket, Key=f"warm-up/{index}", Body=blob)
+
+
+def s3_server_pid() -> int:
+    """The process id of the SeaweedFS server `s3_environment` started."""
+    assert _s3_server is not None and _s3_server.process is not None, "call s3_environment first"
+    return _s3_server.process.pid
+
+
 def s3_environment(framework: Framework) -> dict[str, str]:
     """Both frameworks' S3 datastore on one SeaweedFS server, started on first use."""
     global _s3_server
@@ -153,11 +167,7 @@ def s3_environment(framework: Framework) -> dict[str, str]:
         _s3_server = SeaweedS3(folder_until_exit(prefix="flow-bench-s3-")).start()
         atexit.register(_s3_server.stop)
         _s3_server.create_bucket("bench")
-        # A fresh SeaweedFS grows its first volumes on the first writes: pay that untimed, not
-        # on whichever framework happens to go first.
-        client, blob = _s3_server.client(), os.urandom(64 * MiB)
-        for index in range(8):
-            client.put_object(Bucket="bench", Key=f"warm-up/{index}", Body=blob)
+        warm_up_s3_server(_s3_server, "bench")
     return {"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_S3_ENDPOINT_URL": _s3_server.endpoint_url,
             "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://bench/{framework.module}-{time.time_ns()}",
             "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -190,8 +200,7 @@ def script_seconds(file: str) -> Callable[[Framework], float]:
 
 def s3_server_cpu() -> float:
     """CPU seconds (user + system, all threads) the benchmark's SeaweedFS has used so far."""
-    assert _s3_server is not None and _s3_server.process is not None
-    fields = Path(f"/proc/{_s3_server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{s3_server_pid()}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -78,7 +78,7 @@ def main() -> None:
         return worker(args.worker, args.root, args.count, args.size, args.tmproot)
 
     sys.path.insert(0, str(HERE))
-    from run import frameworks
+    from run import frameworks, warm_up_s3_server
 
     from flow_datastore_s3.testing import SeaweedS3
 
@@ -88,10 +88,7 @@ def main() -> None:
     server = SeaweedS3(Path(tempfile.mkdtemp(prefix="flow-bench-s3client-"))).start()
     try:
         server.create_bucket("bench")
-        # A fresh SeaweedFS grows its volumes on the first writes: pay that before either side is timed.
-        client, blob = server.client(), os.urandom(64 * MiB)
-        for i in range(8):
-            client.put_object(Bucket="bench", Key=f"warm-up/{i}", Body=blob)
+        warm_up_s3_server(server, "bench")
         rows = []
         for label, count, size in workloads:
             times: dict[str, dict[str, list[float]]] = {f.name: {"put_many": [], "get_many": []} for f in both}

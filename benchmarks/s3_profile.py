@@ -98,8 +98,7 @@ def record(perf_data: Path) -> tuple[float, int]:
         finally:
             perf.send_signal(signal.SIGINT)
             perf.wait()
-    assert run._s3_server is not None and run._s3_server.process is not None
-    return run.reported(output), run._s3_server.process.pid
+    return run.reported(output), run.s3_server_pid()
 
 
 def samples(perf_data: Path) -> list[tuple[str, int, float, int, str]]:
